@@ -1,0 +1,33 @@
+"""domarkx: a Markdown document as the source of truth for an LLM session.
+
+The public API is re-exported here; names load on first use so that the CLI
+starts without importing pydantic or markdown-it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from domarkx._version import __version__
+
+_EXPORTS = {
+    "DocumentError": "domarkx.errors",
+    "DomarkxError": "domarkx.errors",
+    "MacroExpander": "domarkx.parsing.macros",
+    "MarkdownParser": "domarkx.parsing.markdown",
+    "Message": "domarkx.data.models",
+    "SessionSnapshot": "domarkx.data.models",
+    "SnapshotManager": "domarkx.session.snapshot",
+    "Store": "domarkx.data.store",
+    "UsageError": "domarkx.errors",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'domarkx' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,5 @@
+"""``python -m domarkx``."""
+
+from domarkx.cli import run
+
+run()

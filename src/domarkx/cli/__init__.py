@@ -1,0 +1,107 @@
+"""The ``domarkx`` command line.
+
+Each command group lives in its own module and is imported only when invoked, so
+``domarkx --help`` and ``domarkx --version`` load nothing but click. ``main`` takes
+``args`` and returns an exit code, which is how the tests drive it in-process.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+import click
+
+from domarkx._version import __version__
+from domarkx.errors import DomarkxError
+
+# name -> (module:attribute, one-line help shown by `domarkx --help`)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "import": ("domarkx.cli.import_:import_cmd", "Build a snapshot from a Markdown document."),
+    "export": ("domarkx.cli.export:export_cmd", "Write a snapshot back out as Markdown."),
+    "snapshots": ("domarkx.cli.snapshots:snapshots", "List, inspect, tag and remove snapshots."),
+    "prune": ("domarkx.cli.snapshots:prune", "Delete stored data nothing refers to."),
+    "new": ("domarkx.cli.new:new", "Start a document from a template."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attr = target[0].partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, help_) for name, (_, help_) in COMMANDS.items()])
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=(
+        "Typical flow: `domarkx import doc.md -t demo`, then `domarkx export demo`. "
+        "Data lives in $DOMARKX_HOME (default: your user data directory)."
+    ),
+)
+@click.version_option(__version__, "-V", "--version", prog_name="domarkx")
+@click.option("--debug", is_flag=True, help="Show full tracebacks for internal errors.")
+def cli(debug: bool) -> None:
+    """domarkx: a Markdown document is the source of truth for an LLM session.
+
+    import a document to get an immutable snapshot (like `docker build`), and
+    export it back to Markdown, byte for byte.
+    """
+
+
+def _print_error(err: DomarkxError) -> None:
+    click.echo(err.format(), err=True)
+    if err.hint:
+        for line in err.hint.splitlines():
+            click.echo(f"  hint: {line}", err=True)
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code (0 ok, 1 runtime failure, 2 bad usage or input)."""
+    argv = list(sys.argv[1:] if args is None else args)
+    try:
+        cli.main(args=argv, prog_name="domarkx", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except DomarkxError as exc:
+        _print_error(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:
+        if "--debug" in argv:
+            raise
+        click.echo(
+            f"error: internal error: {type(exc).__name__}: {exc} (a bug; rerun with --debug for the traceback)",
+            err=True,
+        )
+        return 1
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""``domarkx snapshots …`` and ``domarkx prune``."""
+
+from __future__ import annotations
+
+import click
+
+from domarkx import ids
+from domarkx.cli._common import ago, emit_json, human_size, json_option, open_store, table
+
+
+@click.group("snapshots")
+def snapshots() -> None:
+    """Manage stored snapshots (like `docker image`)."""
+
+
+@snapshots.command("ls")
+@click.option("-q", "--quiet", is_flag=True, help="Print only full ids.")
+@json_option
+def ls(quiet: bool, as_json: bool) -> None:
+    """List snapshots, newest first."""
+    from domarkx.session.snapshot import SnapshotManager
+
+    with open_store() as store:
+        infos = SnapshotManager(store).list()
+    if as_json:
+        emit_json([i.model_dump() for i in infos])
+    elif quiet:
+        for info in infos:
+            click.echo(info.id)
+    else:
+        table(
+            ["ID", "TAGS", "TITLE", "MESSAGES", "SIZE", "CREATED"],
+            [
+                [
+                    ids.short(i.id),
+                    ",".join(i.tags) or "-",
+                    i.title or "-",
+                    str(i.messages),
+                    human_size(i.size),
+                    ago(i.created),
+                ]
+                for i in infos
+            ],
+        )
+
+
+@snapshots.command("inspect")
+@click.argument("ref")
+@json_option
+def inspect(ref: str, as_json: bool) -> None:
+    """Show a snapshot's metadata, manifest and structure."""
+    from domarkx.session.snapshot import SnapshotManager
+
+    with open_store() as store:
+        data = SnapshotManager(store).info(ref)
+    if as_json:
+        emit_json(data)
+        return
+    click.echo(f"id:        {data['id']}")
+    click.echo(f"tags:      {', '.join(data['tags']) or '-'}")
+    click.echo(f"title:     {data['title'] or '-'}")
+    click.echo(f"source:    {data['source'] or '-'}")
+    click.echo(f"size:      {human_size(data['size'])}")
+    click.echo(f"messages:  {data['messages']} ({', '.join(data['roles']) or 'none'})")
+    click.echo(f"setup:     {data['setup'] or '-'}")
+    resources = (data["workspace_config"] or {}).get("resources", [])
+    click.echo(f"resources: {', '.join(r['type'] for r in resources) or '-'}")
+    click.echo(f"document:  {data['manifest']['document']}")
+
+
+@snapshots.command("tag")
+@click.argument("ref")
+@click.argument("tag")
+def tag(ref: str, tag: str) -> None:
+    """Give snapshot REF the name TAG (moving TAG if another snapshot had it)."""
+    from domarkx.session.snapshot import SnapshotManager
+
+    with open_store() as store:
+        snapshot_id = SnapshotManager(store).tag(ref, tag)
+    click.echo(f"{tag} -> {snapshot_id}")
+
+
+@snapshots.command("rm")
+@click.argument("refs", nargs=-1, required=True, metavar="REF...")
+def rm(refs: tuple[str, ...]) -> None:
+    """Remove snapshots (their data is freed by `domarkx prune`)."""
+    from domarkx.session.snapshot import SnapshotManager
+
+    with open_store() as store:
+        manager = SnapshotManager(store)
+        removed = [manager.remove(ref) for ref in refs]
+    for snapshot_id in removed:
+        click.echo(f"removed {snapshot_id}")
+
+
+@click.command("prune")
+@click.option("-n", "--dry-run", is_flag=True, help="Report what would be freed, delete nothing.")
+@json_option
+def prune(dry_run: bool, as_json: bool) -> None:
+    """Delete stored payloads that no snapshot or instance refers to."""
+    with open_store() as store:
+        count, freed = store.prune(dry_run=dry_run)
+    if as_json:
+        emit_json({"blobs": count, "bytes": freed, "dry_run": dry_run})
+    else:
+        verb = "would free" if dry_run else "freed"
+        click.echo(f"{verb} {human_size(freed)} in {count} blobs")
