@@ -8,9 +8,17 @@ The tree, so the CLI can map each branch to an exit code::
     │   ├── ReferenceNotFound    no snapshot or instance matches a reference
     │   ├── AmbiguousReference   a prefix that matches more than one object
     │   └── PathEscapeError      a path that leaves the tree it must stay in
-    └── StoreError               the store on disk is damaged or unreadable
+    ├── StoreError               the store on disk is damaged or unreadable
+    └── ProviderError            a model call failed; the conversation so far is kept
+        ├── ModelConnectionError     the server could not be reached, or its stream broke
+        │   └── ModelTimeoutError    no answer within the time-out
+        ├── ModelAuthError           401/403: the API key is missing, wrong or not allowed
+        ├── ModelRateLimitError      429, still after the retries
+        ├── ModelServerError         5xx (still after the retries), or an error event
+        ├── ModelRequestError        another 4xx: unknown model, context too long, …
+        └── ModelResponseError       a reply domarkx cannot use (malformed stream, bad tool arguments)
 
-Errors from dependencies (sqlite3, yaml, json, …) are translated at the boundary
+Errors from dependencies (sqlite3, yaml, json, openai, …) are translated at the boundary
 into one of these with ``raise … from exc``; anything else reaching the CLI is a bug.
 """
 
@@ -73,3 +81,54 @@ class PathEscapeError(UsageError):
 
 class StoreError(DomarkxError):
     """The store is damaged, locked beyond patience, or unreadable."""
+
+
+class ProviderError(DomarkxError):
+    """A model provider call failed; the caller keeps the conversation and may try again.
+
+    ``retryable`` says whether sending the same request again may succeed; a
+    provider clears it once part of a reply has been shown, so a retry never
+    prints text twice. ``retry_after`` is the wait the server asked for, in seconds.
+    """
+
+    retryable = False
+
+    def __init__(self, message: str, *, hint: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
+
+
+class ModelConnectionError(ProviderError):
+    """The model server could not be reached, or the connection broke mid-reply."""
+
+    retryable = True
+
+
+class ModelTimeoutError(ModelConnectionError):
+    """The model server did not answer within the time-out (not retried: it would multiply the wait)."""
+
+    retryable = False
+
+
+class ModelAuthError(ProviderError):
+    """The server refused the credentials (HTTP 401 or 403)."""
+
+
+class ModelRateLimitError(ProviderError):
+    """The server is rate-limiting us (HTTP 429)."""
+
+    retryable = True
+
+
+class ModelServerError(ProviderError):
+    """The server failed (HTTP 5xx) or reported an error inside a stream."""
+
+    retryable = True
+
+
+class ModelRequestError(ProviderError):
+    """The server rejected the request itself (another 4xx): sending it again cannot help."""
+
+
+class ModelResponseError(ProviderError):
+    """The server answered with something domarkx cannot use."""

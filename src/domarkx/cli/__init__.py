@@ -23,6 +23,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "snapshots": ("domarkx.cli.snapshots:snapshots", "List, inspect, tag and remove snapshots."),
     "prune": ("domarkx.cli.snapshots:prune", "Delete stored data nothing refers to."),
     "new": ("domarkx.cli.new:new", "Start a document from a template."),
+    "run": ("domarkx.cli.run:run_cmd", "Create an instance of a snapshot and run it."),
+    "send": ("domarkx.cli.talk:send", "Send a message to an instance's model."),
+    "chat": ("domarkx.cli.talk:chat", "Talk with an instance interactively."),
+    "instances": ("domarkx.cli.instances:instances", "List, inspect, stop, start and remove instances."),
+    "log": ("domarkx.cli.history:log", "Show an instance's messages and workspace versions."),
+    "fork": ("domarkx.cli.history:fork", "Branch an instance at a message, workspace included."),
+    "commit": ("domarkx.cli.history:commit", "Make a snapshot of an instance, workspace included."),
+    "exec": ("domarkx.cli.exec_:exec_cmd", "Run a command in an instance's shell."),
 }
 
 
@@ -74,7 +82,7 @@ def main(args: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (0 ok, 1 runtime failure, 2 bad usage or input)."""
     argv = list(sys.argv[1:] if args is None else args)
     try:
-        cli.main(args=argv, prog_name="domarkx", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="domarkx", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
@@ -99,7 +107,7 @@ def main(args: Sequence[str] | None = None) -> int:
             err=True,
         )
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def run() -> None:

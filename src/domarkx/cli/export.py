@@ -1,4 +1,4 @@
-"""``domarkx export``: snapshot → Markdown."""
+"""``domarkx export``: a snapshot or an instance → Markdown."""
 
 from __future__ import annotations
 
@@ -10,13 +10,31 @@ from domarkx.cli._common import open_store, write_output
 @click.command("export")
 @click.argument("ref", metavar="REF")
 @click.option("-o", "--output", metavar="FILE", help="Write to FILE (atomically) instead of stdout.")
-def export_cmd(ref: str, output: str | None) -> None:
-    """Print the Markdown of snapshot REF (an id, an id prefix or a tag).
+@click.option("--at", "at", type=int, metavar="N", help="For an instance: only messages 0..N.")
+def export_cmd(ref: str, output: str | None, at: int | None) -> None:
+    """Print the Markdown of snapshot or instance REF (id, id prefix, tag or name).
 
-    For a document imported without macros this is the original, byte for byte.
+    A snapshot exports as imported: for a document without macros, the
+    original byte for byte. An instance exports its whole conversation - tool
+    calls, results, outputs and each assistant message's workspace version -
+    as a document that `domarkx import` takes back losslessly.
+
+    \b
+    Examples:
+      domarkx export demo > demo.md
+      domarkx export try1 --at 4 -o branch.md
     """
+    from domarkx.session.instance import resolve_any
     from domarkx.session.snapshot import SnapshotManager
 
     with open_store() as store:
-        text = SnapshotManager(store).document(ref)
+        kind, found = resolve_any(store, ref)
+        if kind == "snapshot":
+            if at is not None:
+                raise click.UsageError("--at applies to instances only")
+            text = SnapshotManager(store).document(found)
+        else:
+            from domarkx.session.instance import InstanceManager
+
+            text = InstanceManager(store).export(found, at=at)
     write_output(text, output)

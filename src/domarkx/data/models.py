@@ -45,6 +45,8 @@ class Message(BaseModel):
     start: int
     end: int
     metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata_lines: tuple[int, int] | None = None
+    """Line range of the ``msg-metadata`` block, so an export can rewrite just it."""
     blocks: list[Block] = Field(default_factory=list)
 
     @property
@@ -125,3 +127,63 @@ class SnapshotInfo(BaseModel):
     messages: int
     size: int
     created: float
+
+
+class ToolCallRecord(BaseModel):
+    """A tool call an assistant message made, as recorded in the conversation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class BlockOutput(BaseModel):
+    """What running one of a message's code blocks printed (offline execution)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    block: int
+    """Index into the message's code blocks."""
+    ok: bool
+    text: str
+
+
+class ConversationMessage(BaseModel):
+    """One message of an instance's conversation.
+
+    ``raw`` is the message's Markdown when it came from a document, kept so an
+    export reproduces it; messages the instance created have ``raw=None`` and are
+    rendered. ``workspace_version`` links assistant messages to the workspace
+    version after their tool calls (the seed's traceability rule).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: str
+    content: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    tool_calls: list[ToolCallRecord] = Field(default_factory=list)
+    tool_call_id: str | None = None
+    tool_ok: bool = True
+    code: list[Block] = Field(default_factory=list)
+    outputs: list[BlockOutput] = Field(default_factory=list)
+    workspace_version: str | None = None
+    raw: str | None = None
+
+
+class SessionInstance(BaseModel):
+    """A running copy of a snapshot: its own conversation and its own workspace."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    name: str | None = None
+    snapshot_id: str
+    workspace_id: str
+    status: Literal["running", "stopped"] = "running"
+    created: float
+    head_version: str | None = None
+    """The workspace version after the last change (a turn, a setup or an ``exec``)."""
+    messages: list[ConversationMessage] = Field(default_factory=list)

@@ -32,8 +32,23 @@ from domarkx.errors import AmbiguousReference, ReferenceNotFound, StoreError, Us
 Migration = Callable[[sqlite3.Connection], None]
 
 
+def _run_script(db: sqlite3.Connection, script: str) -> None:
+    """Run ``;``-separated statements inside the caller's transaction.
+
+    ``executescript`` would COMMIT first, splitting a migration from its
+    ``user_version`` bump; executing statement by statement keeps them atomic.
+    """
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            db.execute(statement)
+            statement = ""
+
+
 def _m1_initial(db: sqlite3.Connection) -> None:
-    db.executescript(
+    _run_script(
+        db,
         """
         CREATE TABLE snapshots (
             id TEXT PRIMARY KEY,
@@ -61,7 +76,31 @@ def _m1_initial(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [_m1_initial]
+def _m2_instances(db: sqlite3.Connection) -> None:
+    _run_script(
+        db,
+        """
+        CREATE TABLE instances (
+            id TEXT PRIMARY KEY,
+            name TEXT UNIQUE,
+            snapshot_id TEXT NOT NULL,
+            workspace_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created REAL NOT NULL,
+            head_version TEXT,
+            initial_version TEXT
+        );
+        CREATE TABLE messages (
+            instance_id TEXT NOT NULL REFERENCES instances(id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            PRIMARY KEY (instance_id, idx)
+        );
+        """
+    )
+
+
+MIGRATIONS: list[Migration] = [_m1_initial, _m2_instances]
 """Schema migrations, applied in order, each once; ``PRAGMA user_version`` counts them."""
 
 

@@ -201,7 +201,11 @@ class _Parse:
         try:
             json.dumps(value, allow_nan=False)
         except (TypeError, ValueError) as exc:
-            raise self.error(f"{what} holds a value that is not plain data: {exc}", line) from exc
+            raise self.error(
+                f"{what} holds a value that is not plain data: {exc}",
+                line,
+                hint="use strings, numbers, booleans, null, lists and mappings only",
+            ) from exc
 
     def close(self, snap: SessionSnapshot, msg: Message | None, blocks: list[Block], end: int) -> None:
         """Finish the preamble or a message at line ``end``."""
@@ -214,9 +218,17 @@ class _Parse:
         for block in blocks:
             info = InfoString(block.lang, block.attrs, tuple(block.flags))
             if block.kind == "code" and info.names("msg-metadata"):
-                if msg.metadata:
-                    raise self.error("a message has more than one msg-metadata block", block.start)
+                if msg.metadata_lines is not None:
+                    raise self.error(
+                        "a message has more than one msg-metadata block",
+                        block.start,
+                        hint=f"merge it into the one on line {msg.metadata_lines[0] + 1}",
+                    )
                 msg.metadata = self.json_object(block, "msg-metadata")
+                msg.metadata_lines = (block.start, block.end)
+            elif block.kind == "code" and info.names("tool-call"):
+                self.tool_call(block, info)
+                kept.append(block)
             elif not self.config_block(snap, block, info):
                 kept.append(block)
         msg.blocks = kept
@@ -247,6 +259,7 @@ class _Parse:
                 raise self.error(
                     f"second session-config block (the first is on line {self.session_config_line + 1})",
                     block.start,
+                    hint="merge them into one session-config block",
                 )
             self.session_config_line = block.start
             snap.session_config = self.json_object(block, "session-config")
@@ -256,6 +269,7 @@ class _Parse:
                 raise self.error(
                     f"second workspace-config block (the first is on line {self.workspace_line + 1})",
                     block.start,
+                    hint="list every resource in one workspace-config block",
                 )
             self.workspace_line = block.start
             snap.workspace_config = self.workspace(block)
@@ -273,8 +287,23 @@ class _Parse:
                 hint=f"{what} must be one JSON object, e.g. {{\"key\": \"value\"}}",
             ) from exc
         if not isinstance(value, dict):
-            raise self.error(f"{what} must be a JSON object, not {type(value).__name__}", block.start + 1)
+            raise self.error(
+                f"{what} must be a JSON object, not {type(value).__name__}",
+                block.start + 1,
+                hint=f"wrap the {what} in {{…}}, e.g. {{\"key\": \"value\"}}",
+            )
         return value
+
+    def tool_call(self, block: Block, info: InfoString) -> None:
+        """A recorded tool call needs an id, a name and JSON-object arguments."""
+        missing = [key for key in ("id", "name") if not info.attrs.get(key)]
+        if missing:
+            raise self.error(
+                f"tool-call block lacks {' and '.join(missing)}",
+                block.start,
+                hint="write ```json tool-call id=call_1 name=run_command",
+            )
+        self.json_object(block, "tool-call")
 
     def workspace(self, block: Block) -> WorkspaceConfig:
         data = load_yaml(block.text, path=self.path, first_line=block.start + 1, what="workspace-config")
@@ -291,7 +320,7 @@ class _Parse:
             loc = err["loc"]
             line = self.yaml_item_line(block, loc)
             where = ".".join(str(p) for p in loc)
-            hint = None
+            hint = "each resource is a mapping with a type: key, e.g. - type: local_shell"
             if loc and loc[-1] == "type" and err["type"] == "missing":
                 hint = f"known types: {', '.join(self.parser.resource_types)}"
             raise self.error(f"workspace-config: {where}: {err['msg']}", line, hint=hint) from exc
@@ -340,7 +369,10 @@ class _Parse:
             )
         if tok.type == "code_block":
             return Block(kind="code", start=start, end=end, text=tok.content)
-        raw = self.raw(start, end).rstrip("\r\n")
+        raw = self.raw(start, end)
+        if "\r" in raw:  # the text a model sees has one line ending, whatever the file uses
+            raw = _NEWLINE_RE.sub("\n", raw)
+        raw = raw.rstrip("\n")
         if tok.type == "blockquote_open":
             raw = _QUOTE_RE.sub("", raw)
         return Block(kind="text", start=start, end=end, text=raw)

@@ -1,0 +1,71 @@
+"""``domarkx log``, ``fork`` and ``commit``: an instance's history and time travel."""
+
+from __future__ import annotations
+
+import click
+
+from domarkx import ids
+from domarkx.cli._common import emit_json, json_option, table
+
+
+@click.command("log")
+@click.argument("ref", metavar="INSTANCE")
+@json_option
+def log(ref: str, as_json: bool) -> None:
+    """One line per message: index, role, summary and linked workspace version."""
+    from domarkx.cli._session import managers
+
+    manager, _ = managers()
+    with manager.store:
+        entries = manager.history(ref)
+    if as_json:
+        emit_json(entries)
+        return
+    table(
+        ["#", "ROLE", "VERSION", "SUMMARY"],
+        [
+            [str(e["index"]), e["role"], ids.short(e["workspace_version"]) if e["workspace_version"] else "-", e["summary"]]
+            for e in entries
+        ],
+    )
+
+
+@click.command("fork")
+@click.argument("ref", metavar="INSTANCE")
+@click.option("--at", "at", type=int, required=True, metavar="N", help="Keep messages 0..N.")
+@click.option("--name", metavar="NAME", help="Name the new instance.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the new instance id.")
+def fork(ref: str, at: int, name: str | None, quiet: bool) -> None:
+    """A new instance with messages 0..N and the workspace as it was at message N.
+
+    The original instance is untouched. See `domarkx log` for indices.
+    """
+    from domarkx.cli._session import managers
+
+    manager, _ = managers()
+    with manager.store:
+        new = manager.fork(ref, at, name=name)
+    if not quiet:
+        click.secho(f"· forked at message {at}, workspace {ids.short(new.head_version or '')}", err=True)
+    click.echo(new.id)
+
+
+@click.command("commit")
+@click.argument("ref", metavar="INSTANCE")
+@click.option("-t", "--tag", "tags", multiple=True, metavar="TAG", help="Tag the new snapshot (repeatable).")
+@json_option
+def commit(ref: str, tags: tuple[str, ...], as_json: bool) -> None:
+    """Make a snapshot of the instance, workspace included (like `docker commit`).
+
+    `domarkx run` of that snapshot starts from the committed workspace instead
+    of re-running the document's code.
+    """
+    from domarkx.cli._session import managers
+
+    manager, _ = managers()
+    with manager.store:
+        snapshot_id, created = manager.commit(ref, tags=tags)
+    if as_json:
+        emit_json({"id": snapshot_id, "created": created, "tags": list(tags)})
+    else:
+        click.echo(snapshot_id)

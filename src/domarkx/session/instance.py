@@ -1,0 +1,389 @@
+"""Session instances: a snapshot brought to life with its own conversation and workspace.
+
+An instance is stored as one row plus one row per message, so appending a turn
+is one small transaction and a crash loses at most the step in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from domarkx import ids
+from domarkx.data.models import (
+    BlockOutput,
+    ConversationMessage,
+    SessionInstance,
+    SessionSnapshot,
+)
+from domarkx.data.store import Store
+from domarkx.errors import AmbiguousReference, DomarkxError, ReferenceNotFound, UsageError
+from domarkx.session import convert
+from domarkx.session.snapshot import SnapshotManager
+
+if TYPE_CHECKING:
+    from domarkx.workspace.manager import Workspace, WorkspaceManager
+
+Progress = Callable[[str], None]
+
+SHELL_LANGS = {"bash", "sh", "shell", "zsh", "console"}
+PYTHON_LANGS = {"python", "py", "python3"}
+SQL_LANGS = {"sql", "sqlite"}
+
+
+def _quiet(_: str) -> None:
+    """The default progress sink: say nothing."""
+
+
+class InstanceManager:
+    """Creates, stores, forks and exports instances (the ``docker run`` side)."""
+
+    def __init__(self, store: Store, workspaces: WorkspaceManager | None = None) -> None:
+        from domarkx.workspace.manager import WorkspaceManager
+
+        self.store = store
+        self.snapshots = SnapshotManager(store)
+        self.workspaces = workspaces or WorkspaceManager(store)
+
+    # -- references ----------------------------------------------------------
+
+    def resolve(self, ref: str) -> str:
+        """An instance id from a name, a full id or a unique id prefix (≥ 4 hex)."""
+        return resolve_instance(self.store, ref)
+
+    # -- persistence -----------------------------------------------------------
+
+    def get(self, ref: str) -> SessionInstance:
+        instance_id = self.resolve(ref)
+        row = self.store.db.execute("SELECT * FROM instances WHERE id = ?", (instance_id,)).fetchone()
+        messages = [
+            ConversationMessage.model_validate_json(body)
+            for (body,) in self.store.db.execute(
+                "SELECT body FROM messages WHERE instance_id = ? ORDER BY idx", (instance_id,)
+            )
+        ]
+        return SessionInstance(
+            id=row["id"],
+            name=row["name"],
+            snapshot_id=row["snapshot_id"],
+            workspace_id=row["workspace_id"],
+            status=row["status"],
+            created=row["created"],
+            head_version=row["head_version"],
+            messages=messages,
+        )
+
+    def _insert(self, instance: SessionInstance, initial_version: str) -> None:
+        with self.store.write() as db:
+            db.execute(
+                "INSERT INTO instances(id, name, snapshot_id, workspace_id, status, created, head_version,"
+                " initial_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    instance.id,
+                    instance.name,
+                    instance.snapshot_id,
+                    instance.workspace_id,
+                    instance.status,
+                    instance.created,
+                    instance.head_version,
+                    initial_version,
+                ),
+            )
+            db.executemany(
+                "INSERT INTO messages(instance_id, idx, body) VALUES (?, ?, ?)",
+                [(instance.id, i, m.model_dump_json()) for i, m in enumerate(instance.messages)],
+            )
+
+    def save_messages(self, instance: SessionInstance, start: int) -> None:
+        """Persist ``instance.messages[start:]`` and the head version in one transaction."""
+        with self.store.write() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO messages(instance_id, idx, body) VALUES (?, ?, ?)",
+                [(instance.id, i, instance.messages[i].model_dump_json()) for i in range(start, len(instance.messages))],
+            )
+            db.execute(
+                "UPDATE instances SET head_version = ? WHERE id = ?", (instance.head_version, instance.id)
+            )
+
+    def set_status(self, ref: str, status: str) -> SessionInstance:
+        instance = self.get(ref)
+        if status == "stopped":
+            self.workspaces.close(self.workspaces.open(instance.workspace_id))
+        with self.store.write() as db:
+            db.execute("UPDATE instances SET status = ? WHERE id = ?", (status, instance.id))
+        instance.status = status  # type: ignore[assignment]
+        return instance
+
+    def list(self) -> list[dict[str, Any]]:
+        rows = self.store.db.execute(
+            "SELECT i.id, i.name, i.snapshot_id, i.status, i.created, i.head_version,"
+            " (SELECT COUNT(*) FROM messages m WHERE m.instance_id = i.id) AS messages"
+            " FROM instances i ORDER BY i.created DESC, i.id"
+        )
+        return [dict(r) for r in rows]
+
+    def remove(self, ref: str, *, force: bool = False) -> str:
+        instance = self.get(ref)
+        if instance.status == "running" and not force:
+            raise UsageError(
+                f"instance {instance.name or ids.short(instance.id)} is running",
+                hint="stop it first (`domarkx instances stop`) or pass --force",
+            )
+        self.workspaces.destroy(self.workspaces.open(instance.workspace_id))
+        with self.store.write() as db:
+            db.execute("DELETE FROM messages WHERE instance_id = ?", (instance.id,))
+            db.execute("DELETE FROM instances WHERE id = ?", (instance.id,))
+        return instance.id
+
+    # -- creation --------------------------------------------------------------
+
+    def _new(self, snapshot_id: str, workspace: Workspace, name: str | None) -> SessionInstance:
+        if name is not None:
+            self._check_name(name)
+        return SessionInstance(
+            id=secrets.token_hex(32),
+            name=name,
+            snapshot_id=snapshot_id,
+            workspace_id=workspace.id,
+            created=self.store.now(),
+        )
+
+    def _check_name(self, name: str) -> None:
+        if not name or not all(c.isalnum() or c in "._-" for c in name) or name[0] in ".-":
+            raise UsageError(f"invalid instance name {name!r}", hint="use letters, digits, '.', '_' and '-'")
+        if self.store.db.execute("SELECT 1 FROM instances WHERE name = ?", (name,)).fetchone():
+            raise UsageError(f"an instance named {name!r} already exists", hint="pick another --name")
+
+    def create(
+        self, snapshot: SessionSnapshot, *, name: str | None = None, progress: Progress = _quiet
+    ) -> SessionInstance:
+        """Provision the workspace, run setup and the assistant code blocks, store the instance.
+
+        A snapshot committed from an instance carries its workspace state: the
+        workspace is restored to it and nothing is re-executed.
+        """
+        if name is not None:
+            self._check_name(name)
+        config = self.workspaces.config_for(snapshot)
+        state = snapshot.workspace_state
+        if state:
+            progress("restoring the committed workspace")
+            workspace = self.workspaces.clone(config, state["workspace_version"])
+        else:
+            progress(f"creating workspace ({', '.join(r.type for r in config.resources)})")
+            workspace = self.workspaces.create(config)
+        try:
+            instance = self._new(snapshot.id, workspace, name)
+            instance.messages = convert.from_snapshot(snapshot)
+            if not state and snapshot.setup is not None:
+                progress(f"running the setup block ({snapshot.setup.lang})")
+                outcome = self.run_block(workspace, snapshot.setup.lang or "", snapshot.setup.text, {})
+                if outcome is not None and not outcome.ok:
+                    raise UsageError(
+                        f"the setup block failed: {outcome.text.strip().splitlines()[-1] if outcome.text.strip() else ''}",
+                        hint="fix the setup block of the document and import it again",
+                    )
+            instance.head_version = self.workspaces.commit(workspace).id
+            self._insert(instance, instance.head_version)
+        except BaseException:
+            self.workspaces.destroy(workspace)
+            raise
+        if not state:
+            self.execute_document(instance, workspace, progress)
+        return instance
+
+    def execute_document(self, instance: SessionInstance, workspace: Workspace, progress: Progress) -> None:
+        """Run each assistant message's code blocks and tool calls in order (the offline path)."""
+        for index, message in enumerate(instance.messages):
+            if message.role != "assistant":
+                continue
+            blocks = convert.runnable(message)
+            calls = message.tool_calls
+            if not blocks and not calls:
+                message.workspace_version = instance.head_version
+                self.save_messages(instance, index)
+                continue
+            outputs: list[BlockOutput] = []
+            for block_index, block in blocks:
+                progress(f"message {index}: running {block.lang} block")
+                outcome = self.run_block(workspace, block.lang or "", block.text, block.attrs)
+                if outcome is not None:
+                    outputs.append(BlockOutput(block=block_index, ok=outcome.ok, text=outcome.text))
+            for call in calls:
+                progress(f"message {index}: calling {call.name}")
+                self.workspaces.call(workspace, call.name, call.arguments)
+            message.outputs = outputs
+            instance.head_version = self.workspaces.commit(workspace).id
+            message.workspace_version = instance.head_version
+            self.save_messages(instance, index)
+
+    def run_block(self, workspace: Workspace, lang: str, code: str, attrs: dict[str, str]) -> Any:
+        """Execute one code block in the resource that speaks its language; None if none does."""
+        target = self.tool_for(workspace, lang.lower(), attrs.get("resource"))
+        if target is None:
+            return None
+        tool, argument = target
+        return self.workspaces.call(workspace, tool, {argument: code})
+
+    def tool_for(self, workspace: Workspace, lang: str, resource: str | None) -> tuple[str, str] | None:
+        """The (tool name, argument) that runs code of ``lang``, preferring a named resource."""
+        tools = {t.name for t in self.workspaces.tools(workspace)}
+        several = len(workspace.resources) > 1
+        wanted: list[tuple[str, str]] = []
+        if lang in PYTHON_LANGS:
+            wanted = [("execute_python", "code")]
+        elif lang in SQL_LANGS:
+            wanted = [("execute", "sql")]
+        if lang in SHELL_LANGS:
+            wanted = [("run_command", "command")]
+        for res in workspace.resources:
+            if resource is not None and res.name != resource:
+                continue
+            for tool, argument in wanted:
+                name = f"{res.name}__{tool}" if several else tool
+                if name in tools:
+                    return name, argument
+        if resource is not None:
+            names = ", ".join(r.name for r in workspace.resources)
+            raise UsageError(f"no resource {resource!r} runs {lang} code", hint=f"resources: {names}")
+        return None
+
+    def exec(self, ref: str, command: str, *, resource: str | None = None) -> Any:
+        """Run a shell command out of band (``domarkx exec``) and commit the result as the head."""
+        instance = self.get(ref)
+        if instance.status != "running":
+            raise UsageError("the instance is stopped", hint="start it with `domarkx instances start`")
+        workspace = self.workspaces.open(instance.workspace_id)
+        target = self.tool_for(workspace, "bash", resource)
+        if target is None:
+            raise UsageError("the instance has no shell resource", hint="add a local_shell resource")
+        outcome = self.workspaces.call(workspace, target[0], {target[1]: command})
+        instance.head_version = self.workspaces.commit(workspace).id
+        self.save_messages(instance, len(instance.messages))
+        return outcome
+
+    # -- time travel -----------------------------------------------------------
+
+    def fork(self, ref: str, at: int, *, name: str | None = None) -> SessionInstance:
+        """A new instance with messages 0..``at`` and the workspace as it was then."""
+        source = self.get(ref)
+        if not 0 <= at < len(source.messages):
+            raise UsageError(
+                f"--at {at} is out of range: the instance has {len(source.messages)} messages (0..{len(source.messages) - 1})",
+                hint="see `domarkx log` for message indices",
+            )
+        version = self.version_at(source, at)
+        workspace = self.workspaces.clone(self.workspaces.open(source.workspace_id), version)
+        try:
+            fork = self._new(source.snapshot_id, workspace, name)
+            fork.messages = [m.model_copy(deep=True) for m in source.messages[: at + 1]]
+            fork.head_version = version
+            self._insert(fork, self.initial_version(source))
+        except BaseException:
+            self.workspaces.destroy(workspace)
+            raise
+        return fork
+
+    def version_at(self, instance: SessionInstance, at: int) -> str:
+        """The workspace version linked at or before message ``at`` (else the initial one)."""
+        for message in reversed(instance.messages[: at + 1]):
+            if message.workspace_version and self.workspaces.has_version(message.workspace_version):
+                return message.workspace_version
+        return self.initial_version(instance)
+
+    def initial_version(self, instance: SessionInstance) -> str:
+        row = self.store.db.execute(
+            "SELECT initial_version FROM instances WHERE id = ?", (instance.id,)
+        ).fetchone()
+        if row and row[0]:
+            return str(row[0])
+        raise DomarkxError("the instance has no recorded initial workspace version", hint="run `domarkx doctor`")
+
+    # -- export and commit ----------------------------------------------------
+
+    def export(self, ref: str, *, at: int | None = None) -> str:
+        """The instance as Markdown that ``domarkx import`` takes back losslessly."""
+        from domarkx.parsing.render import edit_raw, join_messages, render_message, with_format_marker
+        from domarkx.parsing.markdown import line_offsets
+
+        instance = self.get(ref)
+        snapshot = self.snapshots.get(instance.snapshot_id)
+        messages = instance.messages if at is None else instance.messages[: at + 1]
+        offsets = line_offsets(snapshot.document)
+        preamble = with_format_marker(snapshot.document[: offsets[snapshot.preamble_end]])
+        parts = [edit_raw(m) if m.raw is not None else render_message(m) for m in messages]
+        return join_messages(preamble, parts)
+
+    def commit(self, ref: str, *, tags: Sequence[str] = ()) -> tuple[str, bool]:
+        """A new snapshot of the instance that starts from its current workspace (``docker commit``)."""
+        instance = self.get(ref)
+        workspace = self.workspaces.open(instance.workspace_id)
+        version = self.workspaces.commit(workspace)
+        document = self.export(instance.id)
+        snapshot = self.snapshots.parser.parse(document, path=f"instance:{ids.short(instance.id)}")
+        snapshot.source = None
+        snapshot.workspace_state = {"workspace_version": version.id, "resources": version.versions}
+        from domarkx.session.snapshot import manifest
+
+        snapshot.id = ids.digest_json(manifest(snapshot))
+        created = self.snapshots.save(snapshot, tags=tags)
+        return snapshot.id, created
+
+    def history(self, ref: str) -> list[dict[str, Any]]:
+        """One entry per message for ``domarkx log``."""
+        instance = self.get(ref)
+        return [
+            {
+                "index": i,
+                "role": m.role,
+                "summary": summarize(m),
+                "workspace_version": m.workspace_version,
+            }
+            for i, m in enumerate(instance.messages)
+        ]
+
+
+def resolve_instance(store: Store, ref: str) -> str:
+    """An instance id from a name, a full id or a unique id prefix (≥ 4 hex)."""
+    row = store.db.execute("SELECT id FROM instances WHERE name = ?", (ref,)).fetchone()
+    if row:
+        return str(row[0])
+    return store.resolve(ref, "instances", what="instance")
+
+
+def resolve_any(store: Store, ref: str) -> tuple[str, str]:
+    """(``"instance"`` or ``"snapshot"``, id) for a REF that may name either."""
+    found: list[tuple[str, str]] = []
+    for kind, resolver in (("instance", resolve_instance), ("snapshot", store.resolve)):
+        try:
+            found.append((kind, resolver(store, ref) if kind == "instance" else resolver(ref)))
+        except ReferenceNotFound:
+            continue
+    if not found:
+        raise ReferenceNotFound(
+            f"no instance or snapshot matches {ref!r}",
+            hint="see `domarkx instances ls` and `domarkx snapshots ls`",
+        )
+    if len(found) > 1:
+        raise AmbiguousReference(
+            f"{ref!r} names both an instance and a snapshot",
+            hint="give more characters of the id, or use a name or tag",
+        )
+    return found[0]
+
+
+def summarize(message: ConversationMessage, width: int = 72) -> str:
+    """A one-line summary of a message for listings."""
+    if message.tool_calls:
+        calls = ", ".join(f"{c.name}({json.dumps(c.arguments, ensure_ascii=False)})" for c in message.tool_calls)
+        text = f"{message.content} → {calls}" if message.content else f"→ {calls}"
+    elif message.role == "tool":
+        text = ("" if message.tool_ok else "error: ") + message.content
+    else:
+        text = message.content
+        if not text and message.code:
+            text = f"[{message.code[0].lang or 'code'}] {message.code[0].text}"
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"

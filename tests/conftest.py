@@ -1,0 +1,43 @@
+"""Fixtures every test shares: a private DOMARKX_HOME and a clean environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from domarkx.cli import main
+
+
+@pytest.fixture(autouse=True)
+def domarkx_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Each test gets its own store and no model credentials from the developer's shell."""
+    home = tmp_path_factory.mktemp("domarkx-home")
+    monkeypatch.setenv("DOMARKX_HOME", str(home))
+    for key in list(os.environ):
+        if key.startswith(("OPENAI_", "ANTHROPIC_", "DOMARKX_MODEL")):
+            monkeypatch.delenv(key)
+    yield home
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self) -> str:
+        return f"CliResult(code={self.code}, out={self.out!r}, err={self.err!r})"
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    """Run ``domarkx ARGS…`` in-process through the real entry point; returns a CliResult."""
+
+    def invoke(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return invoke
