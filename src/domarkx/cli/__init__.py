@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fork": ("domarkx.cli.history:fork", "Branch an instance at a message, workspace included."),
     "commit": ("domarkx.cli.history:commit", "Make a snapshot of an instance, workspace included."),
     "exec": ("domarkx.cli.exec_:exec_cmd", "Run a command in an instance's shell."),
+    "doctor": ("domarkx.cli.doctor:doctor", "Verify the store: hashes, snapshots, instances."),
 }
 
 

@@ -82,13 +82,14 @@ def tag(ref: str, tag: str) -> None:
 
 @snapshots.command("rm")
 @click.argument("refs", nargs=-1, required=True, metavar="REF...")
-def rm(refs: tuple[str, ...]) -> None:
+@click.option("-f", "--force", is_flag=True, help="Remove even if instances were made from it.")
+def rm(refs: tuple[str, ...], force: bool) -> None:
     """Remove snapshots (their data is freed by `domarkx prune`)."""
     from domarkx.session.snapshot import SnapshotManager
 
     with open_store() as store:
         manager = SnapshotManager(store)
-        removed = [manager.remove(ref) for ref in refs]
+        removed = [manager.remove(ref, force=force) for ref in refs]
     for snapshot_id in removed:
         click.echo(f"removed {snapshot_id}")
 

@@ -13,6 +13,7 @@ unknown keys, so a typo is an error that names the key instead of being ignored.
 from __future__ import annotations
 
 import abc
+import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -21,6 +22,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from domarkx import _entrypoints
 from domarkx.errors import DomarkxError, UsageError
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -183,3 +185,57 @@ def _options_error(exc: ValidationError, model: type[ProviderOptions], provider:
     if first["type"] == "extra_forbidden":
         return UsageError(f"unknown model option {key!r} for provider {provider}", hint=hint)
     return UsageError(f"model option {key!r} for provider {provider}: {first['msg']}", hint=hint)
+
+
+MODEL_ENV = "DOMARKX_MODEL"
+_NO_MODEL_HINT = """pass --model PROVIDER:MODEL (e.g. --model openai:gpt-4o-mini),
+or set "model" in the document's session-config, or export DOMARKX_MODEL=PROVIDER:MODEL;
+--model replay: answers offline"""
+
+
+def resolve_model(spec: str | None, session_config: Mapping[str, Any]) -> tuple[str, str]:
+    """The ``PROVIDER:MODEL`` to use and where it came from: ``--model``, else session-config, else env."""
+    if spec:
+        return spec, "--model"
+    configured = session_config.get("model")
+    if configured is not None:
+        if not isinstance(configured, str) or not configured:
+            raise UsageError('session-config "model" must be a string like "openai:gpt-4o-mini"')
+        return configured, "session-config"
+    from_env = os.environ.get(MODEL_ENV)
+    if from_env:
+        return from_env, MODEL_ENV
+    raise UsageError("no model chosen", hint=_NO_MODEL_HINT)
+
+
+def get_provider(spec: str | None, session_config: Mapping[str, Any]) -> Provider:
+    """Build the provider for ``spec`` (``--model``), else session-config ``model``, else ``$DOMARKX_MODEL``.
+
+    ``PROVIDER:MODEL`` splits at the first colon, so ``openai:llama3:8b`` asks the
+    ``openai`` provider for ``llama3:8b``. Session-config ``model_options`` are
+    passed on only when the provider is the one session-config names (or names
+    none): options written for one provider mean nothing to another.
+    """
+    chosen, source = resolve_model(spec, session_config)
+    provider_name, colon, model = chosen.partition(":")
+    if not colon or not provider_name:
+        known = ", ".join(_entrypoints.names(_entrypoints.PROVIDERS))
+        raise UsageError(
+            f"model {chosen!r} (from {source}) is not PROVIDER:MODEL",
+            hint=f"for example openai:gpt-4o-mini or replay:; known providers: {known}",
+        )
+    cls = _entrypoints.load(_entrypoints.PROVIDERS, provider_name, what="provider")
+    if not (isinstance(cls, type) and issubclass(cls, Provider)):
+        raise DomarkxError(f"provider {provider_name!r} is not a domarkx.llm.base.Provider subclass")
+    provider: Provider = cls(model, _options_for(provider_name, session_config))
+    return provider
+
+
+def _options_for(provider_name: str, session_config: Mapping[str, Any]) -> Mapping[str, Any]:
+    options = session_config.get("model_options") or {}
+    if not isinstance(options, Mapping):
+        raise UsageError('session-config "model_options" must be an object')
+    configured = session_config.get("model")
+    if isinstance(configured, str) and configured.partition(":")[0] != provider_name:
+        return {}
+    return options

@@ -72,12 +72,8 @@ class SessionManager:
             steps += 1
             completion = provider.complete(to_chat(instance.messages), tools, on_text=on_text)
             calls = [ToolCallRecord(id=c.id, name=c.name, arguments=c.arguments) for c in completion.tool_calls]
-            metadata: dict[str, Any] = {"model": f"{provider.name}:{completion.model or provider.model}"}
-            if completion.usage is not None:
-                metadata["usage"] = {
-                    "input_tokens": completion.usage.input_tokens,
-                    "output_tokens": completion.usage.output_tokens,
-                }
+            metadata = completion.metadata()
+            metadata["model"] = f"{provider.name}:{completion.model or provider.model}"
             assistant = ConversationMessage(
                 role="assistant", content=completion.content, tool_calls=calls, metadata=metadata
             )

@@ -172,10 +172,19 @@ class SnapshotManager:
         self.store.set_tag(snapshot_id, tag)
         return snapshot_id
 
-    def remove(self, ref: str) -> str:
-        """Delete a snapshot and its tags; its blobs go at the next ``prune``."""
+    def remove(self, ref: str, *, force: bool = False) -> str:
+        """Delete a snapshot and its tags; its blobs go at the next ``prune``.
+
+        Instances need their snapshot (for export), so one in use is kept unless forced.
+        """
         snapshot_id = self.resolve(ref)
         with self.store.write() as db:
+            users = db.execute("SELECT COUNT(*) FROM instances WHERE snapshot_id = ?", (snapshot_id,)).fetchone()[0]
+            if users and not force:
+                raise UsageError(
+                    f"snapshot {ids.short(snapshot_id)} is used by {users} instance(s)",
+                    hint="remove them first (`domarkx instances rm`), or pass --force",
+                )
             db.execute("DELETE FROM tags WHERE snapshot_id = ?", (snapshot_id,))
             db.execute("DELETE FROM snapshots WHERE id = ?", (snapshot_id,))
             self.store.drop_refs(snapshot_id)

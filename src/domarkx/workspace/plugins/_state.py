@@ -1,0 +1,57 @@
+"""Helpers the built-in plugins share: validating config, keeping state on disk.
+
+Plugins are stateless between calls, so each resource's state is a small JSON
+file in its directory, replaced atomically so a crash never leaves half of it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from domarkx.errors import DomarkxError, UsageError
+
+M = TypeVar("M", bound=BaseModel)
+
+STATE_FILE = "state.json"
+
+
+def parse_config(model: type[M], config: dict[str, Any], plugin_type: str) -> M:
+    """Validate a resource's ``workspace-config`` options; a typo is a usage error naming the key."""
+    try:
+        return model.model_validate(config)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "config"
+            message = "unknown option" if err["type"] == "extra_forbidden" else err["msg"]
+            problems.append(f"{where}: {message}")
+        known = ", ".join(model.model_fields)
+        raise UsageError(
+            f"invalid {plugin_type} config: {'; '.join(problems)}", hint=f"{plugin_type} options: {known}"
+        ) from exc
+
+
+def read_state(directory: Path, model: type[M]) -> M:
+    path = directory / STATE_FILE
+    try:
+        return model.model_validate_json(path.read_bytes())
+    except FileNotFoundError as exc:
+        raise UsageError(f"no resource state in {directory}", hint="the resource was destroyed") from exc
+    except (OSError, ValidationError) as exc:
+        raise DomarkxError(f"resource state {path} is unreadable: {exc}") from exc
+
+
+def write_state(directory: Path, state: BaseModel) -> None:
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".state.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(state.model_dump_json(indent=1))
+        os.replace(tmp, directory / STATE_FILE)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
