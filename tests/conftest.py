@@ -10,6 +10,9 @@ import pytest
 
 from domarkx.cli import main
 
+# The fake OpenAI-compatible server's fixtures (`fake_openai`, `openai_env`), for any test.
+pytest_plugins = ["fake_openai"]
+
 
 @pytest.fixture(autouse=True)
 def domarkx_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:

@@ -27,12 +27,19 @@ NEW_SCHEMA = [
     " initial_version TEXT )",
     "CREATE TABLE messages ( instance_id TEXT NOT NULL REFERENCES instances(id) ON DELETE CASCADE,"
     " idx INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (instance_id, idx) )",
+    "CREATE TABLE resources ( id TEXT PRIMARY KEY, workspace_id TEXT NOT NULL REFERENCES workspaces(id)"
+    " ON DELETE CASCADE, position INTEGER NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL,"
+    " config TEXT NOT NULL, version TEXT, touched INTEGER NOT NULL DEFAULT 1, UNIQUE (workspace_id, name) )",
     "CREATE TABLE snapshots ( id TEXT PRIMARY KEY, manifest TEXT NOT NULL, document TEXT NOT NULL,"
     " structure TEXT NOT NULL, title TEXT, source TEXT, messages INTEGER NOT NULL, size INTEGER NOT NULL,"
     " created REAL NOT NULL )",
     "CREATE TABLE tags ( name TEXT PRIMARY KEY, snapshot_id TEXT NOT NULL REFERENCES snapshots(id)"
     " ON DELETE CASCADE )",
     "CREATE INDEX tags_by_snapshot ON tags(snapshot_id)",
+    "CREATE TABLE workspace_versions ( id TEXT PRIMARY KEY, versions TEXT NOT NULL, types TEXT NOT NULL,"
+    " created REAL NOT NULL )",
+    "CREATE TABLE workspaces ( id TEXT PRIMARY KEY, config TEXT NOT NULL, version TEXT,"
+    " created REAL NOT NULL )",
 ]
 
 
@@ -155,9 +162,13 @@ def test_default_home_follows_domarkx_home(domarkx_home: Path) -> None:
 
 
 def test_write_rolls_back_on_error(store: Store) -> None:
-    with pytest.raises(RuntimeError), store.write() as db:
-        db.execute("INSERT INTO blob_refs(owner, digest) VALUES ('o', 'd')")
-        raise RuntimeError("boom")
+    def insert_then_fail() -> None:
+        with store.write() as db:
+            db.execute("INSERT INTO blob_refs(owner, digest) VALUES ('o', 'd')")
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        insert_then_fail()
 
     assert store.db.execute("SELECT COUNT(*) FROM blob_refs").fetchone()[0] == 0
 
@@ -190,7 +201,9 @@ def test_empty_blob(store: Store) -> None:
     assert store.verify_blob(digest)
 
 
-def test_failed_write_leaves_neither_blob_nor_temp_file(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_write_leaves_neither_blob_nor_temp_file(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def no_space(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
@@ -375,7 +388,8 @@ def test_referenced_blobs_survive_any_sequence(ops: list[tuple[object, ...]]) ->
                 stored.append(digest)
             elif kind == "ref" and stored:
                 owner, index = op[1], op[2]
-                assert isinstance(owner, str) and isinstance(index, int)
+                assert isinstance(owner, str)
+                assert isinstance(index, int)
                 digest = stored[index % len(stored)]
                 if store.blob_path(digest).exists():  # only what is still there can be referenced
                     with store.write():

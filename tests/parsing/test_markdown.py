@@ -123,7 +123,7 @@ def test_setup_script_flag_marks_the_setup_anywhere_in_the_preamble() -> None:
 
 
 def test_code_block_not_after_session_config_is_not_setup() -> None:
-    snap = parse('```session-config\n{}\n```\n\nSome prose.\n\n```python\nx = 1\n```\n')
+    snap = parse("```session-config\n{}\n```\n\nSome prose.\n\n```python\nx = 1\n```\n")
 
     assert snap.setup is None
 
@@ -239,7 +239,12 @@ def test_line_offsets_cover_every_line_ending() -> None:
     text = "a\nb\r\nc\rd"
     offsets = line_offsets(text)
 
-    assert [text[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)] == ["a\n", "b\r\n", "c\r", "d"]
+    assert [text[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)] == [
+        "a\n",
+        "b\r\n",
+        "c\r",
+        "d",
+    ]
 
 
 # -- errors: one line, the exact place, a hint ----------------------------------
@@ -361,7 +366,8 @@ def test_line_offsets_cover_every_line_ending() -> None:
             id="second-setup",
         ),
         pytest.param(
-            "```workspace-config\nresources:\n  - type: local_shell\n```\n\n```workspace-config\nresources: []\n```\n",
+            "```workspace-config\nresources:\n  - type: local_shell\n```\n\n"
+            "```workspace-config\nresources: []\n```\n",
             6,
             1,
             "second workspace-config block (the first is on line 1)",

@@ -12,7 +12,10 @@ import click
 @click.option("--resource", metavar="NAME", help="The resource to run in (default: the first shell).")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- CMD...")
 def exec_cmd(ref: str, resource: str | None, command: tuple[str, ...]) -> None:
-    """Run CMD in the instance's shell resource and print its output.
+    """Run CMD in the instance's shell resource; its stdout, stderr and exit code are passed through.
+
+    Several words are quoted and joined; a single argument is taken as a
+    whole shell command line, so `-- 'make && ls > out.txt'` works.
 
     The change is committed as a new workspace version right away; it becomes
     the instance's head and the next assistant message's version includes it
@@ -21,12 +24,21 @@ def exec_cmd(ref: str, resource: str | None, command: tuple[str, ...]) -> None:
     \b
     Example:
       domarkx exec try1 -- ls -la
+      domarkx exec try1 -- 'pytest -q > report.txt'
     """
     from domarkx.cli._session import managers
 
     manager, _ = managers()
     with manager.store:
-        outcome = manager.exec(ref, shlex.join(command), resource=resource)
-    click.echo(outcome.text, nl=not outcome.text.endswith("\n"))
-    if not outcome.ok:
-        raise click.exceptions.Exit(1)
+        line = command[0] if len(command) == 1 else shlex.join(command)
+        outcome = manager.exec(ref, line, resource=resource)
+    result = outcome.output
+    if isinstance(result, dict) and "exit_code" in result:
+        click.echo(result.get("stdout") or "", nl=False)
+        click.echo(result.get("stderr") or "", nl=False, err=True)
+        code = 124 if result.get("timed_out") else int(result["exit_code"] or 0)
+    else:
+        click.echo(outcome.text, nl=not outcome.text.endswith("\n"), err=not outcome.ok)
+        code = 0 if outcome.ok else 1
+    if code:
+        raise click.exceptions.Exit(code)

@@ -100,7 +100,39 @@ def _m2_instances(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [_m1_initial, _m2_instances]
+def _m3_workspaces(db: sqlite3.Connection) -> None:
+    """Workspaces, their resources, and the aggregated versions (see domarkx.workspace.manager)."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE workspaces (
+            id TEXT PRIMARY KEY,
+            config TEXT NOT NULL,
+            version TEXT,
+            created REAL NOT NULL
+        );
+        CREATE TABLE resources (
+            id TEXT PRIMARY KEY,
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            type TEXT NOT NULL,
+            config TEXT NOT NULL,
+            version TEXT,
+            touched INTEGER NOT NULL DEFAULT 1,
+            UNIQUE (workspace_id, name)
+        );
+        CREATE TABLE workspace_versions (
+            id TEXT PRIMARY KEY,
+            versions TEXT NOT NULL,
+            types TEXT NOT NULL,
+            created REAL NOT NULL
+        );
+        """,
+    )
+
+
+MIGRATIONS: list[Migration] = [_m1_initial, _m2_instances, _m3_workspaces]
 """Schema migrations, applied in order, each once; ``PRAGMA user_version`` counts them."""
 
 
@@ -265,7 +297,9 @@ class Store:
 
     # -- references ------------------------------------------------------------
 
-    def resolve(self, ref: str, table: str = "snapshots", *, what: str = "snapshot") -> str:
+    def resolve(
+        self, ref: str, table: str = "snapshots", *, what: str = "snapshot", id_prefix: str = ids.PREFIX
+    ) -> str:
         """The full id behind ``ref``: a full id, a unique hex prefix (≥ 4), or a tag."""
         with self._translate():
             if table == "snapshots":
@@ -280,7 +314,7 @@ class Store:
                 )
             rows = self.db.execute(
                 f"SELECT id FROM {table} WHERE id >= ? AND id < ? LIMIT 6",  # noqa: S608 - fixed names
-                (ids.PREFIX + prefix, ids.PREFIX + prefix + "g"),
+                (id_prefix + prefix, id_prefix + prefix + "g"),
             ).fetchall()
         if not rows:
             raise ReferenceNotFound(f"no {what} matches {ref!r}", hint=f"see `domarkx {what}s ls`")

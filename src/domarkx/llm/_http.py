@@ -12,15 +12,20 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from types import ModuleType
 from typing import TypeVar
 
 from domarkx.errors import (
     ModelAuthError,
+    ModelConnectionError,
     ModelRateLimitError,
     ModelRequestError,
+    ModelResponseError,
     ModelServerError,
+    ModelTimeoutError,
     ProviderError,
 )
+from domarkx.llm.base import TextCallback
 
 T = TypeVar("T")
 
@@ -31,6 +36,7 @@ BACKOFF_CAP = 30.0
 TOTAL_WAIT_CAP = 90.0
 """All waits of one call together; past this the error is raised rather than waited out."""
 KEPT = "the conversation so far is kept"
+ODD_REPLY = f"send again ({KEPT}); if it keeps happening, the server may not be fully API-compatible"
 
 
 def one_line(text: str, *, secrets: Iterable[str] = (), limit: int = 300) -> str:
@@ -134,7 +140,7 @@ def with_retries(
     A ``Retry-After`` that would take the total wait past :data:`TOTAL_WAIT_CAP`
     ends the retries at once: waiting minutes silently is worse than saying so.
     """
-    rng = rng or random.Random()
+    rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
     waited = 0.0
     failures = 0
     while True:
@@ -158,3 +164,76 @@ def _note_attempts(err: ProviderError, failures: int) -> None:
     if failures > 1:
         err.message += f" (gave up after {failures} attempts)"
     err.args = (err.message,)
+
+
+class Shown:
+    """Passes reply text on to the caller and remembers whether any was shown (then no retry)."""
+
+    def __init__(self, on_text: TextCallback | None) -> None:
+        self.on_text = on_text
+        self.any = False
+
+    def __call__(self, text: str) -> None:
+        self.any = True
+        if self.on_text is not None:
+            self.on_text(text)
+
+
+def timeout_error(server: str, timeout: float, *, mid_stream: bool) -> ModelTimeoutError:
+    waiting = "stopped sending the reply for" if mid_stream else "did not answer within"
+    return ModelTimeoutError(
+        f"the model server at {server} {waiting} {timeout:g}s",
+        hint="raise model_options timeout, or try a smaller or faster model",
+    )
+
+
+def connection_error(server: str, cause: str, *, mid_stream: bool, url_hint: str) -> ModelConnectionError:
+    if mid_stream:
+        return ModelConnectionError(
+            f"the reply stream from {server} broke off: {cause}", hint=f"send again; {KEPT}"
+        )
+    return ModelConnectionError(
+        f"cannot reach the model server at {server}: {cause}", hint=f"is the server running? check {url_hint}"
+    )
+
+
+def sdk_error(
+    exc: Exception,
+    sdk: ModuleType,
+    *,
+    server: str,
+    key_env: str,
+    url_hint: str,
+    timeout: float,
+    mid_stream: bool = False,
+    secrets: Iterable[str] = (),
+) -> ProviderError:
+    """Our error for an error of an official SDK (``openai`` or ``anthropic``: they share a shape).
+
+    The most specific class wins; the message is one line with no credential in it.
+    """
+    secrets = tuple(secrets)
+    if isinstance(exc, sdk.APITimeoutError):
+        return timeout_error(server, timeout, mid_stream=mid_stream)
+    if isinstance(exc, sdk.APIConnectionError):
+        cause = one_line(str(exc.__cause__ or exc.message), secrets=secrets)
+        return connection_error(server, cause, mid_stream=mid_stream, url_hint=url_hint)
+    detail = one_line(body_detail(getattr(exc, "body", None), str(exc)), secrets=secrets)
+    if isinstance(exc, sdk.APIStatusError) and exc.status_code >= 400:
+        return status_error(
+            exc.status_code,
+            detail,
+            server=server,
+            key_env=key_env,
+            wait=retry_after(exc.response.headers),
+            code=getattr(exc, "code", None),
+        )
+    if isinstance(exc, sdk.APIResponseValidationError):
+        return ModelResponseError(
+            f"the model server at {server} sent a reply that does not fit the API", hint=ODD_REPLY
+        )
+    if isinstance(exc, sdk.APIError):  # an error event inside a stream
+        return ModelServerError(
+            f"the model server at {server} reported an error: {detail}", hint=f"send again; {KEPT}"
+        )
+    return ModelResponseError(f"the {sdk.__name__} SDK failed: {detail}", hint=ODD_REPLY)

@@ -226,7 +226,7 @@ def get_provider(spec: str | None, session_config: Mapping[str, Any]) -> Provide
         )
     cls = _entrypoints.load(_entrypoints.PROVIDERS, provider_name, what="provider")
     if not (isinstance(cls, type) and issubclass(cls, Provider)):
-        raise DomarkxError(f"provider {provider_name!r} is not a domarkx.llm.base.Provider subclass")
+        raise DomarkxError(f"provider {provider_name!r} is not a Provider subclass (domarkx.llm.base)")
     provider: Provider = cls(model, _options_for(provider_name, session_config))
     return provider
 

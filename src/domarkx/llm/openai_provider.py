@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
@@ -24,8 +24,6 @@ from pydantic import Field
 from domarkx.errors import (
     ModelConnectionError,
     ModelResponseError,
-    ModelServerError,
-    ModelTimeoutError,
     ProviderError,
     UsageError,
 )
@@ -40,6 +38,9 @@ from domarkx.llm.base import (
     ToolDefinition,
     Usage,
 )
+
+R = TypeVar("R")
+_BETTER_MODEL = f"send again ({_http.KEPT}), or use a model that is better at tool calling"
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 NO_KEY_NEEDED = "not-needed"
@@ -74,16 +75,16 @@ class OpenAIProvider(Provider):
     Options = OpenAIOptions
     options: OpenAIOptions
 
-    def __init__(self, model: str, options: dict[str, Any] | None = None) -> None:
+    def __init__(self, model: str, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(model, options)
         if not model:
             raise UsageError(
                 "the openai provider needs a model name",
                 hint="e.g. --model openai:gpt-4o-mini, or openai:llama3.2 with Ollama's base URL",
             )
-        self.base_url = (self.options.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip(
-            "/"
-        )
+        self.base_url = (
+            self.options.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        ).rstrip("/")
         key = os.environ.get(self.options.api_key_env)
         if not key and self.base_url == DEFAULT_BASE_URL:
             raise UsageError(
@@ -117,7 +118,10 @@ class OpenAIProvider(Provider):
         params: dict[str, Any] = {"model": self.model, "messages": [to_openai(m) for m in messages]}
         if tools:
             params["tools"] = [
-                {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+                {
+                    "type": "function",
+                    "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+                }
                 for t in tools
             ]
         for key in ("temperature", "top_p", "max_tokens", "seed", "stop"):
@@ -127,7 +131,7 @@ class OpenAIProvider(Provider):
         return params
 
     def _attempt(self, params: dict[str, Any], on_text: TextCallback | None) -> Completion:
-        shown = _Shown(on_text)
+        shown = _http.Shown(on_text)
         try:
             if self.options.stream:
                 return self._streamed(params, shown)
@@ -137,8 +141,10 @@ class OpenAIProvider(Provider):
                 err.retryable = False  # part of the reply is on screen: sending again would repeat it
             raise
 
-    def _streamed(self, params: dict[str, Any], shown: _Shown) -> Completion:
-        extra: dict[str, Any] = {"stream_options": {"include_usage": True}} if self.options.stream_usage else {}
+    def _streamed(self, params: dict[str, Any], shown: _http.Shown) -> Completion:
+        extra: dict[str, Any] = (
+            {"stream_options": {"include_usage": True}} if self.options.stream_usage else {}
+        )
         stream = self._call(lambda client: client.chat.completions.create(**params, **extra, stream=True))
         reply = _Assembly()
         with stream:
@@ -151,16 +157,22 @@ class OpenAIProvider(Provider):
             )
         return reply.completion(self.model)
 
-    def _whole(self, params: dict[str, Any], shown: _Shown) -> Completion:
+    def _whole(self, params: dict[str, Any], shown: _http.Shown) -> Completion:
         response: ChatCompletion = self._call(lambda client: client.chat.completions.create(**params))
         if not response.choices:
-            raise ModelResponseError(f"the model server at {self.base_url} answered with no choices")
+            raise ModelResponseError(
+                f"the model server at {self.base_url} answered with no choices", hint=_http.ODD_REPLY
+            )
         choice = response.choices[0]
         content = choice.message.content or ""
         if content:
             shown(content)
         calls = tuple(
-            ToolCall(id=c.id, name=c.function.name, arguments=parse_arguments(c.function.name, c.function.arguments))
+            ToolCall(
+                id=c.id,
+                name=c.function.name,
+                arguments=parse_arguments(c.function.name, c.function.arguments),
+            )
             for c in choice.message.tool_calls or ()
             if c.type == "function"
         )
@@ -173,7 +185,7 @@ class OpenAIProvider(Provider):
             finish_reason=choice.finish_reason,
         )
 
-    def _call[R](self, request: Callable[[openai.OpenAI], R]) -> R:
+    def _call(self, request: Callable[[openai.OpenAI], R]) -> R:
         if self._client is None:
             self._client = openai.OpenAI(
                 api_key=self._key, base_url=self.base_url, max_retries=0, timeout=self.options.timeout
@@ -193,45 +205,23 @@ class OpenAIProvider(Provider):
             except openai.OpenAIError as exc:
                 raise self.translate(exc, mid_stream=True) from exc
             except ValueError as exc:  # a data: line that is not JSON
-                raise ModelResponseError(f"the model server at {self.base_url} sent a malformed stream") from exc
+                raise ModelResponseError(
+                    f"the model server at {self.base_url} sent a malformed stream", hint=_http.ODD_REPLY
+                ) from exc
             yield chunk
 
     def translate(self, exc: openai.OpenAIError, *, mid_stream: bool = False) -> ProviderError:
         """Our error for an SDK error: the most specific class, one line, no credential in it."""
-        secrets = (self._key,)
-        if isinstance(exc, openai.APITimeoutError):
-            waiting = "stopped sending the reply for" if mid_stream else "did not answer within"
-            return ModelTimeoutError(
-                f"the model server at {self.base_url} {waiting} {self.options.timeout:g}s",
-                hint="raise model_options timeout, or try a smaller or faster model",
-            )
-        if isinstance(exc, openai.APIConnectionError):
-            cause = _http.one_line(str(exc.__cause__ or exc.message), secrets=secrets)
-            if mid_stream:
-                return ModelConnectionError(
-                    f"the reply stream from {self.base_url} broke off: {cause}", hint=f"send again; {_http.KEPT}"
-                )
-            return ModelConnectionError(
-                f"cannot reach the model server at {self.base_url}: {cause}",
-                hint="is the server running? check OPENAI_BASE_URL or model_options base_url",
-            )
-        if isinstance(exc, openai.APIStatusError):
-            return _http.status_error(
-                exc.status_code,
-                _http.one_line(_http.body_detail(exc.body, exc.message), secrets=secrets),
-                server=self.base_url,
-                key_env=self.options.api_key_env,
-                wait=_http.retry_after(exc.response.headers),
-                code=exc.code,
-            )
-        if isinstance(exc, openai.APIResponseValidationError):
-            return ModelResponseError(f"the model server at {self.base_url} sent a reply that does not fit the API")
-        if isinstance(exc, openai.APIError):  # an error event inside a stream
-            detail = _http.one_line(_http.body_detail(exc.body, exc.message), secrets=secrets)
-            return ModelServerError(
-                f"the model server at {self.base_url} reported an error: {detail}", hint=f"send again; {_http.KEPT}"
-            )
-        return ModelResponseError(f"the openai SDK failed: {_http.one_line(str(exc), secrets=secrets)}")
+        return _http.sdk_error(
+            exc,
+            openai,
+            server=self.base_url,
+            key_env=self.options.api_key_env,
+            url_hint="OPENAI_BASE_URL or model_options base_url",
+            timeout=self.options.timeout,
+            mid_stream=mid_stream,
+            secrets=(self._key,),
+        )
 
 
 def to_openai(message: ChatMessage) -> dict[str, Any]:
@@ -246,7 +236,10 @@ def to_openai(message: ChatMessage) -> dict[str, Any]:
                 {
                     "id": call.id,
                     "type": "function",
-                    "function": {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)},
+                    "function": {
+                        "name": call.name,
+                        "arguments": json.dumps(call.arguments, ensure_ascii=False),
+                    },
                 }
                 for call in message.tool_calls
             ],
@@ -263,24 +256,13 @@ def parse_arguments(name: str, raw: str) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ModelResponseError(
             f"the model called {name} with arguments that are not JSON: {_http.one_line(raw, limit=80)}",
-            hint="send again, or use a model that is better at tool calling",
+            hint=_BETTER_MODEL,
         ) from exc
     if not isinstance(value, dict):
-        raise ModelResponseError(f"the model called {name} with arguments that are not a JSON object")
+        raise ModelResponseError(
+            f"the model called {name} with arguments that are not a JSON object", hint=_BETTER_MODEL
+        )
     return value
-
-
-class _Shown:
-    """Passes text on to the caller's callback and remembers whether any was shown."""
-
-    def __init__(self, on_text: TextCallback | None) -> None:
-        self.on_text = on_text
-        self.any = False
-
-    def __call__(self, text: str) -> None:
-        self.any = True
-        if self.on_text is not None:
-            self.on_text(text)
 
 
 @dataclass
@@ -300,7 +282,7 @@ class _Assembly:
     model: str = ""
     finish_reason: str | None = None
 
-    def add(self, chunk: ChatCompletionChunk, shown: _Shown) -> None:
+    def add(self, chunk: ChatCompletionChunk, shown: _http.Shown) -> None:
         self.model = chunk.model or self.model
         if chunk.usage is not None:
             self.usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
@@ -325,7 +307,7 @@ class _Assembly:
         calls = []
         for index, call in sorted(self.calls.items()):
             if not call.name:
-                raise ModelResponseError("the model sent a tool call without a name")
+                raise ModelResponseError("the model sent a tool call without a name", hint=_BETTER_MODEL)
             arguments = parse_arguments(call.name, "".join(call.arguments))
             calls.append(ToolCall(id=call.id or f"call_{index}", name=call.name, arguments=arguments))
         return Completion(

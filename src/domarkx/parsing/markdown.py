@@ -149,7 +149,7 @@ class _Parse:
             if tok.level != 0 or tok.nesting == -1 or tok.map is None:
                 i += 1
                 continue
-            start, end = tok.map
+            start = tok.map[0]
             if tok.type == "heading_open" and tok.markup == "##":
                 role = tokens[i + 1].content.split(maxsplit=1)
                 if role and role[0].lower() in ROLES:

@@ -102,9 +102,12 @@ def edit_raw(message: ConversationMessage) -> str:
         if output is None:
             continue
         following = next((b for b in code if b.start >= block.end), None)
+        text = output_block(output).replace("\n", newline)
         if following is not None and "output" in following.flags and _only_blank(lines, block.end, following.start):
             removed.update(range(following.start, following.end))
-        inserts[block.end] = newline + output_block(output).replace("\n", newline)
+            inserts[following.start] = text
+        else:
+            inserts[block.end] = newline + text
     if metadata != parsed.metadata:
         meta_text = metadata_block(metadata).replace("\n", newline) if metadata else ""
         if parsed.metadata_lines is not None:

@@ -209,7 +209,7 @@ class InstanceManager:
             for block_index, block in blocks:
                 progress(f"message {index}: running {block.lang} block")
                 outcome = self.run_block(workspace, block.lang or "", block.text, block.attrs)
-                if outcome is not None:
+                if outcome is not None and not _silent(outcome.ok, outcome.output):
                     outputs.append(BlockOutput(block=block_index, ok=outcome.ok, text=outcome.text))
             for call in calls:
                 progress(f"message {index}: calling {call.name}")
@@ -345,12 +345,19 @@ class InstanceManager:
         ]
 
 
+def _silent(ok: bool, output: Any) -> bool:
+    """A command that succeeded and printed nothing gets no output block, as in a notebook."""
+    if not ok or not isinstance(output, dict) or "exit_code" not in output:
+        return False
+    return not output.get("stdout") and not output.get("stderr") and output["exit_code"] == 0
+
+
 def resolve_instance(store: Store, ref: str) -> str:
     """An instance id from a name, a full id or a unique id prefix (≥ 4 hex)."""
     row = store.db.execute("SELECT id FROM instances WHERE name = ?", (ref,)).fetchone()
     if row:
         return str(row[0])
-    return store.resolve(ref, "instances", what="instance")
+    return store.resolve(ref, "instances", what="instance", id_prefix="")
 
 
 def resolve_any(store: Store, ref: str) -> tuple[str, str]:

@@ -9,6 +9,7 @@ places gives one snapshot.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -42,9 +43,12 @@ def read_source(source: str) -> tuple[bytes, str, Path]:
     except FileNotFoundError as exc:
         raise UsageError(f"no such file: {source}", hint="check the path, or pass - to read stdin") from exc
     except IsADirectoryError as exc:
-        raise UsageError(f"{source} is a directory, not a document") from exc
+        raise UsageError(
+            f"{source} is a directory, not a document", hint="pass a Markdown file, or - to read stdin"
+        ) from exc
     except OSError as exc:
-        raise UsageError(f"cannot read {source}: {exc.strerror}") from exc
+        hint = "check the file's permissions"
+        raise UsageError(f"cannot read {source}: {exc.strerror}", hint=hint) from exc
 
 
 class SnapshotManager:
@@ -119,11 +123,13 @@ class SnapshotManager:
         row = self.store.db.execute(
             "SELECT document, structure, source FROM snapshots WHERE id = ?", (snapshot_id,)
         ).fetchone()
-        snapshot = SessionSnapshot.model_validate_json(self.store.get_blob(row["structure"]))
-        snapshot.document = self.store.get_blob(row["document"]).decode("utf-8")
-        snapshot.id = snapshot_id
-        snapshot.source = row["source"]
-        return snapshot
+        structure = json.loads(self.store.get_blob(row["structure"]))
+        structure.update(
+            id=snapshot_id,
+            document=self.store.get_blob(row["document"]).decode("utf-8"),
+            source=row["source"],
+        )
+        return SessionSnapshot.model_validate(structure)
 
     def document(self, ref: str) -> str:
         """The Markdown of a snapshot, exactly as imported (after macro expansion)."""
@@ -179,7 +185,8 @@ class SnapshotManager:
         """
         snapshot_id = self.resolve(ref)
         with self.store.write() as db:
-            users = db.execute("SELECT COUNT(*) FROM instances WHERE snapshot_id = ?", (snapshot_id,)).fetchone()[0]
+            query = "SELECT COUNT(*) FROM instances WHERE snapshot_id = ?"
+            users = db.execute(query, (snapshot_id,)).fetchone()[0]
             if users and not force:
                 raise UsageError(
                     f"snapshot {ids.short(snapshot_id)} is used by {users} instance(s)",

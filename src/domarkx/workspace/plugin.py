@@ -107,6 +107,15 @@ class Plugin(abc.ABC):
     def list_tools(self, resource_id: str) -> list[ToolSpec]:
         """The tools the resource offers, with JSON schemas for their arguments."""
 
+    @classmethod
+    def describe_tools(cls) -> list[ToolSpec]:
+        """The tools a resource of this plugin typically offers, known without creating one.
+
+        ``domarkx plugins`` lists these; a plugin whose tools depend on a
+        resource's config returns the common ones (the default: none known).
+        """
+        return []
+
     @abc.abstractmethod
     def execute_tool(self, resource_id: str, tool_name: str, **kwargs: Any) -> Any:
         """Run a tool; the result must be JSON-serialisable. Raise :class:`ToolError` on failure."""

@@ -75,26 +75,34 @@ def _run(
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
     streams = {proc.stdout: _Capped(max_output // 2), proc.stderr: _Capped(max_output // 2)}
+    deadline = time.monotonic() + timeout
     try:
-        timed_out = _pump(proc, streams, timeout)
+        timed_out = _pump(proc, streams, deadline)
+        if not timed_out:
+            # The pipes closed, which the shell does a moment before it exits: wait for that
+            # before killing leftovers, or the kill could land on the exiting shell.
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                timed_out = True
     finally:
         _kill_group(proc)
         for stream in streams:
             stream.close()
-        proc.wait()
+        returncode = proc.wait()
     return {
-        "exit_code": None if timed_out else proc.returncode,
+        "exit_code": None if timed_out else returncode,
         "stdout": streams[proc.stdout].text(),
         "stderr": streams[proc.stderr].text(),
         "timed_out": timed_out,
     }
 
 
-def _pump(proc: subprocess.Popen[bytes], streams: dict[IO[bytes], _Capped], timeout: float) -> bool:
+def _pump(proc: subprocess.Popen[bytes], streams: dict[IO[bytes], _Capped], deadline: float) -> bool:
     """Read both pipes until they close; kill the group at the deadline. True if it timed out."""
-    deadline = time.monotonic() + timeout
     grace_end: float | None = None
     timed_out = False
     with selectors.DefaultSelector() as sel:
@@ -130,9 +138,9 @@ def _exited(proc: subprocess.Popen[bytes]) -> bool:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+    """Kill every process left in the command's group (its id stays reserved while any is alive)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 class _Capped:

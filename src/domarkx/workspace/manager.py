@@ -1,0 +1,457 @@
+"""Workspaces: resources made by plugins, one tool surface, one aggregated version.
+
+A workspace is a list of resources (rows in the store; their state is the
+plugins' business). Its version after a turn is ``ids.digest_json({name:
+version})`` over the versions of all its resources, so equal states of the same
+resources have equal ids, and a version can be loaded into any workspace whose
+resources have the same names and types (that is what ``clone``, and so
+``fork``, relies on).
+
+Tool names: with one resource a tool keeps its own name (``run_command``); with
+several, every tool is ``<resource>__<tool>`` (``db__query``). Names stay within
+what model APIs accept (``^[a-zA-Z0-9_-]{1,64}$``), so resource names are
+limited to letters, digits, ``_`` and ``-``.
+
+Tool failures never raise: :meth:`WorkspaceManager.call` returns a
+:class:`ToolOutcome` with ``ok=False`` and a message the model can act on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from domarkx import _entrypoints, ids
+from domarkx.data.models import ResourceConfig, SessionSnapshot, WorkspaceConfig
+from domarkx.data.store import Store
+from domarkx.errors import DomarkxError, ReferenceNotFound, UsageError
+from domarkx.workspace.plugin import Plugin, PluginContext, Resource, ToolSpec
+
+DEFAULT_ENGINE = "local_shell"
+ENGINE_OPTIONS = ("timeout",)
+"""``session-config`` keys passed to the engine's resource with ``"engine"``; others configure the session."""
+_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,40}")
+_TOOL_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_SEPARATOR = "__"
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+    "null": (type(None),),
+}
+
+
+class Workspace(BaseModel):
+    """A workspace as stored: its id and its resources, in config order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    resources: list[Resource]
+
+
+class WorkspaceVersion(BaseModel):
+    """An immutable workspace state: the version of each resource, by resource name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    versions: dict[str, str]
+
+
+class ToolOutcome(BaseModel):
+    """The result of one tool call, for the model (``text``) and for the record (``output``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tool: str
+    resource: str | None
+    ok: bool
+    output: Any = None
+    text: str
+
+
+class PluginInfo(BaseModel):
+    """One installed plugin, as ``domarkx plugins`` lists it."""
+
+    name: str
+    module: str
+    description: str
+    tools: list[ToolSpec]
+    error: str | None = None
+
+
+class WorkspaceManager:
+    """Creates workspaces, routes tool calls to plugins, commits and loads versions."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._plugins: dict[str, Plugin] = {}
+
+    # -- configuration -------------------------------------------------------------
+
+    def config_for(self, snapshot: SessionSnapshot) -> WorkspaceConfig:
+        """The workspace a snapshot asks for.
+
+        ``workspace-config`` if present; else a ``session-config`` ``"engine"`` is
+        shorthand for one resource of that type (with the session's ``timeout``);
+        else one ``local_shell``.
+        """
+        if snapshot.workspace_config is not None:
+            return snapshot.workspace_config
+        settings = snapshot.session_config
+        engine = settings.get("engine", DEFAULT_ENGINE)
+        if not isinstance(engine, str) or not engine:
+            raise UsageError('session-config "engine" must be a plugin name', hint=_known_plugins_hint())
+        options = {key: settings[key] for key in ENGINE_OPTIONS if key in settings}
+        return WorkspaceConfig(resources=[ResourceConfig.model_validate({"type": engine, **options})])
+
+    def plugin(self, plugin_type: str) -> Plugin:
+        """The plugin instance for a resource type (loaded once per manager)."""
+        found = self._plugins.get(plugin_type)
+        if found is None:
+            cls = _entrypoints.load(_entrypoints.PLUGINS, plugin_type, what="plugin")
+            if not (isinstance(cls, type) and issubclass(cls, Plugin)):
+                raise DomarkxError(f"plugin {plugin_type!r} is not a domarkx.workspace.plugin.Plugin")
+            found = cls(PluginContext(home=self.store.home, store=self.store))
+            self._plugins[plugin_type] = found
+        return found
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def create(self, config: WorkspaceConfig) -> Workspace:
+        """Create every resource of ``config`` and commit the initial version."""
+        names = _resource_names(config)
+        resources: list[Resource] = []
+        try:
+            for name, item in zip(names, config.resources, strict=True):
+                created = self.plugin(item.type).create_resource(item.options)
+                resources.append(created.model_copy(update={"name": name, "type": item.type}))
+        except BaseException:
+            for resource in resources:
+                self.plugin(resource.type).destroy_resource(resource.id)
+            raise
+        workspace = Workspace(id=uuid.uuid4().hex, resources=resources)
+        with self.store.write() as db:
+            db.execute(
+                "INSERT INTO workspaces(id, config, version, created) VALUES (?, ?, NULL, ?)",
+                (workspace.id, config.model_dump_json(exclude_none=True), time.time()),
+            )
+            db.executemany(
+                "INSERT INTO resources(id, workspace_id, position, name, type, config, version, touched)"
+                " VALUES (?, ?, ?, ?, ?, ?, NULL, 1)",
+                [
+                    (r.id, workspace.id, i, r.name, r.type, json.dumps(r.config, sort_keys=True))
+                    for i, r in enumerate(resources)
+                ],
+            )
+        try:
+            self.commit(workspace)
+        except BaseException:
+            self.destroy(workspace)
+            raise
+        return workspace
+
+    def open(self, workspace_id: str) -> Workspace:
+        rows = self.store.db.execute(
+            "SELECT r.* FROM workspaces w LEFT JOIN resources r ON r.workspace_id = w.id"
+            " WHERE w.id = ? ORDER BY r.position",
+            (workspace_id,),
+        ).fetchall()
+        if not rows:
+            raise ReferenceNotFound(f"no workspace {workspace_id}")
+        resources = [
+            Resource(id=r["id"], name=r["name"], type=r["type"], config=json.loads(r["config"]))
+            for r in rows
+            if r["id"] is not None
+        ]
+        return Workspace(id=workspace_id, resources=resources)
+
+    def clone(self, source: Workspace | WorkspaceConfig, version_id: str) -> Workspace:
+        """A new workspace with the same resources as ``source``, loaded at ``version_id``."""
+        config = self._config(source) if isinstance(source, Workspace) else source
+        self._version(version_id)  # fail before creating anything
+        workspace = self.create(config)
+        try:
+            self.load(workspace, version_id)
+        except BaseException:
+            self.destroy(workspace)
+            raise
+        return workspace
+
+    def close(self, workspace: Workspace) -> None:
+        """Release what the plugins hold for the workspace (kernels, connections); state stays."""
+        for resource in workspace.resources:
+            self.plugin(resource.type).close(resource.id)
+
+    def destroy(self, workspace: Workspace) -> None:
+        """Delete the workspace and its resources' state; its versions stay loadable elsewhere."""
+        for resource in workspace.resources:
+            self.plugin(resource.type).destroy_resource(resource.id)
+        with self.store.write() as db:
+            db.execute("DELETE FROM workspaces WHERE id = ?", (workspace.id,))
+
+    # -- tools -----------------------------------------------------------------------
+
+    def tools(self, workspace: Workspace) -> list[ToolSpec]:
+        """Every tool of every resource, named for the model (see the module docstring)."""
+        return [spec for spec, _resource, _tool in self._routes(workspace).values()]
+
+    def call(self, workspace: Workspace, tool_name: str, arguments: dict[str, Any]) -> ToolOutcome:
+        """Run one tool call; any failure becomes an ``ok=False`` outcome, never an exception."""
+        routes = self._routes(workspace)
+        route = routes.get(tool_name)
+        if route is None:
+            return _failed(tool_name, None, f"no tool named {tool_name!r}; available: {', '.join(routes)}")
+        spec, resource, tool = route
+        problem = _check_arguments(spec, arguments)
+        if problem:
+            return _failed(tool_name, resource.name, problem)
+        with self.store.write() as db:
+            db.execute("UPDATE resources SET touched = 1 WHERE id = ?", (resource.id,))
+        try:
+            output = self.plugin(resource.type).execute_tool(resource.id, tool, **arguments)
+            text = render(output)
+        except DomarkxError as exc:
+            message = exc.message + (f" ({exc.hint})" if exc.hint else "")
+            return _failed(tool_name, resource.name, message)
+        except Exception as exc:  # a plugin bug must not end the turn; the model sees what happened
+            return _failed(
+                tool_name, resource.name, f"internal error in {resource.type}: {type(exc).__name__}: {exc}"
+            )
+        return ToolOutcome(tool=tool_name, resource=resource.name, ok=True, output=output, text=text)
+
+    def _routes(self, workspace: Workspace) -> dict[str, tuple[ToolSpec, Resource, str]]:
+        several = len(workspace.resources) > 1
+        routes: dict[str, tuple[ToolSpec, Resource, str]] = {}
+        for resource in workspace.resources:
+            for spec in self.plugin(resource.type).list_tools(resource.id):
+                name = f"{resource.name}{_SEPARATOR}{spec.name}" if several else spec.name
+                if not _TOOL_NAME_RE.fullmatch(name):
+                    raise DomarkxError(f"tool name {name!r} is not valid for models (plugin {resource.type})")
+                routes[name] = (spec.model_copy(update={"name": name}), resource, spec.name)
+        return routes
+
+    # -- versions --------------------------------------------------------------------
+
+    def commit(self, workspace: Workspace) -> WorkspaceVersion:
+        """Commit each resource touched since the last commit or load; store the aggregate.
+
+        Idempotent: with no change, the same version comes back.
+        """
+        rows = {
+            r["id"]: r
+            for r in self.store.db.execute(
+                "SELECT id, version, touched FROM resources WHERE workspace_id = ?", (workspace.id,)
+            )
+        }
+        versions: dict[str, str] = {}
+        committed: list[tuple[str, str]] = []
+        for resource in workspace.resources:
+            row = rows.get(resource.id)
+            if row is None:
+                raise ReferenceNotFound(f"workspace {workspace.id} has no resource {resource.name}")
+            version = row["version"]
+            if version is None or row["touched"]:
+                version = self.plugin(resource.type).commit_version(resource.id)
+                committed.append((version, resource.id))
+            versions[resource.name] = version
+        return self._record(workspace, versions, committed)
+
+    def load(self, workspace: Workspace, version_id: str) -> None:
+        """Restore every resource to the state of workspace version ``version_id``."""
+        stored = self._version(version_id)
+        types = {r.name: r.type for r in workspace.resources}
+        if types != stored["types"]:
+            raise UsageError(
+                f"workspace version {ids.short(version_id)} has resources {_describe(stored['types'])},"
+                f" this workspace {_describe(types)}",
+                hint="a version loads only into a workspace made from the same config",
+            )
+        for resource in workspace.resources:
+            self.plugin(resource.type).load_version(resource.id, stored["versions"][resource.name])
+        self._record(
+            workspace, stored["versions"], [(stored["versions"][r.name], r.id) for r in workspace.resources]
+        )
+
+    def current_version(self, workspace: Workspace) -> WorkspaceVersion:
+        """The version last committed or loaded (uncommitted changes are not in it)."""
+        row = self.store.db.execute("SELECT version FROM workspaces WHERE id = ?", (workspace.id,)).fetchone()
+        if row is None:
+            raise ReferenceNotFound(f"no workspace {workspace.id}")
+        if row[0] is None:
+            raise DomarkxError(f"workspace {workspace.id} has no version yet", hint="commit it first")
+        return WorkspaceVersion(id=row[0], versions=self._version(row[0])["versions"])
+
+    def has_version(self, version_id: str) -> bool:
+        """Whether ``version_id`` is a stored workspace version."""
+        return (
+            self.store.db.execute("SELECT 1 FROM workspace_versions WHERE id = ?", (version_id,)).fetchone()
+            is not None
+        )
+
+    def _version(self, version_id: str) -> dict[str, dict[str, str]]:
+        row = self.store.db.execute(
+            "SELECT versions, types FROM workspace_versions WHERE id = ?", (version_id,)
+        ).fetchone()
+        if row is None:
+            raise ReferenceNotFound(f"no workspace version {version_id}")
+        return {"versions": json.loads(row["versions"]), "types": json.loads(row["types"])}
+
+    def _record(
+        self, workspace: Workspace, versions: dict[str, str], resource_versions: list[tuple[str, str]]
+    ) -> WorkspaceVersion:
+        """Store the aggregate version and make it the workspace's current one."""
+        version_id = ids.digest_json(versions)
+        types = {r.name: r.type for r in workspace.resources}
+        with self.store.write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO workspace_versions(id, versions, types, created) VALUES (?, ?, ?, ?)",
+                (
+                    version_id,
+                    json.dumps(versions, sort_keys=True),
+                    json.dumps(types, sort_keys=True),
+                    time.time(),
+                ),
+            )
+            db.executemany("UPDATE resources SET version = ?, touched = 0 WHERE id = ?", resource_versions)
+            db.execute("UPDATE workspaces SET version = ? WHERE id = ?", (version_id, workspace.id))
+        return WorkspaceVersion(id=version_id, versions=versions)
+
+    def _config(self, workspace: Workspace) -> WorkspaceConfig:
+        row = self.store.db.execute("SELECT config FROM workspaces WHERE id = ?", (workspace.id,)).fetchone()
+        if row is None:
+            raise ReferenceNotFound(f"no workspace {workspace.id}")
+        return WorkspaceConfig.model_validate_json(row[0])
+
+
+# -- helpers -----------------------------------------------------------------------
+
+
+def _resource_names(config: WorkspaceConfig) -> list[str]:
+    """Config names, else the type; unnamed duplicates become ``type_2``, ``type_3``…"""
+    if not config.resources:
+        raise UsageError(
+            "workspace-config lists no resources", hint="add at least one, e.g. - type: local_shell"
+        )
+    explicit = [item.name for item in config.resources if item.name is not None]
+    for name in explicit:
+        if not _NAME_RE.fullmatch(name):
+            raise UsageError(
+                f"invalid resource name {name!r}", hint="use up to 40 letters, digits, _ and - (no spaces)"
+            )
+        if explicit.count(name) > 1:
+            raise UsageError(f"two resources are named {name!r}", hint="give each resource its own name")
+    taken = set(explicit)
+    names: list[str] = []
+    for item in config.resources:
+        if item.name is not None:
+            names.append(item.name)
+            continue
+        name, n = item.type, 1
+        while name in taken:
+            n += 1
+            name = f"{item.type}_{n}"
+        if not _NAME_RE.fullmatch(name):
+            raise UsageError(f"resource type {item.type!r} needs a name", hint="add name: to its config")
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def _check_arguments(spec: ToolSpec, arguments: Any) -> str | None:
+    """A minimal check against the tool's JSON schema.
+
+    Arguments must be an object with the required keys, no unknown ones, and
+    the simple JSON types the schema names; anything subtler is the plugin's to check.
+    """
+    if not isinstance(arguments, dict):
+        return f"{spec.name} takes an object of named arguments, got {type(arguments).__name__}"
+    properties: dict[str, Any] = spec.parameters.get("properties", {})
+    missing = [key for key in spec.parameters.get("required", []) if key not in arguments]
+    if missing:
+        return f"{spec.name} is missing required argument(s): {', '.join(missing)}"
+    unknown = [key for key in arguments if key not in properties]
+    if unknown:
+        takes = ", ".join(properties) or "none"
+        return f"{spec.name} got unknown argument(s): {', '.join(unknown)}; it takes {takes}"
+    for key, value in arguments.items():
+        expected = properties[key].get("type") if isinstance(properties[key], dict) else None
+        if expected and not _json_type_ok(value, expected):
+            return f"{spec.name}: argument {key!r} must be of type {expected}"
+    return None
+
+
+def _json_type_ok(value: Any, expected: str | list[str]) -> bool:
+    for name in [expected] if isinstance(expected, str) else expected:
+        types = _JSON_TYPES.get(name)
+        if types is None:
+            return True  # a type we do not check
+        if isinstance(value, bool) and name != "boolean":
+            continue
+        if isinstance(value, types):
+            return True
+    return False
+
+
+def render(output: Any) -> str:
+    """A tool result as the text a model reads.
+
+    Command results (``stdout``/``stderr``/``exit_code``) read like a terminal;
+    strings as they are; anything else as JSON.
+    """
+    if isinstance(output, str):
+        return output
+    if isinstance(output, dict) and {"stdout", "stderr", "exit_code"} <= output.keys():
+        return _render_command(output)
+    return json.dumps(output, ensure_ascii=False, default=str)
+
+
+def _render_command(result: dict[str, Any]) -> str:
+    parts = [str(result["stdout"] or "")]
+    if result["stderr"]:
+        parts.append(f"[stderr]\n{result['stderr']}")
+    if result.get("timed_out"):
+        parts.append("[timed out: the command was killed]")
+    elif result["exit_code"] != 0:
+        parts.append(f"[exit code {result['exit_code']}]")
+    text = "\n".join(p.rstrip("\n") for p in parts if p).strip("\n")
+    return text + "\n" if text else "[no output, exit code 0]\n"
+
+
+def _failed(tool: str, resource: str | None, message: str) -> ToolOutcome:
+    return ToolOutcome(tool=tool, resource=resource, ok=False, output=None, text=f"error: {message}")
+
+
+def _describe(types: dict[str, str]) -> str:
+    return ", ".join(f"{name} ({kind})" for name, kind in sorted(types.items())) or "none"
+
+
+def _known_plugins_hint() -> str:
+    return f"installed plugins: {', '.join(_entrypoints.names(_entrypoints.PLUGINS)) or 'none'}"
+
+
+def installed_plugins() -> list[PluginInfo]:
+    """Every plugin registered under ``domarkx.plugins``, with the tools it describes."""
+    from importlib.metadata import entry_points
+
+    found: list[PluginInfo] = []
+    for name in _entrypoints.names(_entrypoints.PLUGINS):
+        module = next((ep.value for ep in entry_points(group=_entrypoints.PLUGINS, name=name)), "")
+        try:
+            cls = _entrypoints.load(_entrypoints.PLUGINS, name, what="plugin")
+            doc = (cls.__doc__ or "").strip().splitlines()
+            tools = cls.describe_tools() if isinstance(cls, type) and issubclass(cls, Plugin) else []
+        except DomarkxError as exc:
+            found.append(PluginInfo(name=name, module=module, description="", tools=[], error=exc.message))
+            continue
+        found.append(PluginInfo(name=name, module=module, description=doc[0] if doc else "", tools=tools))
+    return found

@@ -1,0 +1,210 @@
+"""One git object store per home, shared by every ``local_shell`` resource.
+
+Each resource has a work tree and its own index file; the repository itself is
+a bare one under the plugin directory, so there is no ``.git`` in a work tree
+and nothing a command runs there can rewrite history. Because all resources
+share the objects, a commit made by one can be checked out in any other (which
+is how a fork gets its parent's files).
+
+The real ``git`` binary does the work (its index stat cache is what makes a
+commit after one change cost about as much as ``git commit``), run with a fixed
+identity and dates, no system or user configuration and attributes forced off,
+so bytes go in and come out unchanged and equal states give equal commits.
+
+A version is a commit. Git cannot store an empty directory, so the commit
+message lists them (``empty-dirs: [...]``), and load recreates them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from domarkx.errors import DomarkxError, UsageError
+
+_IDENTITY = {
+    "GIT_AUTHOR_NAME": "domarkx",
+    "GIT_AUTHOR_EMAIL": "domarkx@localhost",
+    "GIT_AUTHOR_DATE": "2000-01-01T00:00:00+0000",
+    "GIT_COMMITTER_NAME": "domarkx",
+    "GIT_COMMITTER_EMAIL": "domarkx@localhost",
+    "GIT_COMMITTER_DATE": "2000-01-01T00:00:00+0000",
+}
+_CONFIG = {
+    "core.autocrlf": "false",
+    "core.fileMode": "true",
+    "core.symlinks": "true",
+    "core.quotePath": "false",
+    "core.untrackedCache": "true",
+    "gc.auto": "0",
+    "gc.pruneExpire": "never",
+    "advice.addEmbeddedRepo": "false",
+}
+# Highest-precedence attributes: no line-ending, filter or encoding conversion, whatever
+# .gitattributes files a command writes into the work tree.
+_ATTRIBUTES = "* -text -eol -filter -ident -working-tree-encoding\n"
+_MESSAGE = "domarkx local_shell"
+_EMPTY_DIRS = "empty-dirs: "
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a version records: the tree and the empty directories beside it."""
+
+    tree: str
+    empty_dirs: tuple[str, ...]
+
+
+class GitStore:
+    """The shared bare repository; each call names the work tree and index it acts on."""
+
+    def __init__(self, git_dir: Path) -> None:
+        self.git_dir = git_dir
+        self._git = shutil.which("git")
+        if self._git is None:
+            raise DomarkxError("local_shell needs git, which is not on PATH", hint="install git")
+        if not (git_dir / "HEAD").exists():
+            self._init()
+
+    def _init(self) -> None:
+        """Create the repository in a temporary directory and move it into place (race-safe)."""
+        self.git_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=self.git_dir.parent, prefix=".init-"))
+        try:
+            self._run(["init", "--bare", "-q", str(tmp)], git_dir=tmp)
+            for key, value in _CONFIG.items():
+                self._run(["config", key, value], git_dir=tmp)
+            (tmp / "info").mkdir(exist_ok=True)
+            (tmp / "info" / "attributes").write_text(_ATTRIBUTES, encoding="utf-8")
+            with contextlib.suppress(OSError):  # another process won the race: use its repository
+                tmp.rename(self.git_dir)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _env(self, git_dir: Path, work: Path | None, index: Path | None) -> dict[str, str]:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.git_dir.parent),
+            "LC_ALL": "C",
+            "GIT_DIR": str(git_dir),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "GIT_TERMINAL_PROMPT": "0",
+            **_IDENTITY,
+        }
+        if work is not None:
+            env["GIT_WORK_TREE"] = str(work)
+        if index is not None:
+            env["GIT_INDEX_FILE"] = str(index)
+        return env
+
+    def _run(
+        self,
+        args: list[str],
+        *,
+        git_dir: Path | None = None,
+        work: Path | None = None,
+        index: Path | None = None,
+    ) -> str:
+        assert self._git is not None
+        env = self._env(git_dir or self.git_dir, work, index)
+        cwd = work or git_dir or self.git_dir
+        try:
+            done = subprocess.run(
+                [self._git, *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
+            )
+        except OSError as exc:
+            raise DomarkxError(f"cannot run git: {exc}") from exc
+        if done.returncode != 0:
+            raise DomarkxError(f"git {args[0]} failed: {done.stderr.strip() or done.returncode}")
+        return done.stdout
+
+    def stage(self, work: Path, index: Path) -> Snapshot:
+        """Bring the index in line with the work tree and describe it; cheap when little changed."""
+        self._run(["add", "--all", "--force", "--", "."], work=work, index=index)
+        tree = self._run(["write-tree"], work=work, index=index).strip()
+        return Snapshot(tree, self._empty_dirs(work, index))
+
+    def _empty_dirs(self, work: Path, index: Path) -> tuple[str, ...]:
+        """Directories holding no files: after ``add --all`` they are all that is untracked."""
+        out = self._run(["ls-files", "-z", "--others", "--directory"], work=work, index=index)
+        found: list[str] = []
+        for entry in filter(None, out.split("\0")):
+            if not entry.endswith("/"):
+                continue
+            for top, dirs, _files in os.walk(work / entry):
+                if not dirs:
+                    found.append(Path(top).relative_to(work).as_posix())
+        return tuple(sorted(found))
+
+    def commit(self, snapshot: Snapshot, parent: str | None) -> str:
+        message = _MESSAGE + "\n"
+        if snapshot.empty_dirs:
+            message += f"\n{_EMPTY_DIRS}{json.dumps(list(snapshot.empty_dirs), ensure_ascii=False)}\n"
+        args = ["commit-tree", snapshot.tree, "-m", message]
+        if parent:
+            args += ["-p", parent]
+        return self._run(args).strip()
+
+    def read(self, commit: str) -> Snapshot:
+        """The tree and empty directories of a commit; a usage error if it is not one of ours."""
+        if len(commit) != 40 or any(c not in "0123456789abcdef" for c in commit):
+            raise UsageError(
+                f"{commit!r} is not a local_shell version", hint="versions are 40-hex commit ids"
+            )
+        try:
+            text = self._run(["cat-file", "commit", commit])
+        except DomarkxError as exc:
+            raise UsageError(f"unknown local_shell version {commit}") from exc
+        header, _, message = text.partition("\n\n")
+        tree = header.split("\n", 1)[0].removeprefix("tree ")
+        empty: list[str] = []
+        for line in message.splitlines():
+            if line.startswith(_EMPTY_DIRS):
+                empty = json.loads(line.removeprefix(_EMPTY_DIRS))
+        return Snapshot(tree, tuple(empty))
+
+    def checkout(self, work: Path, index: Path, commit: str, target: Snapshot) -> None:
+        """Make the work tree exactly ``commit`` (read with :meth:`read`).
+
+        ``read-tree --reset -u`` rewrites changed files and removes those the
+        index knows but the target lacks; files created since the last stage are
+        unknown to it, so they are staged and the checkout retried if they are in
+        the way, and removed afterwards otherwise. Empty directories follow the
+        target's list.
+        """
+        try:
+            self._run(["read-tree", "--reset", "-u", commit], work=work, index=index)
+        except DomarkxError:
+            self._run(["add", "--all", "--force", "--", "."], work=work, index=index)
+            self._run(["read-tree", "--reset", "-u", commit], work=work, index=index)
+        keep = set(target.empty_dirs)
+        out = self._run(["ls-files", "-z", "--others", "--directory"], work=work, index=index)
+        for entry in filter(None, out.split("\0")):
+            rel = entry.rstrip("/")
+            path = work / rel
+            if rel in keep and path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+                continue
+            _remove(path)
+        for rel in target.empty_dirs:
+            (work / rel).mkdir(parents=True, exist_ok=True)
+
+
+def _remove(path: Path) -> None:
+    """Delete a file, link or directory tree, even one a command made read-only."""
+    if not path.is_dir() or path.is_symlink():
+        path.unlink(missing_ok=True)
+        return
+    path.chmod(0o700)
+    for top, dirs, _files in os.walk(path):
+        for name in dirs:
+            child = os.path.join(top, name)
+            if not os.path.islink(child):  # never chmod through a link to outside
+                os.chmod(child, 0o700)
+    shutil.rmtree(path)

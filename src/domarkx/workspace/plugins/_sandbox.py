@@ -1,0 +1,82 @@
+"""Confining ``local_shell`` commands with bubblewrap, when it is there.
+
+Inside the sandbox a command sees the system read-only (``/usr``, ``/etc`` and
+the ``/bin``/``/lib`` links), its work tree read-write at ``/workspace``, a
+private ``/tmp`` as home, fresh ``/proc`` and ``/dev``, no network (only its own
+loopback) and no capabilities; it dies with domarkx. Without bubblewrap the
+command runs as the user with only a scrubbed environment and a time-out, which
+is not a security boundary; domarkx says so once per process on stderr (not via
+``warnings``, which the test suite turns into errors).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+_HIDDEN_FILES = ("/etc/shadow", "/etc/gshadow")
+SANDBOX_TMP = "/tmp"  # noqa: S108 - a fresh tmpfs inside the sandbox, not the host's /tmp
+"""The sandbox's private temporary directory, also the command's home."""
+SANDBOX_WORK = "/workspace"
+"""Where the work tree appears inside the sandbox: the same path for every resource, so
+absolute paths a command writes (a virtualenv's scripts, say) still work in a fork."""
+_warned = False
+
+
+def bwrap_path() -> str | None:
+    return shutil.which("bwrap")
+
+
+def wrapper(work: Path) -> list[str]:
+    """The bubblewrap argv prefix that confines a command to ``work``."""
+    bwrap = bwrap_path()
+    assert bwrap is not None
+    argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    for path in _SYSTEM_DIRS:
+        if os.path.islink(path):
+            argv += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            argv += ["--ro-bind", path, path]
+    for path in _HIDDEN_FILES:
+        argv += ["--ro-bind-try", os.devnull, path]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", SANDBOX_TMP]
+    argv += ["--bind", str(work), SANDBOX_WORK, "--chdir", SANDBOX_WORK, "--"]
+    return argv
+
+
+@functools.cache
+def bwrap_works() -> bool:
+    """Whether bubblewrap can start here (user namespaces may be disabled); probed once."""
+    if bwrap_path() is None:
+        return False
+    probe = Path(tempfile.gettempdir())
+    try:
+        done = subprocess.run(
+            [*wrapper(probe), "true"],
+            env={"PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def warn_unconfined(reason: str) -> None:
+    """Say once per process that commands run unconfined."""
+    global _warned
+    if _warned:
+        return
+    _warned = True
+    sys.stderr.write(
+        f"domarkx: warning: {reason}; local_shell commands run unconfined as you "
+        "(scrubbed environment and time-out only) - this is not a security boundary. "
+        "Install bubblewrap (apt-get install bubblewrap) to confine them.\n"
+    )

@@ -1,0 +1,183 @@
+"""The ``python`` plugin: a real ipykernel per resource, versioned by replayable cell logs.
+
+Each kernel start costs about a second, so tests that only read output share
+one resource; tests about versions and restarts get their own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from domarkx import _entrypoints
+from domarkx.data.store import Store
+from domarkx.errors import DomarkxError, ReferenceNotFound, UsageError
+from domarkx.workspace.plugin import PluginContext, ToolError
+from domarkx.workspace.plugins.python import PythonPlugin
+
+
+@pytest.fixture(scope="module")
+def context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PluginContext]:
+    home = tmp_path_factory.mktemp("python-plugin")
+    store = Store(home)
+    yield PluginContext(home=home, store=store)
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def plugin(context: PluginContext) -> PythonPlugin:
+    return PythonPlugin(context)
+
+
+@pytest.fixture
+def resource(plugin: PythonPlugin) -> Iterator[str]:
+    created = plugin.create_resource({})
+    yield created.id
+    plugin.destroy_resource(created.id)
+
+
+@pytest.fixture(scope="module")
+def shared(plugin: PythonPlugin) -> Iterator[str]:
+    """One resource for the tests that only look at a call's output."""
+    created = plugin.create_resource({"max_output": 400, "timeout": 20})
+    yield created.id
+    plugin.destroy_resource(created.id)
+
+
+def run(plugin: PythonPlugin, resource_id: str, code: str, **kwargs: float) -> str:
+    result = plugin.execute_tool(resource_id, "execute_python", code=code, **kwargs)
+    assert isinstance(result, str)
+    return result
+
+
+def test_registered_under_its_entry_point() -> None:
+    assert _entrypoints.load(_entrypoints.PLUGINS, "python", what="plugin") is PythonPlugin
+    assert [t.name for t in PythonPlugin.describe_tools()] == ["execute_python"]
+
+
+def test_commit_then_load_brings_kernel_variables_back(plugin: PythonPlugin, resource: str) -> None:
+    run(plugin, resource, "x = 1\nitems = [1, 2]\ndef double(n):\n    return 2 * n")
+    first = plugin.commit_version(resource)
+    assert plugin.commit_version(resource) == first, "an unchanged resource commits to the same id"
+    run(plugin, resource, "x = 99\nitems.append(3)\nextra = 'later'")
+    second = plugin.commit_version(resource)
+    assert second != first
+
+    plugin.load_version(resource, first)
+    assert plugin.get_version(resource) == first
+    assert run(plugin, resource, "x, items, double(21), 'extra' in dir()") == "[result]\n(1, [1, 2], 42, False)"
+
+    plugin.load_version(resource, second)
+    assert run(plugin, resource, "x, items, extra") == "[result]\n(99, [1, 2, 3], 'later')"
+
+
+def test_a_version_loads_into_another_resource(plugin: PythonPlugin, resource: str) -> None:
+    run(plugin, resource, "answer = 6 * 7")
+    version = plugin.commit_version(resource)
+    other = plugin.create_resource({}).id
+    try:
+        plugin.load_version(other, version)
+        assert run(plugin, other, "answer") == "[result]\n42"
+    finally:
+        plugin.destroy_resource(other)
+
+
+def test_a_new_process_replays_the_history(plugin: PythonPlugin, context: PluginContext, resource: str) -> None:
+    run(plugin, resource, "import random\nrandom.seed(7)\ndraw = random.random()\nnames = {'b', 'a', 'c'}")
+    before = run(plugin, resource, "draw, list(names)")
+    plugin.close(resource)  # what a finished domarkx process leaves: state on disk, no kernel
+    again = PythonPlugin(context)
+    assert run(again, resource, "draw, list(names)") == before
+
+
+def test_output_sections(plugin: PythonPlugin, shared: str) -> None:
+    out = run(plugin, shared, "import sys\nprint('to out')\nprint('to err', file=sys.stderr)\n40 + 2")
+    assert out == "[stdout]\nto out\n[stderr]\nto err\n[result]\n42"
+    assert run(plugin, shared, "quiet = 1") == "(no output)"
+
+
+def test_errors_come_back_as_text_without_colour_codes(plugin: PythonPlugin, shared: str) -> None:
+    out = run(plugin, shared, "print('before')\n1 / 0")
+    assert out.startswith("[stdout]\nbefore\n[error]\n")
+    assert "ZeroDivisionError: division by zero" in out
+    assert "\x1b[" not in out
+
+
+def test_long_output_keeps_head_and_tail(plugin: PythonPlugin, shared: str) -> None:
+    out = run(plugin, shared, "print('HEAD' + 'x' * 5000 + 'TAIL')")
+    assert out.startswith("[stdout]\nHEAD")
+    assert out.endswith("TAIL")
+    assert "characters cut" in out
+    assert len(out) < 600
+
+
+def test_kernel_sees_no_secrets_and_works_in_its_own_directory(
+    plugin: PythonPlugin, context: PluginContext, shared: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-must-not-leak")
+    plugin.close(shared)  # the kernel starts again under the patched environment
+    out = run(plugin, shared, "import os\nprint(repr(os.environ.get('OPENAI_API_KEY')))\n!echo \"[$OPENAI_API_KEY]\"")
+    assert out == "[stdout]\nNone\n[]"
+    folder = context.home / "resources" / shared
+    assert run(plugin, shared, "import os; os.getcwd()") == f"[result]\n{str(folder / 'work')!r}"
+    assert run(plugin, shared, "os.environ['HOME']") == f"[result]\n{str(folder / 'home')!r}"
+
+
+def test_time_out_interrupts_the_cell_and_keeps_it_out_of_the_history(
+    plugin: PythonPlugin, context: PluginContext, shared: str
+) -> None:
+    cells_file = context.home / "resources" / shared / "cells.json"
+    logged = len(json.loads(cells_file.read_text()))
+    out = run(plugin, shared, "import time\ntime.sleep(30)", timeout=0.5)
+    assert "KeyboardInterrupt" in out
+    assert "timed out after 0.5 s" in out
+    assert len(json.loads(cells_file.read_text())) == logged
+    assert run(plugin, shared, "'still here'") == "[result]\n'still here'"
+
+
+def test_kernel_death_is_a_tool_error_and_the_next_call_recovers(plugin: PythonPlugin, resource: str) -> None:
+    run(plugin, resource, "kept = 'yes'")
+    with pytest.raises(ToolError, match="kernel died"):
+        run(plugin, resource, "import os\nos._exit(1)")
+    assert run(plugin, resource, "kept") == "[result]\n'yes'"
+
+
+def test_a_cell_that_replays_differently_is_reported(
+    plugin: PythonPlugin, context: PluginContext, resource: str
+) -> None:
+    data = context.home / "resources" / resource / "work" / "data.txt"
+    data.write_text("made outside the kernel")
+    run(plugin, resource, "n = 1")
+    run(plugin, resource, "text = open('data.txt').read()")
+    version = plugin.commit_version(resource)
+    data.unlink()
+    with pytest.raises(DomarkxError, match="did not replay exactly: cell 2 gave FileNotFoundError"):
+        plugin.load_version(resource, version)
+
+
+def test_bad_config_arguments_and_versions(plugin: PythonPlugin, context: PluginContext, resource: str) -> None:
+    with pytest.raises(UsageError, match="timout"):
+        plugin.create_resource({"timout": 5})
+    with pytest.raises(ToolError, match="no tool 'run_command'"):
+        plugin.execute_tool(resource, "run_command", command="ls")
+    with pytest.raises(ToolError, match="bad arguments"):
+        plugin.execute_tool(resource, "execute_python")
+    with context.store.write():
+        not_cells = context.store.put_blob(b'{"a": 1}')
+    with pytest.raises(UsageError, match="not a python resource version"):
+        plugin.load_version(resource, not_cells)
+    with pytest.raises(ReferenceNotFound):
+        plugin.load_version(resource, "sha256:" + "0" * 64)
+
+
+def test_destroy_removes_the_resource_directory(plugin: PythonPlugin, context: PluginContext) -> None:
+    created = plugin.create_resource({}).id
+    folder: Path = context.home / "resources" / created
+    assert folder.is_dir()
+    plugin.destroy_resource(created)
+    assert not folder.exists()
+    with pytest.raises(UsageError):
+        plugin.get_version(created)
