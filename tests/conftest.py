@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,14 +14,14 @@ pytest_plugins = ["fake_openai"]
 
 
 @pytest.fixture(autouse=True)
-def domarkx_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def domarkx_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Each test gets its own store and no model credentials from the developer's shell."""
     home = tmp_path_factory.mktemp("domarkx-home")
     monkeypatch.setenv("DOMARKX_HOME", str(home))
     for key in list(os.environ):
         if key.startswith(("OPENAI_", "ANTHROPIC_", "DOMARKX_MODEL")):
             monkeypatch.delenv(key)
-    yield home
+    return home
 
 
 class CliResult:

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from fake_openai import FAKE_KEY, FakeOpenAI, calls, error, fault, text
 
 DOC = """\
@@ -48,7 +49,11 @@ def test_import_run_log_export_import_fork(
     cli, doc: Path, tmp_path: Path, openai_env: FakeOpenAI, stream: bool
 ) -> None:  # type: ignore[no-untyped-def]
     if not stream:
-        doc.write_text(DOC.replace('{"model": "openai:fake-model"}', '{"model": "openai:fake-model", "model_options": {"stream": false}}'))
+        doc.write_text(
+            DOC.replace(
+                '{"model": "openai:fake-model"}', '{"model": "openai:fake-model", "model_options": {"stream": false}}'
+            )
+        )
     openai_env.queue(
         calls(("write_file", {"path": "notes.txt", "content": "first\n"}), content="Writing."),
         text("Wrote notes.txt."),
@@ -119,9 +124,7 @@ def test_failing_tool_becomes_a_result_the_model_sees(cli, doc: Path, openai_env
     ],
     ids=["401", "dropped"],
 )
-def test_model_failure_keeps_the_conversation(
-    cli, doc: Path, openai_env: FakeOpenAI, reply, needle: str
-) -> None:  # type: ignore[no-untyped-def]
+def test_model_failure_keeps_the_conversation(cli, doc: Path, openai_env: FakeOpenAI, reply, needle: str) -> None:  # type: ignore[no-untyped-def]
     openai_env.queue(reply)
     result = cli("run", str(doc), "-m", "hello?")
     assert result.code == 1

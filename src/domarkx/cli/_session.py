@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from domarkx.data.models import ConversationMessage, ToolCallRecord
-    from domarkx.session.manager import SessionManager, TurnResult
+    from domarkx.data.models import ConversationMessage, SessionInstance, ToolCallRecord
     from domarkx.session.instance import InstanceManager
-    from domarkx.data.models import SessionInstance
+    from domarkx.session.manager import SessionManager, TurnResult
 
 model_option = click.option(
     "--model",

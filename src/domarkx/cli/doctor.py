@@ -20,7 +20,9 @@ def doctor(repair: bool, as_json: bool) -> None:
     with open_store() as store:
         report = check(store, repair=repair)
     if as_json:
-        emit_json({"ok": report.ok, "checked": report.checked, "problems": report.problems, "repaired": report.repaired})
+        emit_json(
+            {"ok": report.ok, "checked": report.checked, "problems": report.problems, "repaired": report.repaired}
+        )
     else:
         counts = ", ".join(f"{n} {what}" for what, n in report.checked.items())
         click.echo(f"checked {counts}")

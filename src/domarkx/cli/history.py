@@ -24,7 +24,12 @@ def log(ref: str, as_json: bool) -> None:
     table(
         ["#", "ROLE", "VERSION", "SUMMARY"],
         [
-            [str(e["index"]), e["role"], ids.short(e["workspace_version"]) if e["workspace_version"] else "-", e["summary"]]
+            [
+                str(e["index"]),
+                e["role"],
+                ids.short(e["workspace_version"]) if e["workspace_version"] else "-",
+                e["summary"],
+            ]
             for e in entries
         ],
     )

@@ -10,9 +10,7 @@ from domarkx.cli._common import emit_json, json_option, open_store, parse_assign
 @click.command("import")
 @click.argument("source", metavar="PATH|-")
 @click.option("-t", "--tag", "tags", multiple=True, metavar="TAG", help="Tag the snapshot (repeatable).")
-@click.option(
-    "--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Fill a template variable (repeatable)."
-)
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Fill a template variable (repeatable).")
 @click.option(
     "--allow-outside",
     is_flag=True,
@@ -44,9 +42,7 @@ def import_cmd(
         snapshot = manager.build(data, path=path, base_dir=base_dir, variables=variables, allow_outside=allow_outside)
         created = manager.save(snapshot, tags=list(tags))
     if as_json:
-        emit_json(
-            {"id": snapshot.id, "created": created, "messages": len(snapshot.messages), "tags": list(tags)}
-        )
+        emit_json({"id": snapshot.id, "created": created, "messages": len(snapshot.messages), "tags": list(tags)})
         return
     if not quiet:
         state = "new snapshot" if created else "unchanged, already stored"

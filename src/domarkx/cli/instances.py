@@ -22,7 +22,7 @@ def ls(quiet: bool, as_json: bool) -> None:
 
     manager, _ = managers()
     with manager.store:
-        rows = manager.list()
+        rows = manager.listing()
     if as_json:
         emit_json(rows)
     elif quiet:

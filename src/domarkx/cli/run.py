@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from domarkx.errors import DomarkxError
 from domarkx.cli._session import managers, max_steps_option, model_option, progress, run_turn
+from domarkx.errors import DomarkxError
 
 
 @click.command("run")

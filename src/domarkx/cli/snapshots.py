@@ -21,7 +21,7 @@ def ls(quiet: bool, as_json: bool) -> None:
     from domarkx.session.snapshot import SnapshotManager
 
     with open_store() as store:
-        infos = SnapshotManager(store).list()
+        infos = SnapshotManager(store).listing()
     if as_json:
         emit_json([i.model_dump() for i in infos])
     elif quiet:

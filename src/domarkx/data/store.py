@@ -72,7 +72,7 @@ def _m1_initial(db: sqlite3.Connection) -> None:
             PRIMARY KEY (owner, digest)
         );
         CREATE INDEX blob_refs_by_digest ON blob_refs(digest);
-        """
+        """,
     )
 
 
@@ -96,7 +96,7 @@ def _m2_instances(db: sqlite3.Connection) -> None:
             body TEXT NOT NULL,
             PRIMARY KEY (instance_id, idx)
         );
-        """
+        """,
     )
 
 

@@ -516,8 +516,10 @@ class _Document:
             yield self.parse(m)
 
     def malformed(self, pos: int) -> DocumentError:
-        line, _ = self.position(pos)
-        bracket = self.text.rfind("[", self.offsets[line - 1], pos)
+        line_start = self.offsets[self.position(pos)[0] - 1]
+        bracket = self.text.rfind("[@", line_start, pos)
+        if bracket < 0:
+            bracket = self.text.rfind("[", line_start, pos)
         line, col = self.position(bracket if bracket >= 0 else pos)
         return DocumentError(
             "malformed macro: a domarkx:// link must read [@text](domarkx://command?…)",

@@ -17,10 +17,7 @@ from domarkx.parsing.markdown import line_offsets
 def from_snapshot(snapshot: SessionSnapshot) -> list[ConversationMessage]:
     """The conversation an instance starts with: one message per document message."""
     offsets = line_offsets(snapshot.document)
-    return [
-        from_document(msg, snapshot.document[offsets[msg.start] : offsets[msg.end]])
-        for msg in snapshot.messages
-    ]
+    return [from_document(msg, snapshot.document[offsets[msg.start] : offsets[msg.end]]) for msg in snapshot.messages]
 
 
 def from_document(msg: Message, raw: str) -> ConversationMessage:
@@ -33,9 +30,7 @@ def from_document(msg: Message, raw: str) -> ConversationMessage:
     for block in msg.code_blocks:
         if "tool-call" in block.flags:
             tool_calls.append(
-                ToolCallRecord(
-                    id=block.attrs["id"], name=block.attrs["name"], arguments=json.loads(block.text)
-                )
+                ToolCallRecord(id=block.attrs["id"], name=block.attrs["name"], arguments=json.loads(block.text))
             )
         elif "tool-result" in block.flags:
             tool_call_id = block.attrs.get("id")

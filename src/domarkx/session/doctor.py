@@ -93,4 +93,6 @@ def _temp_files(store: Store, report: Report, repair: bool) -> None:
             path.unlink(missing_ok=True)
         report.repaired.append(f"removed {len(leftovers)} partial write(s) from {store.tmp}")
     else:
-        report.problems.append(f"{len(leftovers)} partial write(s) in {store.tmp} (left by a crash; --repair removes them)")
+        report.problems.append(
+            f"{len(leftovers)} partial write(s) in {store.tmp} (left by a crash; --repair removes them)"
+        )

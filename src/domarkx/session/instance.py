@@ -101,11 +101,12 @@ class InstanceManager:
         with self.store.write() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO messages(instance_id, idx, body) VALUES (?, ?, ?)",
-                [(instance.id, i, instance.messages[i].model_dump_json()) for i in range(start, len(instance.messages))],
+                [
+                    (instance.id, i, instance.messages[i].model_dump_json())
+                    for i in range(start, len(instance.messages))
+                ],
             )
-            db.execute(
-                "UPDATE instances SET head_version = ? WHERE id = ?", (instance.head_version, instance.id)
-            )
+            db.execute("UPDATE instances SET head_version = ? WHERE id = ?", (instance.head_version, instance.id))
 
     def set_status(self, ref: str, status: str) -> SessionInstance:
         instance = self.get(ref)
@@ -116,7 +117,7 @@ class InstanceManager:
         instance.status = status  # type: ignore[assignment]
         return instance
 
-    def list(self) -> list[dict[str, Any]]:
+    def listing(self) -> list[dict[str, Any]]:
         rows = self.store.db.execute(
             "SELECT i.id, i.name, i.snapshot_id, i.status, i.created, i.head_version,"
             " (SELECT COUNT(*) FROM messages m WHERE m.instance_id = i.id) AS messages"
@@ -181,8 +182,9 @@ class InstanceManager:
                 progress(f"running the setup block ({snapshot.setup.lang})")
                 outcome = self.run_block(workspace, snapshot.setup.lang or "", snapshot.setup.text, {})
                 if outcome is not None and not outcome.ok:
+                    last = (outcome.text.strip().splitlines() or [""])[-1]
                     raise UsageError(
-                        f"the setup block failed: {outcome.text.strip().splitlines()[-1] if outcome.text.strip() else ''}",
+                        f"the setup block failed: {last}",
                         hint="fix the setup block of the document and import it again",
                     )
             instance.head_version = self.workspaces.commit(workspace).id
@@ -271,7 +273,7 @@ class InstanceManager:
         source = self.get(ref)
         if not 0 <= at < len(source.messages):
             raise UsageError(
-                f"--at {at} is out of range: the instance has {len(source.messages)} messages (0..{len(source.messages) - 1})",
+                f"--at {at} is out of range: the messages are 0..{len(source.messages) - 1}",
                 hint="see `domarkx log` for message indices",
             )
         version = self.version_at(source, at)
@@ -294,9 +296,7 @@ class InstanceManager:
         return self.initial_version(instance)
 
     def initial_version(self, instance: SessionInstance) -> str:
-        row = self.store.db.execute(
-            "SELECT initial_version FROM instances WHERE id = ?", (instance.id,)
-        ).fetchone()
+        row = self.store.db.execute("SELECT initial_version FROM instances WHERE id = ?", (instance.id,)).fetchone()
         if row and row[0]:
             return str(row[0])
         raise DomarkxError("the instance has no recorded initial workspace version", hint="run `domarkx doctor`")
@@ -305,8 +305,8 @@ class InstanceManager:
 
     def export(self, ref: str, *, at: int | None = None) -> str:
         """The instance as Markdown that ``domarkx import`` takes back losslessly."""
-        from domarkx.parsing.render import edit_raw, join_messages, render_message, with_format_marker
         from domarkx.parsing.markdown import line_offsets
+        from domarkx.parsing.render import edit_raw, join_messages, render_message, with_format_marker
 
         instance = self.get(ref)
         snapshot = self.snapshots.get(instance.snapshot_id)
@@ -363,9 +363,12 @@ def resolve_instance(store: Store, ref: str) -> str:
 def resolve_any(store: Store, ref: str) -> tuple[str, str]:
     """(``"instance"`` or ``"snapshot"``, id) for a REF that may name either."""
     found: list[tuple[str, str]] = []
-    for kind, resolver in (("instance", resolve_instance), ("snapshot", store.resolve)):
+    for kind, resolver in (
+        ("instance", lambda r: resolve_instance(store, r)),
+        ("snapshot", store.resolve),
+    ):
         try:
-            found.append((kind, resolver(store, ref) if kind == "instance" else resolver(ref)))
+            found.append((kind, resolver(ref)))
         except ReferenceNotFound:
             continue
     if not found:

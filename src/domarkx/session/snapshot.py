@@ -133,12 +133,10 @@ class SnapshotManager:
 
     def document(self, ref: str) -> str:
         """The Markdown of a snapshot, exactly as imported (after macro expansion)."""
-        row = self.store.db.execute(
-            "SELECT document FROM snapshots WHERE id = ?", (self.resolve(ref),)
-        ).fetchone()
+        row = self.store.db.execute("SELECT document FROM snapshots WHERE id = ?", (self.resolve(ref),)).fetchone()
         return self.store.get_blob(row["document"]).decode("utf-8")
 
-    def list(self) -> list[SnapshotInfo]:
+    def listing(self) -> list[SnapshotInfo]:
         tags: dict[str, list[str]] = {}
         for name, sid in self.store.db.execute("SELECT name, snapshot_id FROM tags ORDER BY name"):
             tags.setdefault(sid, []).append(name)
@@ -161,7 +159,7 @@ class SnapshotManager:
     def info(self, ref: str) -> dict[str, Any]:
         """Everything ``snapshots inspect`` shows: metadata, manifest and structure summary."""
         snapshot = self.get(ref)
-        listed = next(i for i in self.list() if i.id == snapshot.id)
+        listed = next(i for i in self.listing() if i.id == snapshot.id)
         data = listed.model_dump()
         data["manifest"] = manifest(snapshot)
         data["front_matter"] = snapshot.front_matter

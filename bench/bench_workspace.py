@@ -1,0 +1,163 @@
+"""local_shell versions, as a ratio to plain git doing the same in the same run.
+
+    python bench/bench_workspace.py [--files 10000] [--repeat 9]
+
+Builds a work tree of ``--files`` small files (100 per directory), puts it in a
+``local_shell`` resource and in an ordinary git repository, commits both once
+(untimed), then ``--repeat`` times, interleaved:
+
+* ``commit``: change one file, then ``plugin.commit_version`` against
+  ``git add -A`` + ``git commit`` in the plain repository;
+* ``load older``: ``plugin.load_version(previous)`` against ``git checkout -q
+  <previous commit>`` (one file differs);
+* ``load newer``: back to the latest version, against ``git checkout -q main``.
+
+Both sides run the same git binary as subprocesses. Prints a table of medians
+and one JSON line. The target is ≤ 1.5× git for commit and for load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from domarkx.data.store import Store
+from domarkx.workspace.plugin import PluginContext
+from domarkx.workspace.plugins.local_shell import LocalShellPlugin
+
+TARGET = 1.5
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "bench",
+    "GIT_AUTHOR_EMAIL": "bench@localhost",
+    "GIT_COMMITTER_NAME": "bench",
+    "GIT_COMMITTER_EMAIL": "bench@localhost",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+}
+
+
+def populate(root: Path, count: int) -> None:
+    for i in range(count):
+        folder = root / f"pkg{i // 100:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"module_{i:05d}.py").write_text(
+            f'"""Module {i}."""\n\n' + "".join(f"VALUE_{j} = {i * j}\n" for j in range(12))
+        )
+
+
+class PlainGit:
+    """The baseline: an ordinary repository, driven the way a person would."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.env = {**os.environ, **GIT_ENV}
+        self.git("init", "-q", "-b", "main")
+        self.git("add", "-A")
+        self.git("commit", "-q", "-m", "initial")
+
+    def git(self, *args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=self.root, env=self.env, check=True, capture_output=True, text=True
+        )
+        return done.stdout.strip()
+
+    def commit(self) -> None:
+        self.git("add", "-A")
+        self.git("commit", "-q", "-m", "change")
+
+    def head(self) -> str:
+        return self.git("rev-parse", "HEAD")
+
+
+def timed(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def touch(root: Path, run: int) -> None:
+    with (root / "pkg042" / "module_04242.py").open("a") as fh:
+        fh.write(f"RUN = {run}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=10_000, help="files in the work tree (default 10000)")
+    parser.add_argument("--repeat", type=int, default=9, help="runs of each measurement (default 9)")
+    args = parser.parse_args(argv)
+    if args.files < 4300:
+        parser.error("--files must be at least 4300 (the bench edits file 4242)")
+
+    times: dict[str, list[float]] = {
+        k: [] for k in ("commit", "git commit", "load older", "git checkout older", "load newer", "git checkout newer")
+    }
+    with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "home") as store:
+        plugin = LocalShellPlugin(PluginContext(home=store.home, store=store))
+        rid = plugin.create_resource({"sandbox": "none"}).id
+        work = plugin.work_dir(rid)
+        populate(work, args.files)
+        plain_root = Path(tmp) / "plain"
+        shutil.copytree(work, plain_root)
+        plain = PlainGit(plain_root)
+        latest = plugin.commit_version(rid)
+
+        for run in range(args.repeat):
+            touch(work, run)
+            touch(plain_root, run)
+            previous, plain_previous = latest, plain.head()
+            times["commit"].append(timed(lambda: plugin.commit_version(rid)))
+            times["git commit"].append(timed(plain.commit))
+            latest = plugin.get_version(rid)
+            assert latest != previous
+
+            times["load older"].append(timed(lambda: plugin.load_version(rid, previous)))  # noqa: B023
+            times["git checkout older"].append(timed(lambda: plain.git("checkout", "-q", plain_previous)))  # noqa: B023
+            times["load newer"].append(timed(lambda: plugin.load_version(rid, latest)))  # noqa: B023
+            times["git checkout newer"].append(timed(lambda: plain.git("checkout", "-q", "main")))
+
+        assert (work / "pkg042" / "module_04242.py").read_bytes() == (
+            plain_root / "pkg042" / "module_04242.py"
+        ).read_bytes()
+
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    ratios = {
+        "commit": medians["commit"] / medians["git commit"],
+        "load_older": medians["load older"] / medians["git checkout older"],
+        "load_newer": medians["load newer"] / medians["git checkout newer"],
+    }
+    print(f"work tree: {args.files} files, {args.repeat} runs, medians")
+    print(f"{'':22}{'local_shell':>14}{'git':>10}{'ratio':>8}")
+    for label, ours, theirs, key in (
+        ("commit (1 change)", "commit", "git commit", "commit"),
+        ("load older version", "load older", "git checkout older", "load_older"),
+        ("load newer version", "load newer", "git checkout newer", "load_newer"),
+    ):
+        print(f"{label:22}{medians[ours] * 1000:11.1f} ms{medians[theirs] * 1000:7.1f} ms{ratios[key]:8.2f}")
+    worst = max(ratios.values())
+    print(f"worst ratio = {worst:.2f} (target ≤ {TARGET}: {'ok' if worst <= TARGET else 'over target'})")
+    print(
+        json.dumps(
+            {
+                "bench": "workspace",
+                "files": args.files,
+                "repeat": args.repeat,
+                **{f"{name.replace(' ', '_')}_s": round(value, 5) for name, value in medians.items()},
+                **{f"ratio_{name}": round(value, 3) for name, value in ratios.items()},
+                "target": TARGET,
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
