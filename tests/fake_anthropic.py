@@ -64,9 +64,7 @@ class FakeAnthropic(ScriptedServer):
             deltas = [{"type": "text_delta", "text": piece} for piece in words(block["text"])]
         else:
             opening = {**block, "input": {}}
-            deltas = [
-                {"type": "input_json_delta", "partial_json": p} for p in thirds(json.dumps(block["input"]))
-            ]
+            deltas = [{"type": "input_json_delta", "partial_json": p} for p in thirds(json.dumps(block["input"]))]
         return [
             {"type": "content_block_start", "index": index, "content_block": opening},
             *({"type": "content_block_delta", "index": index, "delta": d} for d in deltas),

@@ -45,14 +45,9 @@ class FakeOpenAI(ScriptedServer):
         usage = self._usage(body, reply)
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            events = [
-                (None, json.dumps(e))
-                for e in self._chunks(reply, model, ids, usage if include_usage else None)
-            ]
+            events = [(None, json.dumps(e)) for e in self._chunks(reply, model, ids, usage if include_usage else None)]
             events.append((None, "[DONE]"))
-            error_event = json.dumps(
-                {"error": {"message": "the fake server broke down", "type": "server_error"}}
-            )
+            error_event = json.dumps({"error": {"message": "the fake server broke down", "type": "server_error"}})
             handler.send_events(events, reply, error_event)
         else:
             handler.send_json(200, self._whole(reply, model, ids, usage))

@@ -77,9 +77,7 @@ def test_streamed_text_reaches_on_text_in_order(server: FakeAnthropic, make: Mak
 
 
 def test_tool_use_is_assembled(server: FakeAnthropic, make: Make) -> None:
-    server.queue(
-        calls(("shell_run", {"command": "ls -la"}), ("shell_run", {"command": "pwd"}), content="Looking.")
-    )
+    server.queue(calls(("shell_run", {"command": "ls -la"}), ("shell_run", {"command": "pwd"}), content="Looking."))
 
     reply = make().complete(HELLO, TOOLS)
 
@@ -156,9 +154,7 @@ FAULTS = [
     pytest.param(error(529, "Overloaded"), ModelServerError, "HTTP 529", id="529"),
     pytest.param(fault("drop"), ModelConnectionError, "cannot reach", id="drop"),
     pytest.param(fault("cut"), ModelConnectionError, "broke off", id="cut-mid-stream"),
-    pytest.param(
-        fault("truncate"), ModelConnectionError, "ended before the reply was complete", id="truncated"
-    ),
+    pytest.param(fault("truncate"), ModelConnectionError, "ended before the reply was complete", id="truncated"),
     pytest.param(fault("error_event"), ModelServerError, "reported an error: Overloaded", id="error-event"),
 ]
 
@@ -182,9 +178,7 @@ def test_time_out(server: FakeAnthropic, make: Make) -> None:
         make(timeout=0.3).complete(HELLO, [])
 
 
-def test_overloaded_is_retried_with_retry_after(
-    server: FakeAnthropic, make: Make, waits: list[float]
-) -> None:
+def test_overloaded_is_retried_with_retry_after(server: FakeAnthropic, make: Make, waits: list[float]) -> None:
     server.queue(error(529, "Overloaded", headers={"retry-after": "2"}), text("Back."))
     assert make().complete(HELLO, []).content == "Back."
     assert waits == [2.0]

@@ -33,9 +33,7 @@ TOOLS = [
     ToolDefinition(
         "shell_run", "Run a shell command.", {"type": "object", "properties": {"command": {"type": "string"}}}
     ),
-    ToolDefinition(
-        "py_exec", "Run Python code.", {"type": "object", "properties": {"code": {"type": "string"}}}
-    ),
+    ToolDefinition("py_exec", "Run Python code.", {"type": "object", "properties": {"code": {"type": "string"}}}),
 ]
 
 Make = Callable[..., OpenAIProvider]
@@ -91,9 +89,7 @@ def test_usage_and_model_are_captured(openai_env: FakeOpenAI, make: Make) -> Non
     assert openai_env.requests[0].body["stream_options"] == {"include_usage": True}
 
 
-def test_usage_can_be_left_out_for_servers_that_reject_stream_options(
-    openai_env: FakeOpenAI, make: Make
-) -> None:
+def test_usage_can_be_left_out_for_servers_that_reject_stream_options(openai_env: FakeOpenAI, make: Make) -> None:
     openai_env.queue(text("Hi."))
 
     reply = make(stream_usage=False).complete(HELLO, [])
@@ -109,9 +105,7 @@ def test_parallel_tool_calls_are_assembled_from_split_deltas(
 ) -> None:
     first = {"command": "ls -la /tmp", "env": {"A": "1"}}
     second = {"code": 'print("{not json}")'}
-    openai_env.queue(
-        calls(("shell_run", first), ("py_exec", second), content="Let me look.", interleave=interleave)
-    )
+    openai_env.queue(calls(("shell_run", first), ("py_exec", second), content="Let me look.", interleave=interleave))
     pieces: list[str] = []
 
     reply = make().complete(HELLO, TOOLS, on_text=pieces.append)
@@ -239,9 +233,7 @@ FAULTS = [
     pytest.param(error(503, "busy"), ModelServerError, "HTTP 503", id="503"),
     pytest.param(fault("drop"), ModelConnectionError, "cannot reach", id="drop"),
     pytest.param(fault("cut"), ModelConnectionError, "broke off", id="cut-mid-stream"),
-    pytest.param(
-        fault("truncate"), ModelConnectionError, "ended before the reply was complete", id="truncated"
-    ),
+    pytest.param(fault("truncate"), ModelConnectionError, "ended before the reply was complete", id="truncated"),
     pytest.param(fault("error_event"), ModelServerError, "reported an error", id="error-event"),
     pytest.param(fault("garbage"), ModelResponseError, "malformed stream", id="garbage"),
 ]
@@ -303,9 +295,7 @@ def test_backoff_grows_and_gives_up(openai_env: FakeOpenAI, make: Make, waits: l
         make(max_retries=3).complete(HELLO, [])
 
     assert len(openai_env.requests) == 4
-    assert [lo <= w <= hi for w, (lo, hi) in zip(waits, [(0.5, 1), (1, 2), (2, 4)], strict=True)] == [
-        True
-    ] * 3
+    assert [lo <= w <= hi for w, (lo, hi) in zip(waits, [(0.5, 1), (1, 2), (2, 4)], strict=True)] == [True] * 3
     assert "\n" not in caught.value.format()
 
 
@@ -325,9 +315,7 @@ def test_a_wait_past_the_cap_fails_at_once(openai_env: FakeOpenAI, make: Make, w
         pytest.param(fault("cut"), id="text-already-shown"),
     ],
 )
-def test_no_retry_when_it_cannot_help(
-    openai_env: FakeOpenAI, make: Make, waits: list[float], reply: Any
-) -> None:
+def test_no_retry_when_it_cannot_help(openai_env: FakeOpenAI, make: Make, waits: list[float], reply: Any) -> None:
     openai_env.queue(reply, text("should not be asked for"))
     with pytest.raises(ProviderError):
         make(max_retries=3).complete(HELLO, [], on_text=lambda _: None)
@@ -335,9 +323,7 @@ def test_no_retry_when_it_cannot_help(
     assert waits == []
 
 
-def test_an_unreachable_server_is_retried_then_reported(
-    monkeypatch: pytest.MonkeyPatch, waits: list[float]
-) -> None:
+def test_an_unreachable_server_is_retried_then_reported(monkeypatch: pytest.MonkeyPatch, waits: list[float]) -> None:
     with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -156,13 +156,9 @@ def test_bad_yaml_points_at_the_line(tmp_path: Path) -> None:
     [
         pytest.param("just a string\n", "non-empty list of turns", id="not-a-list"),
         pytest.param("[]\n", "non-empty list of turns", id="empty"),
-        pytest.param(
-            "- {}\n", "turn 1: Value error, a turn needs content, tool_calls or both", id="empty-turn"
-        ),
+        pytest.param("- {}\n", "turn 1: Value error, a turn needs content, tool_calls or both", id="empty-turn"),
         pytest.param("- content: a\n- contnet: b\n", "turn 2 (contnet)", id="typo"),
-        pytest.param(
-            "- tool_calls: [{name: 'bad name'}]\n", "turn 1 (tool_calls.0.name)", id="bad-tool-name"
-        ),
+        pytest.param("- tool_calls: [{name: 'bad name'}]\n", "turn 1 (tool_calls.0.name)", id="bad-tool-name"),
     ],
 )
 def test_bad_scripts_say_which_turn(tmp_path: Path, text: str, words: str) -> None:

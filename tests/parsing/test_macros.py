@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -135,6 +136,7 @@ M = "[@v](domarkx://var?default=VALUE)"
         f"> ```\n> {M}\n> ```\n",
         f"- item\n\n  ```\n  {M}\n  ```\n",
         f"- item\n\n      {M}\n",  # indented code inside a list item
+        f"-\n\n    {M}\n",  # an item that starts empty ends at the blank line
         f"\\{M}\n",  # an escaped bracket is no link
     ],
 )
@@ -212,7 +214,7 @@ def test_code_regions_agree_with_markdown_it(lines: list[str]) -> None:
 def spec_examples(request: pytest.FixtureRequest) -> list[str]:
     from commonmark_spec import load
 
-    cache = request.config.cache
+    cache = getattr(request.config, "cache", None)
     directory = cache.mkdir("commonmark-spec") if cache else Path(tempfile.gettempdir()) / "domarkx-commonmark"
     try:
         return [e.markdown for e in load(Path(directory))]
@@ -278,7 +280,7 @@ def test_variable_macro_misuse(tmp_path: Path, text: str, message: str) -> None:
 
 
 def test_a_given_variable_the_document_never_uses_is_reported(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="--set projct: doc.md has no variable 'projct'"):
+    with pytest.raises(UsageError, match=re.escape("--set projct: doc.md has no variable 'projct'")):
         expand("[@project](domarkx://var?default=x)", tmp_path, variables={"projct": "acme"})
     with pytest.raises(UsageError, match="no variable 'a'"):
         expand("no macros at all", tmp_path, variables={"a": "1"})

@@ -189,9 +189,7 @@ def timeout_error(server: str, timeout: float, *, mid_stream: bool) -> ModelTime
 
 def connection_error(server: str, cause: str, *, mid_stream: bool, url_hint: str) -> ModelConnectionError:
     if mid_stream:
-        return ModelConnectionError(
-            f"the reply stream from {server} broke off: {cause}", hint=f"send again; {KEPT}"
-        )
+        return ModelConnectionError(f"the reply stream from {server} broke off: {cause}", hint=f"send again; {KEPT}")
     return ModelConnectionError(
         f"cannot reach the model server at {server}: {cause}", hint=f"is the server running? check {url_hint}"
     )
@@ -233,7 +231,5 @@ def sdk_error(
             f"the model server at {server} sent a reply that does not fit the API", hint=ODD_REPLY
         )
     if isinstance(exc, sdk.APIError):  # an error event inside a stream
-        return ModelServerError(
-            f"the model server at {server} reported an error: {detail}", hint=f"send again; {KEPT}"
-        )
+        return ModelServerError(f"the model server at {server} reported an error: {detail}", hint=f"send again; {KEPT}")
     return ModelResponseError(f"the {sdk.__name__} SDK failed: {detail}", hint=ODD_REPLY)

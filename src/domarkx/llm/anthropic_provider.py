@@ -68,9 +68,7 @@ class AnthropicProvider(Provider):
             raise UsageError(
                 "the anthropic provider needs a model name", hint="e.g. --model anthropic:claude-sonnet-4-5"
             )
-        self.base_url = (
-            self.options.base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
-        ).rstrip("/")
+        self.base_url = (self.options.base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         key = os.environ.get(self.options.api_key_env)
         if not key and self.base_url == DEFAULT_BASE_URL:
             raise UsageError(
@@ -225,11 +223,7 @@ def to_anthropic(messages: Sequence[ChatMessage]) -> tuple[str, list[dict[str, A
 
 def _blocks(message: ChatMessage) -> tuple[str, list[dict[str, Any]]]:
     if message.role == "tool":
-        return "user", [
-            {"type": "tool_result", "tool_use_id": message.tool_call_id, "content": message.content}
-        ]
+        return "user", [{"type": "tool_result", "tool_use_id": message.tool_call_id, "content": message.content}]
     blocks: list[dict[str, Any]] = [{"type": "text", "text": message.content}] if message.content else []
-    blocks += [
-        {"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments} for c in message.tool_calls
-    ]
+    blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments} for c in message.tool_calls]
     return ("assistant" if message.role == "assistant" else "user"), blocks

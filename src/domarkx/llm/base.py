@@ -52,7 +52,7 @@ class ToolDefinition:
     parameters: dict[str, Any]
 
     def __post_init__(self) -> None:
-        if not TOOL_NAME.match(self.name):
+        if not TOOL_NAME.fullmatch(self.name):
             raise DomarkxError(
                 f"tool name {self.name!r} cannot be offered to a model",
                 hint="tool names must match ^[a-zA-Z0-9_-]{1,64}$; rename the resource or the tool",

@@ -82,9 +82,7 @@ class OpenAIProvider(Provider):
                 "the openai provider needs a model name",
                 hint="e.g. --model openai:gpt-4o-mini, or openai:llama3.2 with Ollama's base URL",
             )
-        self.base_url = (
-            self.options.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-        ).rstrip("/")
+        self.base_url = (self.options.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         key = os.environ.get(self.options.api_key_env)
         if not key and self.base_url == DEFAULT_BASE_URL:
             raise UsageError(
@@ -142,9 +140,7 @@ class OpenAIProvider(Provider):
             raise
 
     def _streamed(self, params: dict[str, Any], shown: _http.Shown) -> Completion:
-        extra: dict[str, Any] = (
-            {"stream_options": {"include_usage": True}} if self.options.stream_usage else {}
-        )
+        extra: dict[str, Any] = {"stream_options": {"include_usage": True}} if self.options.stream_usage else {}
         stream = self._call(lambda client: client.chat.completions.create(**params, **extra, stream=True))
         reply = _Assembly()
         with stream:

@@ -128,9 +128,7 @@ def _same(reply: ChatMessage, turn: ScriptTurn) -> bool:
     """Equal up to whitespace: the text may have passed through a Markdown export and back."""
     if " ".join(reply.content.split()) != " ".join(turn.content.split()):
         return False
-    return [(c.name, c.arguments) for c in reply.tool_calls] == [
-        (c.name, c.arguments) for c in turn.tool_calls
-    ]
+    return [(c.name, c.arguments) for c in reply.tool_calls] == [(c.name, c.arguments) for c in turn.tool_calls]
 
 
 def load_script(path: Path) -> list[ScriptTurn]:
