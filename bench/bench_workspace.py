@@ -65,9 +65,7 @@ class PlainGit:
         self.git("commit", "-q", "-m", "initial")
 
     def git(self, *args: str) -> str:
-        done = subprocess.run(
-            ["git", *args], cwd=self.root, env=self.env, check=True, capture_output=True, text=True
-        )
+        done = subprocess.run(["git", *args], cwd=self.root, env=self.env, check=True, capture_output=True, text=True)
         return done.stdout.strip()
 
     def commit(self) -> None:

@@ -15,9 +15,7 @@ from domarkx.workspace.plugins import _sandbox
 
 SANDBOXES = [
     "none",
-    pytest.param(
-        "bwrap", marks=pytest.mark.skipif(not _sandbox.bwrap_works(), reason="bubblewrap cannot run here")
-    ),
+    pytest.param("bwrap", marks=pytest.mark.skipif(not _sandbox.bwrap_works(), reason="bubblewrap cannot run here")),
 ]
 
 

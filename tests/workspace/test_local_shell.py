@@ -78,6 +78,30 @@ def test_round_trip_restores_the_exact_state(plugin: LocalShellPlugin, sandbox: 
     assert plugin.commit_version(rid) == second
 
 
+STATES = [
+    "mkdir -p a/b e1/e2 && echo 1 > a/b/f && echo x > x && ln -s x lx",
+    "rm -r a x lx e1 && echo file > a && mkdir -p x lx e3 && echo in > x/y && echo z > lx/z",
+    "rm a && ln -s nowhere a && chmod +x x/y && mkdir x/e && rm -r lx && echo 2 > lx && rmdir e3",
+    "rm -r ./* && mkdir -p only/deeper",
+]
+
+
+@pytest.mark.parametrize("dirty", [False, True], ids=["clean", "after-changes"])
+def test_every_transition_between_versions_is_exact(plugin: LocalShellPlugin, dirty: bool) -> None:
+    rid = plugin.create_resource({"sandbox": "none"}).id
+    versions: list[tuple[str, dict[str, tuple[Any, ...]]]] = []
+    for command in STATES:
+        sh(plugin, rid, command)
+        versions.append((plugin.commit_version(rid), tree(plugin.work_dir(rid))))
+    for start, (start_version, _) in enumerate(versions):
+        for end, (end_version, end_tree) in enumerate(versions):
+            plugin.load_version(rid, start_version)
+            if dirty:
+                sh(plugin, rid, "echo junk > junk && mkdir -p junk-dir/inner && chmod -R +x . 2>/dev/null; true")
+            plugin.load_version(rid, end_version)
+            assert tree(plugin.work_dir(rid)) == end_tree, (start, end)
+
+
 def test_commit_is_idempotent(plugin: LocalShellPlugin) -> None:
     rid = plugin.create_resource({"sandbox": "none"}).id
     initial = plugin.get_version(rid)
@@ -218,8 +242,7 @@ def test_gitattributes_in_the_work_tree_cannot_change_bytes(plugin: LocalShellPl
     for path, content in files.items():
         plugin.execute_tool(rid, "write_file", path=path, content=content)
     version = plugin.commit_version(rid)
-    for path in files:
-        (plugin.work_dir(rid) / path).unlink()
+    sh(plugin, rid, "rm .gitattributes unix.txt dos.txt")
     plugin.load_version(rid, version)
     for path, content in files.items():
         assert (plugin.work_dir(rid) / path).read_bytes() == content.encode()

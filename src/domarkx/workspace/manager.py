@@ -224,9 +224,7 @@ class WorkspaceManager:
             message = exc.message + (f" ({exc.hint})" if exc.hint else "")
             return _failed(tool_name, resource.name, message)
         except Exception as exc:  # a plugin bug must not end the turn; the model sees what happened
-            return _failed(
-                tool_name, resource.name, f"internal error in {resource.type}: {type(exc).__name__}: {exc}"
-            )
+            return _failed(tool_name, resource.name, f"internal error in {resource.type}: {type(exc).__name__}: {exc}")
         return ToolOutcome(tool=tool_name, resource=resource.name, ok=True, output=output, text=text)
 
     def _routes(self, workspace: Workspace) -> dict[str, tuple[ToolSpec, Resource, str]]:
@@ -278,9 +276,7 @@ class WorkspaceManager:
             )
         for resource in workspace.resources:
             self.plugin(resource.type).load_version(resource.id, stored["versions"][resource.name])
-        self._record(
-            workspace, stored["versions"], [(stored["versions"][r.name], r.id) for r in workspace.resources]
-        )
+        self._record(workspace, stored["versions"], [(stored["versions"][r.name], r.id) for r in workspace.resources])
 
     def current_version(self, workspace: Workspace) -> WorkspaceVersion:
         """The version last committed or loaded (uncommitted changes are not in it)."""
@@ -294,8 +290,7 @@ class WorkspaceManager:
     def has_version(self, version_id: str) -> bool:
         """Whether ``version_id`` is a stored workspace version."""
         return (
-            self.store.db.execute("SELECT 1 FROM workspace_versions WHERE id = ?", (version_id,)).fetchone()
-            is not None
+            self.store.db.execute("SELECT 1 FROM workspace_versions WHERE id = ?", (version_id,)).fetchone() is not None
         )
 
     def _version(self, version_id: str) -> dict[str, dict[str, str]]:
@@ -339,9 +334,7 @@ class WorkspaceManager:
 def _resource_names(config: WorkspaceConfig) -> list[str]:
     """Config names, else the type; unnamed duplicates become ``type_2``, ``type_3``…"""
     if not config.resources:
-        raise UsageError(
-            "workspace-config lists no resources", hint="add at least one, e.g. - type: local_shell"
-        )
+        raise UsageError("workspace-config lists no resources", hint="add at least one, e.g. - type: local_shell")
     explicit = [item.name for item in config.resources if item.name is not None]
     for name in explicit:
         if not _NAME_RE.fullmatch(name):

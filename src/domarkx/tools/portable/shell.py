@@ -63,9 +63,7 @@ def run_command(
             shutil.rmtree(private_home, ignore_errors=True)
 
 
-def _run(
-    argv: list[str], cwd: str, env: Mapping[str, str], timeout: float, max_output: int
-) -> dict[str, Any]:
+def _run(argv: list[str], cwd: str, env: Mapping[str, str], timeout: float, max_output: int) -> dict[str, Any]:
     proc = subprocess.Popen(
         argv,
         cwd=cwd,

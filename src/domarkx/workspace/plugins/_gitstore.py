@@ -12,7 +12,9 @@ identity and dates, no system or user configuration and attributes forced off,
 so bytes go in and come out unchanged and equal states give equal commits.
 
 A version is a commit. Git cannot store an empty directory, so the commit
-message lists them (``empty-dirs: [...]``), and load recreates them.
+message lists them (``empty-dirs: [...]``), and load recreates them. Loading
+works like ``git checkout``: only the paths that differ between the current and
+the target tree are touched, so its cost follows the size of the change.
 """
 
 from __future__ import annotations
@@ -111,13 +113,14 @@ class GitStore:
         git_dir: Path | None = None,
         work: Path | None = None,
         index: Path | None = None,
+        stdin: str | None = None,
     ) -> str:
         assert self._git is not None
         env = self._env(git_dir or self.git_dir, work, index)
         cwd = work or git_dir or self.git_dir
         try:
             done = subprocess.run(
-                [self._git, *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
+                [self._git, *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True, check=False
             )
         except OSError as exc:
             raise DomarkxError(f"cannot run git: {exc}") from exc
@@ -155,9 +158,7 @@ class GitStore:
     def read(self, commit: str) -> Snapshot:
         """The tree and empty directories of a commit; a usage error if it is not one of ours."""
         if len(commit) != 40 or any(c not in "0123456789abcdef" for c in commit):
-            raise UsageError(
-                f"{commit!r} is not a local_shell version", hint="versions are 40-hex commit ids"
-            )
+            raise UsageError(f"{commit!r} is not a local_shell version", hint="versions are 40-hex commit ids")
         try:
             text = self._run(["cat-file", "commit", commit])
         except DomarkxError as exc:
@@ -170,30 +171,51 @@ class GitStore:
                 empty = json.loads(line.removeprefix(_EMPTY_DIRS))
         return Snapshot(tree, tuple(empty))
 
-    def checkout(self, work: Path, index: Path, commit: str, target: Snapshot) -> None:
-        """Make the work tree exactly ``commit`` (read with :meth:`read`).
+    def switch(self, work: Path, index: Path, current: Snapshot, target: Snapshot) -> None:
+        """Turn a work tree that is exactly ``current`` into exactly ``target``.
 
-        ``read-tree --reset -u`` rewrites changed files and removes those the
-        index knows but the target lacks; files created since the last stage are
-        unknown to it, so they are staged and the checkout retried if they are in
-        the way, and removed afterwards otherwise. Empty directories follow the
-        target's list.
+        Only what differs is touched, as ``git checkout`` does, but driven by
+        ``diff-tree`` between the two trees instead of a scan of the work tree:
+        removed paths are deleted, the index entries of changed ones replaced and
+        those files written by ``checkout-index``. The caller guarantees that the
+        work tree and index match ``current`` (by staging first when in doubt).
         """
-        try:
-            self._run(["read-tree", "--reset", "-u", commit], work=work, index=index)
-        except DomarkxError:
-            self._run(["add", "--all", "--force", "--", "."], work=work, index=index)
-            self._run(["read-tree", "--reset", "-u", commit], work=work, index=index)
-        keep = set(target.empty_dirs)
-        out = self._run(["ls-files", "-z", "--others", "--directory"], work=work, index=index)
-        for entry in filter(None, out.split("\0")):
-            rel = entry.rstrip("/")
-            path = work / rel
-            if rel in keep and path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+        raw = self._run(["diff-tree", "-r", "-z", "--no-renames", current.tree, target.tree], work=work)
+        fields = raw.split("\0")
+        entries: list[str] = []
+        written: list[str] = []
+        for header, path in zip(fields[0::2], fields[1::2], strict=False):
+            if not header.startswith(":"):
                 continue
-            _remove(path)
+            _old_mode, new_mode, _old_sha, new_sha, status = header[1:].split(" ")
+            if status == "D":
+                _remove(work / path)
+                _prune_parents(work, (work / path).parent)
+                entries.append(f"0 {'0' * 40}\t{path}")
+            else:
+                entries.append(f"{new_mode} {new_sha}\t{path}")
+                written.append(path)
+        if entries:
+            self._run(["update-index", "-z", "--index-info"], work=work, index=index, stdin="\0".join(entries) + "\0")
+        if written:
+            self._run(
+                ["checkout-index", "-f", "-u", "-z", "--stdin"], work=work, index=index, stdin="\0".join(written) + "\0"
+            )
+        for rel in current.empty_dirs:
+            if rel not in target.empty_dirs:
+                _prune_parents(work, work / rel)
         for rel in target.empty_dirs:
             (work / rel).mkdir(parents=True, exist_ok=True)
+
+
+def _prune_parents(work: Path, path: Path) -> None:
+    """Remove ``path`` and then its parents for as long as they are empty directories."""
+    while path != work and work in path.parents:
+        try:
+            path.rmdir()
+        except OSError:
+            return
+        path = path.parent
 
 
 def _remove(path: Path) -> None:

@@ -53,6 +53,8 @@ class _State(BaseModel):
     version: str | None = None
     tree: str | None = None
     empty_dirs: list[str] = Field(default_factory=list)
+    dirty: bool = False
+    """A tool may have changed the work tree since the last commit or load."""
 
 
 def _schema(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
@@ -179,17 +181,34 @@ class LocalShellPlugin(Plugin):
         return commit
 
     def load_version(self, resource_id: str, version_id: str) -> None:
+        """Check ``version_id`` out; untouched since the last commit or load, only the difference is written.
+
+        After tool calls that could have changed anything, the work tree is staged
+        first, so files made since are known and removed like any other.
+        """
         base = self._dir(resource_id)
         state = read_state(base, _State)
         work, index = self._paths(resource_id)
         target = self._git.read(version_id)
-        self._git.checkout(work, index, version_id, target)
+        if state.dirty or state.tree is None:
+            current = self._git.stage(work, index)
+        else:
+            current = Snapshot(state.tree, tuple(state.empty_dirs))
+            self._mark_dirty(base, state)  # until the switch completes, the tree is in between
+        self._git.switch(work, index, current, target)
         self._record(base, state, version_id, target)
 
     @staticmethod
     def _record(base: Path, state: _State, commit: str, snapshot: Snapshot) -> None:
         state.version, state.tree, state.empty_dirs = commit, snapshot.tree, list(snapshot.empty_dirs)
+        state.dirty = False
         write_state(base, state)
+
+    @staticmethod
+    def _mark_dirty(base: Path, state: _State) -> None:
+        if not state.dirty:
+            state.dirty = True
+            write_state(base, state)
 
     # -- tools -----------------------------------------------------------------------
 
@@ -200,15 +219,9 @@ class LocalShellPlugin(Plugin):
         state = read_state(self._dir(resource_id), _State)
         work = self.work_dir(resource_id)
         handlers: dict[str, Callable[..., Any]] = {
-            "run_command": lambda command, timeout=None: self._run_command(
-                work, state.config, command, timeout
-            ),
-            "read_file": lambda path: files.read_file(
-                path, root=str(work), max_bytes=state.config.max_output
-            ),
-            "write_file": lambda path, content: files.write_file(
-                _check_writable(path, work), content, root=str(work)
-            ),
+            "run_command": lambda command, timeout=None: self._run_command(work, state.config, command, timeout),
+            "read_file": lambda path: files.read_file(path, root=str(work), max_bytes=state.config.max_output),
+            "write_file": lambda path, content: files.write_file(_check_writable(path, work), content, root=str(work)),
             "edit_file": lambda path, old_text, new_text: files.edit_file(
                 _check_writable(path, work), old_text, new_text, root=str(work)
             ),
@@ -221,6 +234,8 @@ class LocalShellPlugin(Plugin):
             inspect.signature(handler).bind(**kwargs)
         except TypeError as exc:
             raise ToolError(f"{tool_name}: {exc}") from exc
+        if tool_name in _CHANGING_TOOLS:
+            self._mark_dirty(self._dir(resource_id), state)
         try:
             return handler(**kwargs)
         except files.OutsideRootError as exc:
@@ -230,9 +245,7 @@ class LocalShellPlugin(Plugin):
         except OSError as exc:
             raise ToolError(f"{tool_name}: {_describe_os_error(exc, kwargs.get('path'))}") from exc
 
-    def _run_command(
-        self, work: Path, config: LocalShellConfig, command: str, timeout: Any
-    ) -> dict[str, Any]:
+    def _run_command(self, work: Path, config: LocalShellConfig, command: str, timeout: Any) -> dict[str, Any]:
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)):
             raise ToolError("run_command: timeout must be a number of seconds")
         seconds = config.timeout if timeout is None else min(float(timeout), config.max_timeout)
@@ -250,6 +263,9 @@ class LocalShellPlugin(Plugin):
         )
 
 
+_CHANGING_TOOLS = frozenset({"run_command", "write_file", "edit_file"})
+
+
 def _same(state: _State, snapshot: Snapshot) -> bool:
     return state.tree == snapshot.tree and tuple(state.empty_dirs) == snapshot.empty_dirs
 
@@ -261,9 +277,7 @@ def _check_writable(path: str, work: Path | None = None) -> str:
         full = files.resolve(path, str(work))
         parts += Path(full).relative_to(os.path.realpath(work)).parts
     if any(part.lower() == ".git" for part in parts):
-        raise files.OutsideRootError(
-            f"{path!r} is inside a .git directory, which the workspace does not keep"
-        )
+        raise files.OutsideRootError(f"{path!r} is inside a .git directory, which the workspace does not keep")
     return path
 
 

@@ -209,9 +209,7 @@ class SqlitePlugin(Plugin):
         if tool_name == "schema":
             if kwargs:
                 raise ToolError("schema takes no arguments")
-            return self._query(
-                path, state.config, "SELECT type, name, sql FROM sqlite_schema WHERE sql NOT NULL"
-            )
+            return self._query(path, state.config, "SELECT type, name, sql FROM sqlite_schema WHERE sql NOT NULL")
         if tool_name not in ("query", "execute"):
             raise ToolError(f"sqlite has no tool {tool_name!r}", hint="tools: query, execute, schema")
         sql, params = _arguments(tool_name, kwargs)
@@ -246,9 +244,7 @@ class SqlitePlugin(Plugin):
             return result
 
     @contextlib.contextmanager
-    def _connect(
-        self, path: Path, config: SqliteConfig, *, read_only: bool = False
-    ) -> Iterator[sqlite3.Connection]:
+    def _connect(self, path: Path, config: SqliteConfig, *, read_only: bool = False) -> Iterator[sqlite3.Connection]:
         """A connection that cannot attach other files and gives up after the time-out."""
         if read_only:
             db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
@@ -264,9 +260,7 @@ class SqlitePlugin(Plugin):
 
 
 def _authorize(action: int, *_args: object) -> int:
-    return (
-        sqlite3.SQLITE_DENY if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH) else sqlite3.SQLITE_OK
-    )
+    return sqlite3.SQLITE_DENY if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH) else sqlite3.SQLITE_OK
 
 
 @contextlib.contextmanager
@@ -275,9 +269,7 @@ def _translated(tool: str, config: SqliteConfig) -> Iterator[None]:
         yield
     except sqlite3.OperationalError as exc:
         if str(exc) == "interrupted":
-            raise ToolError(
-                f"{tool}: stopped after {config.timeout:g} s", hint="simplify the statement"
-            ) from exc
+            raise ToolError(f"{tool}: stopped after {config.timeout:g} s", hint="simplify the statement") from exc
         raise ToolError(f"{tool}: {_sqlite_message(exc)}") from exc
     except (sqlite3.Error, ValueError, OverflowError) as exc:
         raise ToolError(f"{tool}: {_sqlite_message(exc)}") from exc
