@@ -62,8 +62,8 @@ def test_set_fills_template_variables(cli: Cli, tmp_path: Path) -> None:
     assert result.code == 0, result
     assert "> Count the files\n" in result.out
     assert "```bash\nfind . | wc -l\n```\n" in result.out
+    assert "```workspace-config macros\n" in result.out
     assert "    timeout: 5\n" in result.out
-    assert "macros" not in result.out
 
 
 def test_render_json_carries_the_document(cli: Cli) -> None:

@@ -162,9 +162,10 @@ def test_macros_outside_code_expand(tmp_path: Path, text: str, expected: str) ->
     assert expand(text, tmp_path) == expected
 
 
-def test_a_fence_flagged_macros_expands_and_loses_the_flag(tmp_path: Path) -> None:
-    text = f"```yaml macros name=x\nkey: {M}\n```\n```yaml\nkey: {M}\n```\n"
-    assert expand(text, tmp_path) == f"```yaml name=x\nkey: VALUE\n```\n```yaml\nkey: {M}\n```\n"
+def test_a_fence_flagged_macros_expands_inside(tmp_path: Path) -> None:
+    text = f"```yaml macros name=x\nkey: {M}\n```\n```yaml\nkey: {M}\n```\n```yaml macros=no\n{M}\n```\n"
+    expected = f"```yaml macros name=x\nkey: VALUE\n```\n```yaml\nkey: {M}\n```\n```yaml macros=no\n{M}\n```\n"
+    assert expand(text, tmp_path) == expected
 
 
 def test_front_matter_after_set_lines_is_plain_text(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import pytest
 from domarkx.data.store import Store
 from domarkx.errors import UsageError
 from domarkx.tools.executors import JupyterToolExecutor, LocalToolExecutor, ToolExecutor
+from domarkx.tools.setup_script import load_setup_tools
 from domarkx.workspace.plugin import PluginContext, ToolError
 from domarkx.workspace.plugins.python import PythonPlugin
 
@@ -53,10 +54,26 @@ def test_local_executor_calls_in_process(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_jupyter_executor_runs_the_function_in_its_kernel(kernel_executor: JupyterToolExecutor) -> None:
-    assert kernel_executor.workdir is not None
     (kernel_executor.workdir / "text.txt").write_text("x y x z x")
     result = kernel_executor.run(summarise, path="text.txt")
     assert result == {"cwd": str(kernel_executor.workdir), "words": 5, "common": [["x", 3], ["y", 1]]}
+
+
+def test_a_portable_module_travels_whole(kernel_executor: JupyterToolExecutor) -> None:
+    """``files.list_dir`` calls helpers of its module; they are sent along with it."""
+    from domarkx.tools.portable import files
+
+    (kernel_executor.workdir / "sub").mkdir()
+    listing = kernel_executor.run(files.list_dir, path=".", root=str(kernel_executor.workdir))
+    assert "sub/" in listing.splitlines()
+    with pytest.raises(ToolError, match="OutsideRootError"):
+        kernel_executor.run(files.read_file, path="../x", root=str(kernel_executor.workdir))
+
+
+def test_a_setup_script_function_can_be_sent(kernel_executor: JupyterToolExecutor, tmp_path: Path) -> None:
+    script = "def triple(n: int) -> int:\n    return 3 * n\n\ntools = [triple]\n"
+    [tool] = load_setup_tools(script, workdir=tmp_path)
+    assert kernel_executor.run(tool.origin, n=14) == 42
 
 
 def test_jupyter_executor_errors_carry_the_remote_last_line(kernel_executor: JupyterToolExecutor) -> None:

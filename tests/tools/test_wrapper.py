@@ -124,3 +124,4 @@ def test_setup_script_tool_wrappers_become_specs(tmp_path: Path) -> None:
     assert (tool.spec.name, tool.spec.description) == ("loud", "Upper-case a text.")
     assert tool.spec.parameters["required"] == ["text"]
     assert tool.call(text="hey") == "HEY"
+    assert isinstance(tool.origin, ToolWrapper)

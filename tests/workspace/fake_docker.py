@@ -201,9 +201,7 @@ def _handler(engine: FakeDockerEngine) -> type[BaseHTTPRequestHandler]:
             self.reply(200, text=b"OK")
 
         def version(self, query: dict[str, str], body: Any) -> None:
-            self.reply(
-                200, {"ApiVersion": API_VERSION, "MinAPIVersion": "1.24", "Version": "fake", "Os": "linux"}
-            )
+            self.reply(200, {"ApiVersion": API_VERSION, "MinAPIVersion": "1.24", "Version": "fake", "Os": "linux"})
 
         def image_inspect(self, query: dict[str, str], body: Any, ref: str) -> None:
             image = engine.find_image(ref)
@@ -218,9 +216,7 @@ def _handler(engine: FakeDockerEngine) -> type[BaseHTTPRequestHandler]:
                 self.reply(404, {"message": f"pull access denied for {query['fromImage']}"})
                 return
             engine.add_image(name, engine.pullable[name])
-            self.reply(
-                200, text=json.dumps({"status": f"Downloaded newer image for {name}"}).encode() + b"\n"
-            )
+            self.reply(200, text=json.dumps({"status": f"Downloaded newer image for {name}"}).encode() + b"\n")
 
         def container_create(self, query: dict[str, str], body: Any) -> None:
             image = engine.find_image(body["Image"])
@@ -289,9 +285,7 @@ def _handler(engine: FakeDockerEngine) -> type[BaseHTTPRequestHandler]:
             with tarfile.open(fileobj=io.BytesIO(body)) as tar:
                 for member in tar.getmembers():
                     extracted = tar.extractfile(member)
-                    container.files[posixpath.join(target, member.name)] = (
-                        extracted.read() if extracted else None
-                    )
+                    container.files[posixpath.join(target, member.name)] = extracted.read() if extracted else None
             self.reply(200, text=b"")
 
         def exec_create(self, query: dict[str, str], body: Any, id: str) -> None:
@@ -360,9 +354,7 @@ class _Exit(Exception):
 
 
 class _Shell:
-    def __init__(
-        self, container: Container, cwd: str, params: list[str], timeout: float | None = None
-    ) -> None:
+    def __init__(self, container: Container, cwd: str, params: list[str], timeout: float | None = None) -> None:
         self.container, self.cwd, self.params, self.timeout = container, cwd, params, timeout
         self.frames: list[tuple[int, bytes]] = []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from domarkx.data.store import Store
-from domarkx.errors import UsageError
+from domarkx.errors import DomarkxError, UsageError
 from domarkx.workspace.plugin import PluginContext, ToolError
 from domarkx.workspace.plugins import _sandbox
 from domarkx.workspace.plugins.local_shell import LocalShellPlugin
@@ -100,6 +101,26 @@ def test_every_transition_between_versions_is_exact(plugin: LocalShellPlugin, di
                 sh(plugin, rid, "echo junk > junk && mkdir -p junk-dir/inner && chmod -R +x . 2>/dev/null; true")
             plugin.load_version(rid, end_version)
             assert tree(plugin.work_dir(rid)) == end_tree, (start, end)
+
+
+def test_load_never_deletes_through_a_link_out(plugin: LocalShellPlugin, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "f").write_text("precious")
+    rid = plugin.create_resource({"sandbox": "none"}).id
+    sh(plugin, rid, "mkdir d && echo x > d/f")
+    with_file = plugin.commit_version(rid)
+    sh(plugin, rid, "rm -r d")
+    without = plugin.commit_version(rid)
+    plugin.load_version(rid, with_file)
+    work = plugin.work_dir(rid)
+    shutil.rmtree(work / "d")  # behind domarkx's back, not through a tool
+    (work / "d").symlink_to(outside)
+    with pytest.raises(DomarkxError, match="leads out of the work tree"):
+        plugin.load_version(rid, without)
+    plugin.load_version(rid, without)  # the failed load left the tree in doubt: now it is staged first
+    assert tree(work) == {}
+    assert (outside / "f").read_text() == "precious"
 
 
 def test_commit_is_idempotent(plugin: LocalShellPlugin) -> None:

@@ -19,10 +19,15 @@ regions come from a line scan that follows CommonMark for fences (``` or ~~~,
 at least three, closed by a fence of the same character at least as long),
 indented code (four columns past the container, not continuing a paragraph),
 block quotes and list items. A fenced block whose info string carries the flag
-``macros`` (```` ```yaml macros ````) is the exception: macros inside it expand,
-and the flag is dropped from the output. Known limits of the scan: raw HTML blocks
-other than comments are treated as text, and a code span is only looked for within
-one paragraph, so an unbalanced backtick never hides macros further on.
+``macros`` (```` ```yaml macros ````) is the exception: macros inside it expand
+(the flag stays, so the output still says so, and a document without macros is
+returned exactly as it came). The scan agrees with markdown-it (our
+parser) on the CommonMark spec examples except for these known limits, all of
+which err toward leaving a macro literal: raw HTML blocks other than comments are
+text; a block quote inside a list item is scanned as if it began the line; inline
+HTML tags and autolinks do not take precedence over code spans. A code span is
+only looked for within one paragraph, so an unbalanced backtick hides nothing
+further on.
 
 Handlers are plain callables (:class:`MacroHandler`) registered under the
 ``domarkx.macros`` entry-point group; the built-in ones (``include``, ``set``,
@@ -54,6 +59,7 @@ __all__ = [
     "Variables",
     "find_macros",
     "is_macro_line",
+    "valid_name",
 ]
 
 SCHEME = "domarkx://"
@@ -216,7 +222,6 @@ _LIST_RE = re.compile(r"[-+*]|(?P<num>\d{1,9})[.)]")
 _BREAK_RE = re.compile(r"([-*_])(?: *\1){2,} *\Z")
 _SETEXT_RE = re.compile(r"(?:=+|-+) *\Z")
 _HEADING_RE = re.compile(r"#{1,6}(?: |\Z)")
-_FLAG_RE = re.compile(r"[ \t]+macros(?=[ \t]|\Z)")
 _INLINE_RE = re.compile(r"`+|<!--")
 
 
@@ -231,15 +236,13 @@ class _Scan:
     """Finds where macros are literal text; see the module docstring for the rules.
 
     ``run`` returns sorted, non-overlapping ``(start, end)`` character ranges of
-    literal text, and the ranges to delete from the output (the ``macros`` flag
-    of the fences that opt in).
+    literal text.
     """
 
     def __init__(self, text: str, offsets: list[int]) -> None:
         self.text = text
         self.offsets = offsets
         self.literal: list[tuple[int, int]] = []
-        self.drops: list[tuple[int, int]] = []
         self.chunks: list[list[int]] = []  # [start, end) of each paragraph or heading
         self.open: _Open | None = None
         self.lists: list[int] = []  # content columns of the enclosing list items
@@ -247,7 +250,7 @@ class _Scan:
         self.empty_item = False
         self.prev = "blank"  # what the previous line was: blank | para | other | code
 
-    def run(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    def run(self) -> list[tuple[int, int]]:
         # Past the last macro, only the paragraph it sits in can still matter (a code span
         # may close there), so a long conversation after a template's header costs nothing.
         last = bisect_right(self.offsets, self.text.rfind(SCHEME)) - 1
@@ -256,7 +259,7 @@ class _Scan:
                 break
             self.line(i)
         self.inline()
-        return _merge(self.literal), self.drops
+        return _merge(self.literal)
 
     def raw(self, i: int) -> str:
         return self.text[self.offsets[i] : self.offsets[i + 1]].rstrip("\r\n")
@@ -310,7 +313,7 @@ class _Scan:
             self.lists.pop()
             self.prev = "other"  # the item closed, and its paragraph with it
         self.empty_item = False
-        self.block(i, raw, indent, body, interrupting)
+        self.block(i, indent, body, interrupting)
 
     def lazy(self, q: int, indent: int, body: str) -> bool:
         """Whether a line continues an open paragraph whose container markers it lacks."""
@@ -371,7 +374,7 @@ class _Scan:
         spaces = len(after) - len(after.lstrip(" "))
         return m.end() + (spaces if spaces <= 4 else 1)
 
-    def block(self, i: int, raw: str, indent: int, body: str, interrupting: bool) -> None:
+    def block(self, i: int, indent: int, body: str, interrupting: bool) -> None:
         """Classify a line outside any open fence or comment.
 
         ``interrupting``: a list item here would start a new list inside a paragraph.
@@ -386,7 +389,7 @@ class _Scan:
                     self.prev = "code"
                 return
             if m := _fence(body):
-                self.open_fence(i, raw, m["fence"], m["info"], base)
+                self.open_fence(i, m["fence"], m["info"], base)
                 return
             if body.startswith("<!--"):
                 self.mark(i)
@@ -414,13 +417,9 @@ class _Scan:
         else:
             self.para(i)
 
-    def open_fence(self, i: int, raw: str, fence: str, info: str, base: int) -> None:
+    def open_fence(self, i: int, fence: str, info: str, base: int) -> None:
         self.mark(i)
         expand = "macros" in info and "macros" in parse_info(info).flags
-        if expand:
-            flag = _FLAG_RE.search(raw, raw.find(fence[0] * 3))
-            if flag:
-                self.drops.append((self.offsets[i] + flag.start(), self.offsets[i] + flag.end()))
         self.open = _Open("fence", self.quotes, base, fence[0], len(fence), expand)
         self.prev = "other"
 
@@ -492,9 +491,8 @@ class _Document:
         self.text = text
         self.path = path
         self.offsets = line_offsets(text)
-        spans, self.drops = _Scan(text, self.offsets).run()
-        self.starts = [s for s, _ in spans]
-        self.spans = spans
+        self.spans = _Scan(text, self.offsets).run()
+        self.starts = [s for s, _ in self.spans]
 
     def literal(self, start: int, end: int) -> bool:
         """Whether ``[start, end)`` touches literal text."""
@@ -640,14 +638,14 @@ class MacroExpander:
             self._check_used(variables, path)
             return text
         doc = _Document(text, path)
-        edits = [(start, end, "") for start, end in doc.drops]
+        edits: list[tuple[int, int, str]] = []
         for site in doc.sites():
             context = MacroContext(path, base_dir, site.line, site.col, variables, self.allow_outside)
             replacement = self._run(MacroCall(site.command, site.params, site.text, context))
             start, end = doc.whole_line(site) if not replacement else (site.start, site.end)
             edits.append((start, end, replacement))
         self._check_used(variables, path)
-        return _apply(text, sorted(edits, key=lambda e: e[0]))
+        return _apply(text, edits)
 
     def _run(self, call: MacroCall) -> str:
         handler = self._registry.get(call.command)
@@ -685,7 +683,7 @@ class MacroExpander:
         if unused:
             raise UsageError(
                 f"--set {unused[0]}: {path} has no variable {unused[0]!r}",
-                hint="only set and var macros use variables; check the name for a typo",
+                hint="no macro in the document reads or sets it; check the name for a typo",
             )
 
 

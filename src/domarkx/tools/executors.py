@@ -2,7 +2,7 @@
 
 A portable tool is a plain function with no domarkx imports (see
 :mod:`domarkx.tools.portable`), so the same function can run in this process or
-be sent, as source, to a Jupyter kernel: a private one, or the kernel of a
+be sent, as source (see :func:`tool_source`), to a Jupyter kernel: a private one, or the kernel of a
 ``python`` resource, so that the tool sees that resource's files and variables.
 Either way a failure comes back as :class:`~domarkx.workspace.plugin.ToolError`,
 the error a model is shown.
@@ -10,9 +10,12 @@ the error a model is shown.
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import inspect
 import json
 import shutil
+import sys
 import tempfile
 import textwrap
 from collections.abc import Callable
@@ -58,44 +61,73 @@ display({{{RESULT_MIME!r}: {{"value": json.loads(json.dumps(value))}}}}, raw=Tru
 
 
 def remote_call(func: Callable[..., Any], kwargs: dict[str, Any]) -> str:
-    """The cell that defines ``func`` from its source and calls it with ``kwargs`` (as JSON).
-
-    Only the function's own source travels, so a portable tool imports what it
-    needs inside its body.
-    """
+    """The cell that defines ``func`` from source and calls it with ``kwargs`` (as JSON)."""
     try:
-        source = textwrap.dedent(inspect.getsource(func))
+        encoded = json.dumps(kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ToolError(f"arguments for {func.__name__} are not JSON: {exc}") from exc
+    scope = {"__name__": "__domarkx_runner__", "source": tool_source(func), "name": func.__name__, "kwargs": encoded}
+    return f"exec(compile({_RUNNER!r}, '<domarkx tool runner>', 'exec'), {scope!r})"
+
+
+def tool_source(func: Callable[..., Any]) -> str:
+    """The source that defines ``func`` in a kernel.
+
+    A module-level function of a portable module (one that imports nothing from
+    domarkx, like everything in :mod:`domarkx.tools.portable`) travels with its
+    whole module, so its helpers and imports come along. Anything else travels
+    alone, so it must import what it needs inside its body.
+    """
+    module = sys.modules.get(func.__module__)
+    if module is not None and func.__qualname__ == func.__name__:
+        with contextlib.suppress(OSError, TypeError):
+            text = inspect.getsource(module)
+            if _is_portable(text):
+                return text
+    try:
+        return textwrap.dedent(inspect.getsource(func))
     except (OSError, TypeError) as exc:
         raise UsageError(
             f"cannot send {getattr(func, '__name__', func)!r} to a kernel: its source is not available",
             hint="define the tool in a file or a setup-script",
         ) from exc
+
+
+def _is_portable(source: str) -> bool:
+    """Whether module source imports nothing from domarkx (nor relatively)."""
     try:
-        encoded = json.dumps(kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ToolError(f"arguments for {func.__name__} are not JSON: {exc}") from exc
-    scope = {"__name__": "__domarkx_runner__", "source": source, "name": func.__name__, "kwargs": encoded}
-    return f"exec(compile({_RUNNER!r}, '<domarkx tool runner>', 'exec'), {scope!r})"
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.level or _is_ours(node.module or "")):
+            return False
+        if isinstance(node, ast.Import) and any(_is_ours(alias.name) for alias in node.names):
+            return False
+    return True
+
+
+def _is_ours(module: str) -> bool:
+    return module == "domarkx" or module.startswith("domarkx.")
 
 
 class JupyterToolExecutor:
     """Runs tools inside a Jupyter kernel: its own, or a ``python`` resource's.
 
     ``JupyterToolExecutor()`` starts a private kernel on first use, working in
-    ``workdir`` (default: the current directory), and stops it on :meth:`close`.
+    ``workdir`` (default: the current directory when the executor is made, which
+    in a setup-script is the workspace), and stops it on :meth:`close`.
     """
 
     def __init__(self, *, workdir: Path | None = None, timeout: float = 60.0) -> None:
-        self.workdir = workdir
+        self.workdir = workdir or Path.cwd()
         self.timeout = timeout
         self._kernel: Kernel | None = None
         self._scratch: Path | None = None
         self._provider: Callable[[], Kernel] = self._own_kernel
 
     @classmethod
-    def for_resource(
-        cls, plugin: PythonPlugin, resource_id: str, *, timeout: float = 60.0
-    ) -> JupyterToolExecutor:
+    def for_resource(cls, plugin: PythonPlugin, resource_id: str, *, timeout: float = 60.0) -> JupyterToolExecutor:
         """An executor that runs tools in the kernel of a ``python`` resource."""
         executor = cls(timeout=timeout)
         executor._provider = lambda: plugin.kernel(resource_id)
@@ -118,8 +150,7 @@ class JupyterToolExecutor:
     def _own_kernel(self) -> Kernel:
         if self._kernel is None or not self._kernel.is_alive():
             self._scratch = self._scratch or Path(tempfile.mkdtemp(prefix="domarkx-kernel-"))
-            cwd = self.workdir or Path.cwd()
-            self._kernel = Kernel.start(cwd=cwd, home=self._scratch / "home", state_dir=self._scratch)
+            self._kernel = Kernel.start(cwd=self.workdir, home=self._scratch / "home", state_dir=self._scratch)
         return self._kernel
 
     def close(self) -> None:

@@ -44,9 +44,7 @@ def args_model(func: Callable[..., Any], *, name: str | None = None) -> type[Bas
             )
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[param.name] = (hints.get(param.name, Any), default)
-    model: type[BaseModel] = create_model(
-        f"{tool_name}_args", __config__=ConfigDict(extra="forbid"), **fields
-    )
+    model: type[BaseModel] = create_model(f"{tool_name}_args", __config__=ConfigDict(extra="forbid"), **fields)
     return model
 
 

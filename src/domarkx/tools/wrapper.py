@@ -57,9 +57,7 @@ class ToolWrapper(BaseTool[BaseModel, Any]):
 
     async def run(self, args: BaseModel, cancellation_token: CancellationToken) -> Any:
         # Executors block (a kernel round trip, a subprocess), so they run in a worker thread.
-        future = asyncio.ensure_future(
-            asyncio.to_thread(self.executor.run, self.tool_func, **_as_kwargs(args))
-        )
+        future = asyncio.ensure_future(asyncio.to_thread(self.executor.run, self.tool_func, **_as_kwargs(args)))
         cancellation_token.link_future(future)
         return await future
 

@@ -1,8 +1,9 @@
 """One git object store per home, shared by every ``local_shell`` resource.
 
 Each resource has a work tree and its own index file; the repository itself is
-a bare one under the plugin directory, so there is no ``.git`` in a work tree
-and nothing a command runs there can rewrite history. Because all resources
+a bare one under the plugin directory, so there is no ``.git`` in a work tree:
+a command's own use of git there never meets domarkx's history (and inside the
+bubblewrap sandbox the store is not even visible). Because all resources
 share the objects, a commit made by one can be checked out in any other (which
 is how a fork gets its parent's files).
 
@@ -38,16 +39,9 @@ _IDENTITY = {
     "GIT_COMMITTER_EMAIL": "domarkx@localhost",
     "GIT_COMMITTER_DATE": "2000-01-01T00:00:00+0000",
 }
-_CONFIG = {
-    "core.autocrlf": "false",
-    "core.fileMode": "true",
-    "core.symlinks": "true",
-    "core.quotePath": "false",
-    "core.untrackedCache": "true",
-    "gc.auto": "0",
-    "gc.pruneExpire": "never",
-    "advice.addEmbeddedRepo": "false",
-}
+# Versions are reachable from no ref (a ref per commit would cost a process each), so
+# nothing may ever collect unreachable objects.
+_CONFIG = {"gc.auto": "0", "gc.pruneExpire": "never"}
 # Highest-precedence attributes: no line-ending, filter or encoding conversion, whatever
 # .gitattributes files a command writes into the work tree.
 _ATTRIBUTES = "* -text -eol -filter -ident -working-tree-encoding\n"
@@ -169,6 +163,8 @@ class GitStore:
         for line in message.splitlines():
             if line.startswith(_EMPTY_DIRS):
                 empty = json.loads(line.removeprefix(_EMPTY_DIRS))
+        if any(Path(rel).is_absolute() or ".." in Path(rel).parts for rel in empty):
+            raise DomarkxError(f"local_shell version {commit} lists a directory outside its tree")
         return Snapshot(tree, tuple(empty))
 
     def switch(self, work: Path, index: Path, current: Snapshot, target: Snapshot) -> None:
@@ -189,6 +185,8 @@ class GitStore:
                 continue
             _old_mode, new_mode, _old_sha, new_sha, status = header[1:].split(" ")
             if status == "D":
+                if not _inside(work, (work / path).parent):
+                    raise DomarkxError(f"cannot remove {path}: a symlink in its path leads out of the work tree")
                 _remove(work / path)
                 _prune_parents(work, (work / path).parent)
                 entries.append(f"0 {'0' * 40}\t{path}")
@@ -210,12 +208,18 @@ class GitStore:
 
 def _prune_parents(work: Path, path: Path) -> None:
     """Remove ``path`` and then its parents for as long as they are empty directories."""
-    while path != work and work in path.parents:
+    while path != work and work in path.parents and _inside(work, path.parent):
         try:
             path.rmdir()
         except OSError:
             return
         path = path.parent
+
+
+def _inside(work: Path, path: Path) -> bool:
+    """Whether ``path``, symlinks resolved, is ``work`` or lies under it."""
+    base, real = os.path.realpath(work), os.path.realpath(path)
+    return real == base or real.startswith(base + os.sep)
 
 
 def _remove(path: Path) -> None:

@@ -117,9 +117,7 @@ class DockerState(BaseModel):
 class RunCommandArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    command: str = Field(
-        min_length=1, description="A shell command, run with `sh -c` in the working directory."
-    )
+    command: str = Field(min_length=1, description="A shell command, run with `sh -c` in the working directory.")
     timeout: float | None = Field(
         None, gt=0, description="Seconds before the command is killed (at most the resource's limit)."
     )
@@ -196,9 +194,7 @@ def _probe_engine() -> None:
         # The SDK leaks a socket when it cannot connect to a Unix socket; look first.
         path = "/" + base_url.split("://", 1)[1].lstrip("/")
         if not os.path.exists(path):
-            raise DomarkxError(
-                f"cannot reach a Docker engine at {engine_address()}: no socket at {path}", hint=_HINT
-            )
+            raise DomarkxError(f"cannot reach a Docker engine at {engine_address()}: no socket at {path}", hint=_HINT)
     try:
         probe = docker.APIClient(version=docker.constants.DEFAULT_DOCKER_API_VERSION, timeout=30, **settings)
     except docker.errors.DockerException as exc:
@@ -402,9 +398,7 @@ class DockerSandboxPlugin(Plugin):
             container = client.containers.get(state.container)
         except docker.errors.NotFound:
             container = _new_container(client, state.version, state.config, resource_id)
-            write_state(
-                self.context.resource_dir(resource_id), state.model_copy(update={"container": container.id})
-            )
+            write_state(self.context.resource_dir(resource_id), state.model_copy(update={"container": container.id}))
             return container
         if container.status != "running":
             container.start()
@@ -427,9 +421,7 @@ def _ensure_image(client: DockerClient, name: str) -> Any:
         ) from exc
 
 
-def _new_container(
-    client: DockerClient, image: str, config: DockerSandboxConfig, resource_id: str
-) -> Container:
+def _new_container(client: DockerClient, image: str, config: DockerSandboxConfig, resource_id: str) -> Container:
     container = client.containers.create(
         image,
         entrypoint=["sh", "-c"],

@@ -152,9 +152,7 @@ class PythonPlugin(Plugin):
                 "so its partial effects are not replayed"
             )
         else:
-            self._write_cells(
-                resource_id, [*self._cells(resource_id), {"code": code, "ok": out.error is None}]
-            )
+            self._write_cells(resource_id, [*self._cells(resource_id), {"code": code, "ok": out.error is None}])
         return format_output(out, notices)
 
     def kernel(self, resource_id: str) -> Kernel:
@@ -190,15 +188,11 @@ class PythonPlugin(Plugin):
 
     def _read_version(self, version_id: str) -> list[Cell]:
         if not ids.is_digest(version_id):
-            raise UsageError(
-                f"{version_id!r} is not a python resource version", hint="versions are sha256 ids"
-            )
+            raise UsageError(f"{version_id!r} is not a python resource version", hint="versions are sha256 ids")
         try:
             cells = json.loads(self.context.store.get_blob(version_id))
         except StoreError as exc:
-            raise ReferenceNotFound(
-                f"no python resource version {ids.short(version_id)} in the store"
-            ) from exc
+            raise ReferenceNotFound(f"no python resource version {ids.short(version_id)} in the store") from exc
         except ValueError as exc:
             raise UsageError(f"{ids.short(version_id)} is not a python resource version") from exc
         if not isinstance(cells, list) or not all(_is_cell(c) for c in cells):
