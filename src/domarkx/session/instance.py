@@ -180,13 +180,7 @@ class InstanceManager:
             instance.messages = convert.from_snapshot(snapshot)
             if not state and snapshot.setup is not None:
                 progress(f"running the setup block ({snapshot.setup.lang})")
-                outcome = self.run_block(workspace, snapshot.setup.lang or "", snapshot.setup.text, {})
-                if outcome is not None and not outcome.ok:
-                    last = (outcome.text.strip().splitlines() or [""])[-1]
-                    raise UsageError(
-                        f"the setup block failed: {last}",
-                        hint="fix the setup block of the document and import it again",
-                    )
+                self.run_setup(snapshot, workspace)
             instance.head_version = self.workspaces.commit(workspace).id
             self._insert(instance, instance.head_version)
         except BaseException:
@@ -195,6 +189,46 @@ class InstanceManager:
         if not state:
             self.execute_document(instance, workspace, progress)
         return instance
+
+    def run_setup(self, snapshot: SessionSnapshot, workspace: Workspace) -> None:
+        """Run the setup block in the resource that speaks its language.
+
+        A Python setup block with no ``python`` resource to run in is a tool
+        declaration script (docs/sessions.md): it runs here, and the tools it
+        lists must not clash with the workspace's own.
+        """
+        setup = snapshot.setup
+        assert setup is not None
+        outcome = self.run_block(workspace, setup.lang or "", setup.text, setup.attrs)
+        if outcome is None and (setup.lang or "").lower() in PYTHON_LANGS:
+            clash = {t.spec.name for t in self.setup_tools(snapshot, workspace)} & {
+                t.name for t in self.workspaces.tools(workspace)
+            }
+            if clash:
+                raise UsageError(
+                    f"setup-script tools clash with workspace tools: {', '.join(sorted(clash))}",
+                    hint="rename the setup-script's functions",
+                )
+        elif outcome is not None and not outcome.ok:
+            last = (outcome.text.strip().splitlines() or [""])[-1]
+            raise UsageError(
+                f"the setup block failed: {last}", hint="fix the setup block of the document and import it again"
+            )
+
+    def setup_tools(self, snapshot: SessionSnapshot, workspace: Workspace) -> list[Any]:
+        """The tools a Python setup-script declares, loaded in this process (functions are not stored)."""
+        setup = snapshot.setup
+        if setup is None or (setup.lang or "").lower() not in PYTHON_LANGS:
+            return []
+        if self.tool_for(workspace, "python", None) is not None:
+            return []
+        from domarkx.tools.setup_script import load_setup_tools
+
+        workdir = self.store.home / "resources" / workspace.resources[0].id
+        work = workdir / "work"
+        return load_setup_tools(
+            setup.text, workdir=work if work.is_dir() else workdir, path=snapshot.source or "<document>", line=setup.start + 2
+        )
 
     def execute_document(self, instance: SessionInstance, workspace: Workspace, progress: Progress) -> None:
         """Run each assistant message's code blocks and tool calls in order (the offline path)."""

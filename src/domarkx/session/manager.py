@@ -66,7 +66,10 @@ class SessionManager:
         instance.messages.append(ConversationMessage(role="user", content=text))
         self.instances.save_messages(instance, start)
         workspace = self.workspaces.open(instance.workspace_id)
-        tools = [_definition(t) for t in self.workspaces.tools(workspace)]
+        snapshot = self.instances.snapshots.get(instance.snapshot_id)
+        extra = {t.spec.name: t for t in self.instances.setup_tools(snapshot, workspace)}
+        specs = self.workspaces.tools(workspace) + [t.spec for t in extra.values()]
+        tools = [_definition(t) for t in specs]
         steps = 0
         while steps < max_steps:
             steps += 1
@@ -79,13 +82,13 @@ class SessionManager:
             )
             results = []
             for call in calls:
-                outcome = self.workspaces.call(workspace, call.name, call.arguments)
+                if call.name in extra:
+                    ok, content = _call_setup_tool(extra[call.name], call.arguments)
+                else:
+                    outcome = self.workspaces.call(workspace, call.name, call.arguments)
+                    ok, content = outcome.ok, outcome.text
                 result = ConversationMessage(
-                    role="tool",
-                    content=outcome.text,
-                    tool_call_id=call.id,
-                    tool_ok=outcome.ok,
-                    metadata={"name": call.name},
+                    role="tool", content=content, tool_call_id=call.id, tool_ok=ok, metadata={"name": call.name}
                 )
                 results.append(result)
                 if on_tool is not None:
@@ -99,6 +102,19 @@ class SessionManager:
             if not calls:
                 return TurnResult(instance.messages[start:], steps, hit_max_steps=False)
         return TurnResult(instance.messages[start:], steps, hit_max_steps=True)
+
+
+def _call_setup_tool(tool: Any, arguments: dict[str, Any]) -> tuple[bool, str]:
+    """Run a setup-script tool; its failures become error results, like workspace tools'."""
+    from domarkx.workspace.manager import render
+    from domarkx.workspace.plugin import ToolError
+
+    try:
+        return True, render(tool.call(**arguments))
+    except ToolError as exc:
+        return False, f"error: {exc.message}"
+    except Exception as exc:  # a document's own tool code: report, never crash the turn
+        return False, f"error: {type(exc).__name__}: {exc}"
 
 
 def _definition(spec: Any) -> ToolDefinition:

@@ -14,7 +14,7 @@ so bytes go in and come out unchanged and equal states give equal commits.
 
 A version is a commit. Git cannot store an empty directory, so the commit
 message lists them (``empty-dirs: [...]``), and load recreates them. Loading
-works like ``git checkout``: only the paths that differ between the current and
+works like ``git checkout``: only the paths that differ between the index and
 the target tree are touched, so its cost follows the size of the change.
 """
 
@@ -92,6 +92,11 @@ class GitStore:
             "GIT_CONFIG_NOSYSTEM": "1",
             "GIT_CONFIG_GLOBAL": os.devnull,
             "GIT_TERMINAL_PROMPT": "0",
+            "GIT_LITERAL_PATHSPECS": "1",  # paths are names, never globs
+            # no hooks, whatever a command may have put into the repository
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": "core.hooksPath",
+            "GIT_CONFIG_VALUE_0": os.devnull,
             **_IDENTITY,
         }
         if work is not None:
@@ -167,39 +172,37 @@ class GitStore:
             raise DomarkxError(f"local_shell version {commit} lists a directory outside its tree")
         return Snapshot(tree, tuple(empty))
 
-    def switch(self, work: Path, index: Path, current: Snapshot, target: Snapshot) -> None:
-        """Turn a work tree that is exactly ``current`` into exactly ``target``.
+    def switch(self, work: Path, index: Path, current_empty: tuple[str, ...], target: Snapshot) -> None:
+        """Turn the work tree, which the index describes exactly, into exactly ``target``.
 
-        Only what differs is touched, as ``git checkout`` does, but driven by
-        ``diff-tree`` between the two trees instead of a scan of the work tree:
-        removed paths are deleted, the index entries of changed ones replaced and
-        those files written by ``checkout-index``. The caller guarantees that the
-        work tree and index match ``current`` (by staging first when in doubt).
+        Only what differs is touched, as in ``git checkout``, but found by
+        comparing the index with the target tree (``diff-index``, which the
+        index's cache of tree ids makes cheap) rather than by scanning the work
+        tree: removed paths are deleted here, and one path-limited ``git checkout
+        --no-overlay`` updates the index and writes the changed files. The
+        caller guarantees the index describes the work tree (staging first when
+        in doubt); ``current_empty`` lists its empty directories.
         """
-        raw = self._run(["diff-tree", "-r", "-z", "--no-renames", current.tree, target.tree], work=work)
+        raw = self._run(["diff-index", "--cached", "-R", "-r", "-z", target.tree], work=work, index=index)
         fields = raw.split("\0")
-        entries: list[str] = []
-        written: list[str] = []
+        changed: list[str] = []
         for header, path in zip(fields[0::2], fields[1::2], strict=False):
             if not header.startswith(":"):
                 continue
-            _old_mode, new_mode, _old_sha, new_sha, status = header[1:].split(" ")
-            if status == "D":
+            changed.append(path)
+            if header.endswith(" D"):
                 if not _inside(work, (work / path).parent):
                     raise DomarkxError(f"cannot remove {path}: a symlink in its path leads out of the work tree")
                 _remove(work / path)
                 _prune_parents(work, (work / path).parent)
-                entries.append(f"0 {'0' * 40}\t{path}")
-            else:
-                entries.append(f"{new_mode} {new_sha}\t{path}")
-                written.append(path)
-        if entries:
-            self._run(["update-index", "-z", "--index-info"], work=work, index=index, stdin="\0".join(entries) + "\0")
-        if written:
+        if changed:
             self._run(
-                ["checkout-index", "-f", "-u", "-z", "--stdin"], work=work, index=index, stdin="\0".join(written) + "\0"
+                ["checkout", "--no-overlay", target.tree, "--pathspec-from-file=-", "--pathspec-file-nul"],
+                work=work,
+                index=index,
+                stdin="\0".join(changed) + "\0",
             )
-        for rel in current.empty_dirs:
+        for rel in current_empty:
             if rel not in target.empty_dirs:
                 _prune_parents(work, work / rel)
         for rel in target.empty_dirs:

@@ -191,11 +191,11 @@ class LocalShellPlugin(Plugin):
         work, index = self._paths(resource_id)
         target = self._git.read(version_id)
         if state.dirty or state.tree is None:
-            current = self._git.stage(work, index)
+            current_empty = self._git.stage(work, index).empty_dirs
         else:
-            current = Snapshot(state.tree, tuple(state.empty_dirs))
+            current_empty = tuple(state.empty_dirs)
             self._mark_dirty(base, state)  # until the switch completes, the tree is in between
-        self._git.switch(work, index, current, target)
+        self._git.switch(work, index, current_empty, target)
         self._record(base, state, version_id, target)
 
     @staticmethod
