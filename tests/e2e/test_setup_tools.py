@@ -51,5 +51,6 @@ def test_a_failing_setup_script_is_a_document_error(cli, tmp_path: Path) -> None
     doc.write_text("```python setup-script\nraise RuntimeError('nope')\n```\n\n## user\n\n> hi\n")
     result = cli("run", str(doc))
     assert result.code == 2
-    assert result.err.startswith(f"{doc}:2:")
+    errors = [line for line in result.err.splitlines() if ": error: " in line]
+    assert len(errors) == 1 and errors[0].startswith(f"{doc}:2:")
     assert json.loads(cli("instances", "ls", "--json").out) == []

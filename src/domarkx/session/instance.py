@@ -6,8 +6,11 @@ is one small transaction and a crash loses at most the step in flight.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
+from dataclasses import replace
+from pathlib import Path
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -224,11 +227,10 @@ class InstanceManager:
             return []
         from domarkx.tools.setup_script import load_setup_tools
 
-        workdir = self.store.home / "resources" / workspace.resources[0].id
-        work = workdir / "work"
-        return load_setup_tools(
-            setup.text, workdir=work if work.is_dir() else workdir, path=snapshot.source or "<document>", line=setup.start + 2
-        )
+        base = self.store.home / "resources" / workspace.resources[0].id
+        workdir = base / "work" if (base / "work").is_dir() else base
+        tools = load_setup_tools(setup.text, workdir=workdir, path=snapshot.source or "<document>", line=setup.start + 2)
+        return [replace(t, call=_in_directory(workdir, t.call)) for t in tools]
 
     def execute_document(self, instance: SessionInstance, workspace: Workspace, progress: Progress) -> None:
         """Run each assistant message's code blocks and tool calls in order (the offline path)."""
@@ -377,6 +379,16 @@ class InstanceManager:
             }
             for i, m in enumerate(instance.messages)
         ]
+
+
+def _in_directory(workdir: Path, call: Callable[..., Any]) -> Callable[..., Any]:
+    """Setup-script tools run in the workspace directory, as the script itself did."""
+
+    def run(**kwargs: Any) -> Any:
+        with contextlib.chdir(workdir):
+            return call(**kwargs)
+
+    return run
 
 
 def _silent(ok: bool, output: Any) -> bool:
