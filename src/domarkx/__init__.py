@@ -9,21 +9,29 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from domarkx._version import __version__
+from domarkx._version import __version__ as __version__
 
 _EXPORTS = {
     "DocumentError": "domarkx.errors",
     "DomarkxError": "domarkx.errors",
+    "InstanceManager": "domarkx.session.instance",
     "MacroExpander": "domarkx.parsing.macros",
     "MarkdownParser": "domarkx.parsing.markdown",
     "Message": "domarkx.data.models",
+    "Plugin": "domarkx.workspace.plugin",
+    "Resource": "domarkx.workspace.plugin",
+    "SessionInstance": "domarkx.data.models",
+    "SessionManager": "domarkx.session.manager",
     "SessionSnapshot": "domarkx.data.models",
     "SnapshotManager": "domarkx.session.snapshot",
     "Store": "domarkx.data.store",
+    "ToolSpec": "domarkx.workspace.plugin",
+    "ToolWrapper": "domarkx.tools.wrapper",
     "UsageError": "domarkx.errors",
+    "WorkspaceManager": "domarkx.workspace.manager",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = sorted([*_EXPORTS, "__version__"])  # noqa: PLE0605 - built from the table above
 
 
 def __getattr__(name: str) -> Any:

@@ -178,35 +178,44 @@ class GitStore:
         Only what differs is touched, as in ``git checkout``, but found by
         comparing the index with the target tree (``diff-index``, which the
         index's cache of tree ids makes cheap) rather than by scanning the work
-        tree: removed paths are deleted here, and one path-limited ``git checkout
-        --no-overlay`` updates the index and writes the changed files. The
+        tree: removed paths are deleted here and dropped from the index, and one
+        path-limited ``git checkout`` updates the index and writes the others. The
         caller guarantees the index describes the work tree (staging first when
         in doubt); ``current_empty`` lists its empty directories.
         """
         raw = self._run(["diff-index", "--cached", "-R", "-r", "-z", target.tree], work=work, index=index)
         fields = raw.split("\0")
-        changed: list[str] = []
+        removed: list[str] = []
+        written: list[str] = []
         for header, path in zip(fields[0::2], fields[1::2], strict=False):
             if not header.startswith(":"):
                 continue
-            changed.append(path)
-            if header.endswith(" D"):
-                if not _inside(work, (work / path).parent):
-                    raise DomarkxError(f"cannot remove {path}: a symlink in its path leads out of the work tree")
-                _remove(work / path)
-                _prune_parents(work, (work / path).parent)
-        if changed:
+            if not header.endswith(" D"):
+                written.append(path)
+                continue
+            if not _inside(work, (work / path).parent):
+                raise DomarkxError(f"cannot remove {path}: a symlink in its path leads out of the work tree")
+            _remove(work / path)
+            _prune_parents(work, (work / path).parent)
+            removed.append(path)
+        if removed:  # before the checkout, so a file can become a directory and back
+            self._run(["update-index", "--remove", "-z", "--stdin"], work=work, index=index, stdin=_nul_list(removed))
+        if written:
             self._run(
-                ["checkout", "--no-overlay", target.tree, "--pathspec-from-file=-", "--pathspec-file-nul"],
+                ["checkout", target.tree, "--pathspec-from-file=-", "--pathspec-file-nul"],
                 work=work,
                 index=index,
-                stdin="\0".join(changed) + "\0",
+                stdin=_nul_list(written),
             )
         for rel in current_empty:
             if rel not in target.empty_dirs:
                 _prune_parents(work, work / rel)
         for rel in target.empty_dirs:
             (work / rel).mkdir(parents=True, exist_ok=True)
+
+
+def _nul_list(paths: list[str]) -> str:
+    return "\0".join(paths) + "\0"
 
 
 def _prune_parents(work: Path, path: Path) -> None:
