@@ -31,7 +31,7 @@ _EXPORTS = {
     "WorkspaceManager": "domarkx.workspace.manager",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])  # noqa: PLE0605 - built from the table above
+__all__ = sorted([*_EXPORTS, "__version__"])
 
 
 def __getattr__(name: str) -> Any:
