@@ -166,3 +166,19 @@ def test_installed_script_streams_and_never_shows_a_traceback(doc: Path, openai_
     assert failed.returncode == 1
     assert "Traceback" not in failed.stderr
     assert [line for line in failed.stderr.splitlines() if line.startswith("error:")]
+
+
+def test_replay_answers_from_a_recorded_conversation(cli, doc: Path, tmp_path: Path, openai_env: FakeOpenAI) -> None:  # type: ignore[no-untyped-def]
+    openai_env.queue(calls(("write_file", {"path": "a.txt", "content": "A"})), text("Made a.txt."))
+    instance = cli("run", str(doc), "-q", "-m", "make a file").out.strip()
+    recorded = tmp_path / "recorded.md"
+    assert cli("export", instance, "-o", str(recorded)).code == 0
+    # branch before the model's turn and replay it offline, byte for byte the same outcome
+    fork = cli("fork", instance, "--at", "2", "-q").out.strip()
+    replayed = cli("send", fork, "make a file", "-q", "--model", f"replay:{recorded}")
+    assert replayed.code == 0, replayed
+    assert cli("exec", fork, "--", "cat a.txt").out == "A"
+    original = json.loads(cli("log", instance, "--json").out)
+    again = json.loads(cli("log", fork, "--json").out)
+    assert [e["summary"] for e in again] == [e["summary"] for e in original]
+    assert [e["workspace_version"] for e in again] == [e["workspace_version"] for e in original]

@@ -123,6 +123,22 @@ def test_load_never_deletes_through_a_link_out(plugin: LocalShellPlugin, tmp_pat
     assert (outside / "f").read_text() == "precious"
 
 
+def test_load_never_writes_through_a_link_a_command_made(plugin: LocalShellPlugin, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious")
+    rid = plugin.create_resource({"sandbox": "none", "files": {"f": "mine", "d/g": "also mine"}}).id
+    version = plugin.get_version(rid)
+    sh(plugin, rid, f"rm f && ln -s {outside} f && rm -r d && ln -s {tmp_path} d")
+    plugin.load_version(rid, version)
+    assert tree(plugin.work_dir(rid)) == {
+        "d": ("dir",),
+        "d/g": ("file", b"also mine", False),
+        "f": ("file", b"mine", False),
+    }
+    assert outside.read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outside.txt"]
+
+
 def test_commit_is_idempotent(plugin: LocalShellPlugin) -> None:
     rid = plugin.create_resource({"sandbox": "none"}).id
     initial = plugin.get_version(rid)

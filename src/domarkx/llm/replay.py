@@ -1,7 +1,9 @@
 """The ``replay`` provider: offline, deterministic answers for tests, demos and CI.
 
 ``replay:PATH`` answers from a script of turns (YAML or JSON, see
-docs/providers.md); ``replay:`` or ``replay:echo`` repeats the last user message.
+docs/providers.md) or from the assistant messages recorded in a session
+document (``replay:session.md``, e.g. an export); ``replay:`` or
+``replay:echo`` repeats the last user message.
 
 The provider keeps no state between calls, because every ``domarkx send`` is a
 new process: the next turn is worked out from the conversation it is given.
@@ -32,7 +34,7 @@ from domarkx.llm.base import (
 )
 
 ECHO = "echo"
-SCRIPT_HINT = "replay:PATH names a YAML or JSON list of turns; see docs/providers.md"
+SCRIPT_HINT = "replay:PATH names a YAML or JSON list of turns, or a session document; see docs/providers.md"
 
 
 class ScriptToolCall(BaseModel):
@@ -131,9 +133,40 @@ def _same(reply: ChatMessage, turn: ScriptTurn) -> bool:
     return [(c.name, c.arguments) for c in reply.tool_calls] == [(c.name, c.arguments) for c in turn.tool_calls]
 
 
+def recorded_turns(path: Path) -> list[ScriptTurn]:
+    """The assistant messages of a session document, as a script: replaying a recorded conversation."""
+    from domarkx.parsing.markdown import MarkdownParser, decode, line_offsets
+    from domarkx.session.convert import from_document
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read recorded conversation {path}: {exc.strerror}", hint=SCRIPT_HINT) from exc
+    text = decode(data, str(path))
+    snapshot = MarkdownParser().parse(text, path=str(path))
+    offsets = line_offsets(text)
+    turns = []
+    for msg in snapshot.messages:
+        if msg.role != "assistant":
+            continue
+        message = from_document(msg, text[offsets[msg.start] : offsets[msg.end]])
+        calls = [ScriptToolCall(name=c.name, arguments=c.arguments) for c in message.tool_calls]
+        if message.content or calls:
+            turns.append(ScriptTurn(content=message.content, tool_calls=calls))
+    if not turns:
+        raise UsageError(f"{path} records no assistant messages to replay", hint=SCRIPT_HINT)
+    return turns
+
+
 def load_script(path: Path) -> list[ScriptTurn]:
-    """Read and check a replay script: a list of turns, or a mapping with a ``turns`` list."""
+    """Read and check a replay script: a list of turns, or a mapping with a ``turns`` list.
+
+    A Markdown session document (``.md``) replays its recorded assistant messages.
+    """
     import yaml
+
+    if path.suffix.lower() in (".md", ".markdown"):
+        return recorded_turns(path)
 
     try:
         text = path.read_text(encoding="utf-8")

@@ -9,9 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from domarkx import ids
@@ -229,7 +229,9 @@ class InstanceManager:
 
         base = self.store.home / "resources" / workspace.resources[0].id
         workdir = base / "work" if (base / "work").is_dir() else base
-        tools = load_setup_tools(setup.text, workdir=workdir, path=snapshot.source or "<document>", line=setup.start + 2)
+        tools = load_setup_tools(
+            setup.text, workdir=workdir, path=snapshot.source or "<document>", line=setup.start + 2
+        )
         return [replace(t, call=_in_directory(workdir, t.call)) for t in tools]
 
     def execute_document(self, instance: SessionInstance, workspace: Workspace, progress: Progress) -> None:
@@ -433,7 +435,9 @@ def resolve_any(store: Store, ref: str) -> tuple[str, str]:
 def summarize(message: ConversationMessage, width: int = 72) -> str:
     """A one-line summary of a message for listings."""
     if message.tool_calls:
-        calls = ", ".join(f"{c.name}({json.dumps(c.arguments, ensure_ascii=False)})" for c in message.tool_calls)
+        calls = ", ".join(
+            f"{c.name}({json.dumps(c.arguments, ensure_ascii=False, sort_keys=True)})" for c in message.tool_calls
+        )
         text = f"{message.content} → {calls}" if message.content else f"→ {calls}"
     elif message.role == "tool":
         text = ("" if message.tool_ok else "error: ") + message.content

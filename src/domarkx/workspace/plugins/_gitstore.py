@@ -26,6 +26,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,7 +173,28 @@ class GitStore:
             raise DomarkxError(f"local_shell version {commit} lists a directory outside its tree")
         return Snapshot(tree, tuple(empty))
 
-    def switch(self, work: Path, index: Path, current_empty: tuple[str, ...], target: Snapshot) -> None:
+    def discard_untracked(self, work: Path, index: Path) -> list[str]:
+        """Delete whatever the index does not know; return the tracked paths changed since.
+
+        Together with :meth:`switch` this is ``git checkout -f`` + ``git clean
+        -fdx``: after it, every difference from the index is a listed path.
+        """
+        out = self._run(["ls-files", "-z", "--others", "--directory"], work=work, index=index)
+        for entry in filter(None, out.split("\0")):
+            path = work / entry.rstrip("/")
+            if not _inside(work, path.parent):
+                raise DomarkxError(f"cannot remove {entry}: a symlink in its path leads out of the work tree")
+            remove_path(path)
+        return list(filter(None, self._run(["diff-files", "-z", "--name-only"], work=work, index=index).split("\0")))
+
+    def switch(
+        self,
+        work: Path,
+        index: Path,
+        current_empty: tuple[str, ...],
+        target: Snapshot,
+        stale: Sequence[str] = (),
+    ) -> None:
         """Turn the work tree, which the index describes exactly, into exactly ``target``.
 
         Only what differs is touched, as in ``git checkout``, but found by
@@ -180,22 +202,24 @@ class GitStore:
         index's cache of tree ids makes cheap) rather than by scanning the work
         tree: removed paths are deleted here and dropped from the index, and one
         path-limited ``git checkout`` updates the index and writes the others. The
-        caller guarantees the index describes the work tree (staging first when
-        in doubt); ``current_empty`` lists its empty directories.
+        caller guarantees the index describes the work tree except for the
+        ``stale`` paths (see :meth:`discard_untracked`), which are rewritten from
+        the target; ``current_empty`` lists the work tree's empty directories.
         """
         raw = self._run(["diff-index", "--cached", "-R", "-r", "-z", target.tree], work=work, index=index)
         fields = raw.split("\0")
         removed: list[str] = []
-        written: list[str] = []
+        written: set[str] = set(stale)
         for header, path in zip(fields[0::2], fields[1::2], strict=False):
             if not header.startswith(":"):
                 continue
             if not header.endswith(" D"):
-                written.append(path)
+                written.add(path)
                 continue
+            written.discard(path)
             if not _inside(work, (work / path).parent):
                 raise DomarkxError(f"cannot remove {path}: a symlink in its path leads out of the work tree")
-            _remove(work / path)
+            remove_path(work / path)
             _prune_parents(work, (work / path).parent)
             removed.append(path)
         if removed:  # before the checkout, so a file can become a directory and back
@@ -205,7 +229,7 @@ class GitStore:
                 ["checkout", target.tree, "--pathspec-from-file=-", "--pathspec-file-nul"],
                 work=work,
                 index=index,
-                stdin=_nul_list(written),
+                stdin=_nul_list(sorted(written)),
             )
         for rel in current_empty:
             if rel not in target.empty_dirs:
@@ -214,7 +238,7 @@ class GitStore:
             (work / rel).mkdir(parents=True, exist_ok=True)
 
 
-def _nul_list(paths: list[str]) -> str:
+def _nul_list(paths: Sequence[str]) -> str:
     return "\0".join(paths) + "\0"
 
 
@@ -234,8 +258,8 @@ def _inside(work: Path, path: Path) -> bool:
     return real == base or real.startswith(base + os.sep)
 
 
-def _remove(path: Path) -> None:
-    """Delete a file, link or directory tree, even one a command made read-only."""
+def remove_path(path: Path) -> None:
+    """Delete a file, link or directory tree (if there), even one a command made read-only."""
     if not path.is_dir() or path.is_symlink():
         path.unlink(missing_ok=True)
         return

@@ -23,7 +23,7 @@ from domarkx.errors import UsageError
 from domarkx.tools.portable import files, shell
 from domarkx.workspace.plugin import Plugin, Resource, ToolError, ToolSpec
 from domarkx.workspace.plugins import _sandbox
-from domarkx.workspace.plugins._gitstore import GitStore, Snapshot
+from domarkx.workspace.plugins._gitstore import GitStore, Snapshot, remove_path
 from domarkx.workspace.plugins._state import parse_config, read_state, write_state
 
 TYPE = "local_shell"
@@ -152,14 +152,7 @@ class LocalShellPlugin(Plugin):
         return Resource(id=resource_id, name=TYPE, type=TYPE, config=options.model_dump(mode="json"))
 
     def destroy_resource(self, resource_id: str) -> None:
-        base = self._dir(resource_id)
-        if base.exists():
-            for top, dirs, _files in os.walk(base):  # a command may have left read-only directories
-                for name in dirs:
-                    child = os.path.join(top, name)
-                    if not os.path.islink(child):
-                        os.chmod(child, 0o700)
-            shutil.rmtree(base)
+        remove_path(self._dir(resource_id))
 
     # -- versions --------------------------------------------------------------------
 
@@ -175,27 +168,31 @@ class LocalShellPlugin(Plugin):
         work, index = self._paths(resource_id)
         snapshot = self._git.stage(work, index)
         if state.version is not None and _same(state, snapshot):
+            if state.dirty:  # the index describes the work tree again, and it is this version
+                self._record(base, state, state.version, snapshot)
             return state.version
         commit = self._git.commit(snapshot, state.version)
         self._record(base, state, commit, snapshot)
         return commit
 
     def load_version(self, resource_id: str, version_id: str) -> None:
-        """Check ``version_id`` out; untouched since the last commit or load, only the difference is written.
+        """Check ``version_id`` out, writing only what differs from the current version.
 
-        After tool calls that could have changed anything, the work tree is staged
-        first, so files made since are known and removed like any other.
+        After tool calls that could have changed anything, files the index does
+        not know are deleted and changed tracked files rewritten too (like
+        ``git checkout -f`` followed by ``git clean -fdx``).
         """
         base = self._dir(resource_id)
         state = read_state(base, _State)
         work, index = self._paths(resource_id)
         target = self._git.read(version_id)
-        if state.dirty or state.tree is None:
-            current_empty = self._git.stage(work, index).empty_dirs
+        stale: list[str] = []
+        current_empty = tuple(state.empty_dirs)
+        if state.dirty:
+            stale, current_empty = self._git.discard_untracked(work, index), ()
         else:
-            current_empty = tuple(state.empty_dirs)
             self._mark_dirty(base, state)  # until the switch completes, the tree is in between
-        self._git.switch(work, index, current_empty, target)
+        self._git.switch(work, index, current_empty, target, stale)
         self._record(base, state, version_id, target)
 
     @staticmethod
