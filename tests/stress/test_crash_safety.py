@@ -44,7 +44,7 @@ REPLAY_SCRIPT = """\
 - tool_calls:
     - name: write_file
       arguments: {path: notes/summary.txt, content: "counted to twenty thousand\\n"}
-- content: Done: counted.txt and notes/summary.txt.
+- content: "Done, counted.txt and notes/summary.txt."
 """
 
 # (kind, weight): how often each command is started.
@@ -168,7 +168,7 @@ class Campaign:
             self.kills += 1
             return
         assert outcome.code == 0, f"{args} failed on its own:\n{outcome.err}"
-        on_success(outcome.out.strip().splitlines()[-1])
+        on_success((outcome.out.strip().splitlines() or [""])[-1])
 
     def spawn(self, args: list[str], kill_after: float | None) -> Outcome:
         proc = subprocess.Popen(
