@@ -200,35 +200,57 @@ def new_instance(instances: InstanceManager, data: bytes, path: str = "bench.md"
     return instances.create(snapshot)
 
 
-def turns(
-    provider: Provider, count: int, model_time: Callable[[], float] | None, profile: bool
-) -> dict[str, list[float]]:
-    """Per turn: wall, model server, tool and workspace-commit seconds."""
-    with bench_home() as instances:
+def turns(provider: Provider, count: int, model_time: Callable[[], float], profile: bool) -> dict[str, list[float]]:
+    """Per turn: wall, model server, tool, workspace-commit and SDK-transform seconds."""
+    with bench_home() as instances, sdk_transform() as sdk:
         sessions = SessionManager(instances)
         instance = new_instance(instances, document())
         plugin = instances.workspaces.plugin("local_shell")
         tool, commit = Stopwatch(), Stopwatch()
-        plugin.execute_tool = tool.wrap(plugin.execute_tool)  # type: ignore[method-assign]
-        plugin.commit_version = commit.wrap(plugin.commit_version)  # type: ignore[method-assign]
-        out: dict[str, list[float]] = {"wall": [], "model": [], "tool": [], "commit": []}
+        plugin.execute_tool = tool.wrap(plugin.execute_tool)
+        plugin.commit_version = commit.wrap(plugin.commit_version)
+        watches = {"tool": tool, "commit": commit, "sdk": sdk}
+        out: dict[str, list[float]] = {"wall": [], "model": [], **{name: [] for name in watches}}
         profiler = cProfile.Profile() if profile else None
         for n in range(count):
-            tool_before, commit_before = tool.total, commit.total
-            model_before = model_time() if model_time else 0.0
+            before = {name: watch.total for name, watch in watches.items()}
+            model_before = model_time()
             if profiler is not None:
                 profiler.enable()
-            wall = timed(lambda n=n: sessions.send(instance, f"note number {n}", provider))
+            out["wall"].append(timed(lambda n=n: sessions.send(instance, f"note number {n}", provider)))
             if profiler is not None:
                 profiler.disable()
-            out["wall"].append(wall)
-            out["model"].append((model_time() if model_time else 0.0) - model_before)
-            out["tool"].append(tool.total - tool_before)
-            out["commit"].append(commit.total - commit_before)
+            out["model"].append(model_time() - model_before)
+            for name, watch in watches.items():
+                out[name].append(watch.total - before[name])
         assert len(instance.messages) == 3 + 4 * count, "every turn adds user, call, result, answer"
         if profiler is not None:
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
         return out
+
+
+@contextmanager
+def sdk_transform() -> Iterator[Stopwatch]:
+    """Time the openai SDK's conversion of request parameters (its ``maybe_transform``), if it has one."""
+    import importlib
+
+    from openai.resources.chat import Completions
+
+    module = importlib.import_module(Completions.__module__)
+    watch = Stopwatch()
+    original = getattr(module, "maybe_transform", None)
+    if original is None:
+        yield watch
+        return
+    module.maybe_transform = watch.wrap(original)
+    try:
+        yield watch
+    finally:
+        module.maybe_transform = original
+
+
+def no_model_time() -> float:
+    return 0.0
 
 
 def overhead(times: dict[str, list[float]]) -> list[float]:
@@ -244,17 +266,25 @@ def turn_rows(count: int, profile: bool) -> tuple[list[dict[str, Any]], dict[str
         provider.close()
     finally:
         server.close()
-    instant = turns(Instant("instant"), count, None, False)
+    instant = turns(Instant("instant"), count, no_model_time, False)
     rows = [
         row("turn overhead (openai provider, HTTP)", median(overhead(http)), max_s=TURN_TARGET_S),
+        row("  of which: openai SDK parameter transform", median(http["sdk"])),
         row("  of which: workspace commit (git)", median(http["commit"])),
         row("turn overhead (in-process model)", median(overhead(instant)), max_s=TURN_TARGET_S),
         row("turn wall time (openai provider, HTTP)", median(http["wall"])),
         row("  model server time in it", median(http["model"])),
         row("  tool (write_file) time in it", median(http["tool"])),
     ]
-    details = {name: median(values) for name, values in http.items()}
-    return rows, {"turns": count, "http_medians_s": details}
+    first, last = overhead(http)[:3], overhead(http)[-3:]
+    details = {
+        "turns": count,
+        "http_medians_s": {name: median(values) for name, values in http.items()},
+        "http_overhead_first_turns_s": median(first),
+        "http_overhead_last_turns_s": median(last),
+        "messages_at_end": 3 + 4 * count,
+    }
+    return rows, details
 
 
 def create_rows(repeat: int) -> list[dict[str, Any]]:
@@ -287,14 +317,16 @@ def create_rows(repeat: int) -> list[dict[str, Any]]:
 def fork_source(instances: InstanceManager, files: int) -> SessionInstance:
     """An instance whose latest message links a workspace version holding ``files`` files."""
     instance = new_instance(instances, document())
-    work = instances.workspaces.plugin("local_shell").work_dir(instance_resource(instances, instance))  # type: ignore[attr-defined]
-    populate(work, files)
+    populate(work_dir(instances, instance), files)
     SessionManager(instances).send(instance, "save the generated tree", Instant("instant"))
     return instance
 
 
-def instance_resource(instances: InstanceManager, instance: SessionInstance) -> str:
-    return instances.workspaces.open(instance.workspace_id).resources[0].id
+def work_dir(instances: InstanceManager, instance: SessionInstance) -> Path:
+    """The work tree of the instance's ``local_shell`` resource."""
+    resource = instances.workspaces.open(instance.workspace_id).resources[0].id
+    path: Path = instances.workspaces.plugin("local_shell").work_dir(resource)  # type: ignore[attr-defined]
+    return path
 
 
 def fork_rows(files: int, repeat: int) -> list[dict[str, Any]]:
@@ -321,8 +353,9 @@ def fork_times(files: int, repeat: int) -> dict[str, list[float]]:
     with bench_home() as instances, tempfile.TemporaryDirectory(prefix="domarkx-bench-") as tmp:
         source = fork_source(instances, files)
         at = len(source.messages) - 1
-        plain = Path(tmp) / "plain"
-        shutil.copytree(instances.workspaces.plugin("local_shell").work_dir(instance_resource(instances, source)), plain)  # type: ignore[attr-defined]
+        tree, plain = Path(tmp) / "tree", Path(tmp) / "plain"
+        shutil.copytree(work_dir(instances, source), tree)
+        shutil.copytree(tree, plain)
         git_repository(plain)
         names = iter(range(10**6))
 
@@ -334,7 +367,7 @@ def fork_times(files: int, repeat: int) -> dict[str, list[float]]:
             git(plain, "worktree", "add", "-q", "--detach", str(Path(tmp) / f"tree{next(names)}"), "main")
 
         def copy() -> None:
-            subprocess.run(["cp", "-a", str(plain), str(Path(tmp) / f"copy{next(names)}")], check=True)
+            subprocess.run(["cp", "-a", str(tree), str(Path(tmp) / f"copy{next(names)}")], check=True)
 
         return interleaved({"fork": fork, "git worktree add": worktree, "cp -a": copy}, repeat)
 

@@ -51,6 +51,7 @@ from domarkx.parsing.fences import parse_info
 from domarkx.parsing.markdown import line_offsets
 
 __all__ = [
+    "Expansion",
     "MacroCall",
     "MacroContext",
     "MacroExpander",
@@ -633,10 +634,14 @@ class MacroExpander:
 
     def expand(self, text: str, *, path: str, base_dir: Path) -> str:
         """``text`` with every macro replaced; raises :class:`DocumentError` at the bad macro."""
+        return self.expand_mapped(text, path=path, base_dir=base_dir).text
+
+    def expand_mapped(self, text: str, *, path: str, base_dir: Path) -> Expansion:
+        """Like :meth:`expand`, keeping what was replaced so positions can be traced back."""
         variables = Variables(self.variables)
         if SCHEME not in text:
             self._check_used(variables, path)
-            return text
+            return Expansion(text, text, ())
         doc = _Document(text, path)
         edits: list[tuple[int, int, str]] = []
         for site in doc.sites():
@@ -645,7 +650,7 @@ class MacroExpander:
             start, end = doc.whole_line(site) if not replacement else (site.start, site.end)
             edits.append((start, end, replacement))
         self._check_used(variables, path)
-        return _apply(text, edits)
+        return Expansion(text, _apply(text, edits), tuple(edits))
 
     def _run(self, call: MacroCall) -> str:
         handler = self._registry.get(call.command)
@@ -685,6 +690,51 @@ class MacroExpander:
                 f"--set {unused[0]}: {path} has no variable {unused[0]!r}",
                 hint="no macro in the document reads or sets it; check the name for a typo",
             )
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """A document before and after expansion, and the edits between them.
+
+    The parser sees only the expanded text, so its errors carry positions in
+    that text; :meth:`relocate` moves them back to the document the user wrote.
+    """
+
+    source: str
+    text: str
+    edits: tuple[tuple[int, int, str], ...]
+    """``(start, end, replacement)``: source offsets ``start:end`` became ``replacement``."""
+
+    def relocate(self, err: DocumentError) -> DocumentError:
+        """``err`` pointing into the source: the same place, or the macro whose text holds it."""
+        if not self.edits:
+            return err
+        offsets = line_offsets(self.text)
+        row = min(max(err.line - 1, 0), len(offsets) - 1)
+        pos = min(offsets[row] + max(err.col - 1, 0), offsets[row + 1] if row + 1 < len(offsets) else len(self.text))
+        source_pos, inserted = self._trace(pos)
+        source_offsets = line_offsets(self.source)
+        line = max(bisect_right(source_offsets, source_pos) - 1, 0)
+        line = min(line, max(len(source_offsets) - 2, 0))
+        col = source_pos - source_offsets[line] + 1
+        message = err.message
+        if inserted is not None:
+            message += f" (line {inserted} of the text the macro on line {line + 1} inserted)"
+        return DocumentError(message, path=err.path, line=line + 1, col=col, hint=err.hint)
+
+    def _trace(self, pos: int) -> tuple[int, int | None]:
+        """The source offset of expanded offset ``pos``; for inserted text, the macro's offset
+        and the 1-based line within the insertion."""
+        out = last = 0
+        for start, end, replacement in self.edits:
+            if pos < out + start - last:
+                break
+            out += start - last
+            if pos < out + len(replacement):
+                return start, replacement.count("\n", 0, pos - out) + 1
+            out += len(replacement)
+            last = end
+        return min(last + pos - out, len(self.source)), None
 
 
 def _apply(text: str, edits: list[tuple[int, int, str]]) -> str:

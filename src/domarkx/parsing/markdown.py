@@ -63,10 +63,56 @@ _YamlLoader.yaml_implicit_resolvers = {
 }
 
 
+MAX_DEPTH = 64
+"""How deeply lists and mappings in front matter and config blocks may nest.
+
+Deeper data would overflow the recursion of the JSON, YAML and pydantic code
+that handles it later; no real config comes close.
+"""
+MAX_VALUES = 200_000
+"""How many values such data may hold once YAML aliases are expanded (a "billion laughs" guard)."""
+
+
+def check_shape(value: Any, *, what: str, path: str, line: int) -> None:
+    """Refuse data nested deeper than :data:`MAX_DEPTH` or larger than :data:`MAX_VALUES`.
+
+    Walks without recursion, counting shared (aliased) values each time they are
+    reached, since that is how JSON export and validation will see them.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    seen = 0
+    while stack:
+        item, depth = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            raise DocumentError(
+                f"{what} expands to more than {MAX_VALUES} values",
+                path=path,
+                line=line,
+                hint="YAML aliases (*name) that repeat large values multiply; write the data out plainly",
+            )
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        if children and depth >= MAX_DEPTH:
+            raise DocumentError(
+                f"{what} nests lists or mappings more than {MAX_DEPTH} levels deep",
+                path=path,
+                line=line,
+                hint="flatten the data",
+            )
+        stack.extend((child, depth + 1) for child in children)
+
+
 def load_yaml(text: str, *, path: str, first_line: int, what: str) -> Any:
     """Parse YAML found at 0-based ``first_line`` of a document; errors point into it."""
     try:
-        return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError as exc:
+        raise DocumentError(
+            f"{what} nests lists or mappings too deeply to read",
+            path=path,
+            line=first_line + 1,
+            hint="flatten the data",
+        ) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = first_line + (mark.line if mark else 0) + 1
@@ -79,6 +125,8 @@ def load_yaml(text: str, *, path: str, first_line: int, what: str) -> Any:
             col=col,
             hint=f"{what} must be a YAML mapping",
         ) from exc
+    check_shape(data, what=what, path=path, line=first_line + 1)
+    return data
 
 
 def line_offsets(text: str) -> list[int]:
@@ -279,6 +327,8 @@ class _Parse:
     def json_object(self, block: Block, what: str) -> dict[str, Any]:
         try:
             value = json.loads(block.text)
+        except RecursionError as exc:
+            raise self.error(f"{what} nests arrays or objects too deeply to read", block.start + 1) from exc
         except json.JSONDecodeError as exc:
             raise self.error(
                 f"invalid JSON in {what}: {exc.msg}",
@@ -292,6 +342,7 @@ class _Parse:
                 block.start + 1,
                 hint=f"wrap the {what} in {{…}}, e.g. {{\"key\": \"value\"}}",
             )
+        check_shape(value, what=what, path=self.path, line=block.start + 2)
         return value
 
     def tool_call(self, block: Block, info: InfoString) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from domarkx import ids
 from domarkx.data.models import FORMAT_VERSION, SessionSnapshot, SnapshotInfo
 from domarkx.data.store import Store
-from domarkx.errors import UsageError
+from domarkx.errors import DocumentError, UsageError
 from domarkx.parsing.markdown import MarkdownParser, decode
 
 _STRUCTURE_EXCLUDE = {"id", "document", "source"}
@@ -72,8 +72,11 @@ class SnapshotManager:
 
         text = decode(data, path)
         expander = MacroExpander(variables=variables or {}, allow_outside=allow_outside)
-        text = expander.expand(text, path=path, base_dir=base_dir)
-        snapshot = self.parser.parse(text, path=path)
+        expansion = expander.expand_mapped(text, path=path, base_dir=base_dir)
+        try:
+            snapshot = self.parser.parse(expansion.text, path=path)
+        except DocumentError as err:
+            raise expansion.relocate(err) from err
         snapshot.id = ids.digest_json(manifest(snapshot))
         return snapshot
 
