@@ -25,10 +25,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from markdown_it import MarkdownIt
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import console_script, row, timed
 
 from domarkx.data.store import Store
 from domarkx.session.snapshot import SnapshotManager
@@ -81,11 +84,14 @@ def prose(rng: random.Random, lines: int) -> list[str]:
     return [" ".join(sentence(rng) for _ in range(rng.randint(1, 3))) for _ in range(lines)]
 
 
-def code(rng: random.Random) -> list[str]:
-    lang = rng.choice(["python", "bash", "json", "sql"])
+LANGS = ("python", "bash", "json", "sql")
+"""Code-block languages; a document to run (not only import) leaves out ``bash``, which would execute."""
+
+
+def code(rng: random.Random, langs: tuple[str, ...] = LANGS) -> list[str]:
+    lang = rng.choice(langs)
     body = [
-        f"{rng.choice(WORDS)}_{i} = {rng.randint(0, 999)}  # {rng.choice(WORDS)}"
-        for i in range(rng.randint(2, 12))
+        f"{rng.choice(WORDS)}_{i} = {rng.randint(0, 999)}  # {rng.choice(WORDS)}" for i in range(rng.randint(2, 12))
     ]
     if rng.random() < 0.15:  # a longer fence holding a shorter one
         return [f"````markdown name=example_{rng.randint(0, 99)}.md", "```" + lang, *body, "```", "````"]
@@ -93,7 +99,7 @@ def code(rng: random.Random) -> list[str]:
     return [f"{fence}{lang} name={rng.choice(WORDS)}.{lang}", *body, fence]
 
 
-def message(rng: random.Random, index: int) -> list[str]:
+def message(rng: random.Random, index: int, langs: tuple[str, ...] = LANGS) -> list[str]:
     role = "user" if index % 2 == 0 else "assistant"
     lines = [f"## {role}", ""]
     if rng.random() < 0.3:
@@ -103,13 +109,16 @@ def message(rng: random.Random, index: int) -> list[str]:
         return lines
     lines += [*prose(rng, rng.randint(1, 3)), ""]
     for _ in range(rng.randint(1, 3)):
-        lines += [*code(rng), ""]
+        lines += [*code(rng, langs), ""]
         if rng.random() < 0.5:
             lines += [*prose(rng, 1), ""]
     return lines
 
 
-def generate(size: int, seed: int = 7) -> str:
+def generate(
+    size: int | None = None, *, messages: int | None = None, langs: tuple[str, ...] = LANGS, seed: int = 7
+) -> str:
+    """A document of at least ``size`` bytes, or of exactly ``messages`` messages."""
     rng = random.Random(seed)
     lines = [
         "---",
@@ -128,18 +137,12 @@ def generate(size: int, seed: int = 7) -> str:
         "",
     ]
     total, index = 0, 0
-    while total < size:
-        chunk = message(rng, index)
+    while (size is not None and total < size) or (messages is not None and index < messages):
+        chunk = message(rng, index, langs)
         lines += chunk
         total += sum(len(line) + 1 for line in chunk)
         index += 1
     return "\n".join(lines) + "\n"
-
-
-def timed(action: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
 
 
 def import_once(data: bytes, path: Path) -> tuple[float, float, int]:
@@ -154,12 +157,7 @@ def import_once(data: bytes, path: Path) -> tuple[float, float, int]:
 
 
 def cli_import_once(path: Path) -> float:
-    script = Path(sys.executable).parent / "domarkx"
-    command = (
-        [str(script), "import", str(path), "-q"]
-        if script.exists()
-        else ["domarkx", "import", str(path), "-q"]
-    )
+    command = [*console_script(), "import", str(path), "-q"]
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "DOMARKX_HOME": home}
         start = time.perf_counter()
@@ -167,63 +165,90 @@ def cli_import_once(path: Path) -> float:
         return time.perf_counter() - start
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size-mb", type=float, default=10.0, help="document size (default 10)")
-    parser.add_argument("--repeat", type=int, default=5, help="runs of each measurement (default 5)")
-    parser.add_argument("--no-cli", action="store_true", help="skip the end-to-end command-line run")
-    args = parser.parse_args(argv)
-
-    text = generate(int(args.size_mb * 1_000_000))
+def measure(size_mb: float, repeat: int, cli: bool) -> dict[str, Any]:
+    """Medians of raw parse, import (build, save) and, with ``cli``, ``domarkx import`` end to end."""
+    text = generate(int(size_mb * 1_000_000))
     data = text.encode("utf-8")
     md = MarkdownIt("commonmark")
-    raw, build, save, cli = [], [], [], []
+    raw, build, save, cli_times = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.md"
         path.write_bytes(data)
         messages = import_once(data, path)[2]  # a warm-up run: imports, caches, page cache
         md.parse(text)
-        for _ in range(args.repeat):  # interleaved, so drift affects both sides alike
+        for _ in range(repeat):  # interleaved, so drift affects both sides alike
             raw.append(timed(lambda: md.parse(text)))
             b, s, _ = import_once(data, path)
             build.append(b)
             save.append(s)
-            if not args.no_cli:
-                cli.append(cli_import_once(path))
-
-    base = statistics.median(raw)
+            if cli:
+                cli_times.append(cli_import_once(path))
     total = [b + s for b, s in zip(build, save, strict=True)]
-    rows = [
-        ("raw parse (markdown-it)", raw),
-        ("import: build", build),
-        ("import: save", save),
-        ("import", total),
-    ]
-    if cli:
-        rows.append(("cli import (end to end)", cli))
-    print(f"document: {len(data) / 1e6:.1f} MB, {messages} messages, {args.repeat} runs, medians")
-    print(f"{'':26}{'seconds':>10}{'× raw':>10}")
-    for name, values in rows:
-        median = statistics.median(values)
-        print(f"{name:26}{median:10.3f}{median / base:10.2f}")
-    ratio = statistics.median(total) / base
-    verdict = "ok" if ratio <= TARGET else "over target"
-    print(f"import / raw parse = {ratio:.2f} (target ≤ {TARGET}: {verdict})")
-    result = {
+    base = statistics.median(raw)
+    return {
         "bench": "import",
         "bytes": len(data),
         "messages": messages,
-        "repeat": args.repeat,
-        "raw_parse_s": round(base, 4),
-        "import_s": round(statistics.median(total), 4),
-        "build_s": round(statistics.median(build), 4),
-        "save_s": round(statistics.median(save), 4),
-        "cli_import_s": round(statistics.median(cli), 4) if cli else None,
-        "ratio": round(ratio, 3),
-        "cli_ratio": round(statistics.median(cli) / base, 3) if cli else None,
+        "repeat": repeat,
+        "raw_parse_s": base,
+        "import_s": statistics.median(total),
+        "build_s": statistics.median(build),
+        "save_s": statistics.median(save),
+        "cli_import_s": statistics.median(cli_times) if cli_times else None,
+        "ratio": statistics.median(total) / base,
+        "cli_ratio": statistics.median(cli_times) / base if cli_times else None,
         "target": TARGET,
     }
-    print(json.dumps(result))
+
+
+def figures(quick: bool = False) -> dict[str, Any]:
+    """Import of a 10 MB document (1 MB when ``quick``) against raw markdown-it parsing."""
+    result = measure(1.0 if quick else 10.0, 3 if quick else 5, cli=True)
+    size = f"{result['bytes'] / 1e6:.0f} MB, {result['messages']} messages"
+    baseline = "raw markdown-it parse"
+    rows = [
+        row(
+            f"import ({size})",
+            result["import_s"],
+            baseline=baseline,
+            baseline_s=result["raw_parse_s"],
+            max_ratio=TARGET,
+        ),
+        row("  of which: build (parse, macros, hash)", result["build_s"]),
+        row("  of which: save (store)", result["save_s"]),
+        row(
+            "cli import (start-up included)",
+            result["cli_import_s"],
+            baseline=baseline,
+            baseline_s=result["raw_parse_s"],
+        ),
+    ]
+    return {"area": "Import", "rows": rows, "details": result}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--size-mb", type=float, default=10.0, help="document size (default 10)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each measurement (default 5)")
+    parser.add_argument("--no-cli", action="store_true", help="skip the end-to-end command-line run")
+    args = parser.parse_args(argv)
+    result = measure(args.size_mb, args.repeat, cli=not args.no_cli)
+    base = result["raw_parse_s"]
+    rows = [
+        ("raw parse (markdown-it)", base),
+        ("import: build", result["build_s"]),
+        ("import: save", result["save_s"]),
+        ("import", result["import_s"]),
+    ]
+    if result["cli_import_s"] is not None:
+        rows.append(("cli import (end to end)", result["cli_import_s"]))
+    print(f"document: {result['bytes'] / 1e6:.1f} MB, {result['messages']} messages, {args.repeat} runs, medians")
+    print(f"{'':26}{'seconds':>10}{'× raw':>10}")
+    for name, median in rows:
+        print(f"{name:26}{median:10.3f}{median / base:10.2f}")
+    verdict = "ok" if result["ratio"] <= TARGET else "over target"
+    print(f"import / raw parse = {result['ratio']:.2f} (target ≤ {TARGET}: {verdict})")
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}))
     return 0
 
 

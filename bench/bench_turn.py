@@ -44,7 +44,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import git, git_repository, interleaved, median, populate, print_rows, row, timed
 
-from domarkx.data.models import SessionInstance, SessionSnapshot
+from domarkx.data.models import SessionInstance
 from domarkx.data.store import Store
 from domarkx.llm.base import ChatMessage, Completion, Provider, TextCallback, ToolCall, ToolDefinition
 from domarkx.session.instance import InstanceManager
@@ -372,8 +372,14 @@ def fork_times(files: int, repeat: int) -> dict[str, list[float]]:
         return interleaved({"fork": fork, "git worktree add": worktree, "cp -a": copy}, repeat)
 
 
-def figures(quick: bool = False, *, turns_count: int | None = None, repeat: int | None = None,
-            files: int | None = None, profile: bool = False) -> dict[str, Any]:
+def figures(
+    quick: bool = False,
+    *,
+    turns_count: int | None = None,
+    repeat: int | None = None,
+    files: int | None = None,
+    profile: bool = False,
+) -> dict[str, Any]:
     """Turn overhead, creation and fork rows (``quick``: fewer turns and runs, a smaller tree)."""
     count = turns_count or (5 if quick else 30)
     runs = repeat or (3 if quick else 9)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from domarkx.cli._session import managers, max_steps_option, model_option, progress, run_turn
-from domarkx.errors import DomarkxError
+from domarkx.errors import DomarkxError, UsageError
 
 
 @click.command("run")
@@ -41,6 +41,8 @@ def run_cmd(ref: str, name: str | None, model: str | None, message: str | None, 
             instances.snapshots.save(snapshot)
             if not quiet:
                 progress(f"imported {path} as {snapshot.id}")
+        elif ref.endswith((".md", ".markdown")) or "/" in ref:
+            raise UsageError(f"no such file: {ref}", hint="REF is a snapshot id, a tag, or a Markdown file's path")
         else:
             snapshot = instances.snapshots.get(ref)
         instance = instances.create(snapshot, name=name, progress=(lambda _: None) if quiet else progress)
