@@ -20,18 +20,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import row, timed
 
 from domarkx.data.store import Store
 from domarkx.workspace.plugin import PluginContext
 from domarkx.workspace.plugins.python import PythonPlugin
-
-
-def timed(action: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
 
 
 def bench(plugin: PythonPlugin, repeat: int, cells: int) -> dict[str, float]:
@@ -58,18 +55,54 @@ def bench(plugin: PythonPlugin, repeat: int, cells: int) -> dict[str, float]:
     }
 
 
+def measure(repeat: int, cells: int) -> dict[str, float]:
+    """The medians of :func:`bench`, in a throw-away home."""
+    with tempfile.TemporaryDirectory(prefix="domarkx-bench-") as home:
+        store = Store(Path(home))
+        try:
+            return bench(PythonPlugin(PluginContext(home=Path(home), store=store)), repeat, cells)
+        finally:
+            store.close()
+
+
+def bare_kernel_start() -> float:
+    """Seconds for jupyter_client alone to start a kernel and run ``1`` (the floor for the python resource)."""
+    from jupyter_client.manager import start_new_kernel
+
+    start = time.perf_counter()
+    manager, client = start_new_kernel(kernel_name="python3", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client.execute_interactive("1", timeout=60, output_hook=lambda _msg: None)
+        return time.perf_counter() - start
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+def figures(quick: bool = False) -> dict[str, Any]:
+    cells = 10 if quick else 50
+    repeat = 2 if quick else 5
+    result = measure(repeat, cells)
+    result["jupyter_client_start_s"] = statistics.median(bare_kernel_start() for _ in range(repeat))
+    rows = [
+        row(
+            "python resource: kernel start + first cell",
+            result["kernel_start_s"],
+            baseline="jupyter_client start + run",
+            baseline_s=result["jupyter_client_start_s"],
+        ),
+        row(f"python resource: load = replay {cells} cells", result[f"replay_{cells}_cells_s"]),
+    ]
+    return {"area": "Python kernel", "rows": rows, "details": result}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5, help="runs of each measurement (default 5)")
     parser.add_argument("--cells", type=int, default=50, help="cells in the replayed history (default 50)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="domarkx-bench-") as home:
-        store = Store(Path(home))
-        try:
-            figures = bench(PythonPlugin(PluginContext(home=Path(home), store=store)), args.repeat, args.cells)
-        finally:
-            store.close()
+    figures = measure(args.repeat, args.cells)
     if args.json:
         print(json.dumps(figures, indent=2))
     else:

@@ -12,64 +12,64 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import console_script, interleaved, median, row
 
 TARGET = 5.0
 
 
-def console_script() -> list[str]:
-    beside = Path(sys.executable).parent / "domarkx"
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which("domarkx")
-    if found is None:
-        raise SystemExit("domarkx is not installed in this environment (pip install -e .)")
-    return [found]
+def measure(repeat: int) -> dict[str, Any]:
+    """Medians of ``python -c pass`` and ``domarkx --version``, ``repeat`` (at least 10) runs each."""
+    repeat = max(10, repeat)
+    commands = {"python": [sys.executable, "-c", "pass"], "domarkx": [*console_script(), "--version"]}
+    times = interleaved(
+        {
+            name: lambda c=command: subprocess.run(c, check=True, stdout=subprocess.DEVNULL)
+            for name, command in commands.items()
+        },
+        repeat,
+    )
+    base, ours = median(times["python"]), median(times["domarkx"])
+    return {
+        "bench": "startup",
+        "repeat": repeat,
+        "python_s": base,
+        "domarkx_s": ours,
+        "ratio": ours / base,
+        "target": TARGET,
+    }
 
 
-def run_once(command: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+def figures(quick: bool = False) -> dict[str, Any]:
+    result = measure(10 if quick else 20)
+    rows = [
+        row(
+            "domarkx --version",
+            result["domarkx_s"],
+            baseline="python -c pass",
+            baseline_s=result["python_s"],
+            max_ratio=TARGET,
+        )
+    ]
+    return {"area": "Start-up", "rows": rows, "details": result}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--repeat", type=int, default=20, help="runs of each command (default 20, at least 10)"
-    )
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=20, help="runs of each command (default 20, at least 10)")
     args = parser.parse_args(argv)
-    repeat = max(10, args.repeat)
-
-    bare = [sys.executable, "-c", "pass"]
-    domarkx = [*console_script(), "--version"]
-    run_once(bare)  # warm the page cache for both
-    run_once(domarkx)
-    bare_times, domarkx_times = [], []
-    for _ in range(repeat):
-        bare_times.append(run_once(bare))
-        domarkx_times.append(run_once(domarkx))
-
-    base, ours = statistics.median(bare_times), statistics.median(domarkx_times)
-    ratio = ours / base
-    print(f"{repeat} runs each, medians")
+    result = measure(args.repeat)
+    base, ours, ratio = result["python_s"], result["domarkx_s"], result["ratio"]
+    print(f"{result['repeat']} runs each, medians")
     print(f"{'python -c pass':24}{base * 1000:8.1f} ms")
     print(f"{'domarkx --version':24}{ours * 1000:8.1f} ms")
     print(f"ratio {ratio:.2f} (target ≤ {TARGET}: {'ok' if ratio <= TARGET else 'over target'})")
-    result = {
-        "bench": "startup",
-        "repeat": repeat,
-        "python_ms": round(base * 1000, 2),
-        "domarkx_ms": round(ours * 1000, 2),
-        "ratio": round(ratio, 3),
-        "target": TARGET,
-    }
-    print(json.dumps(result))
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}))
     return 0
 
 

@@ -8,6 +8,7 @@ on every import. docs/macros.md is the user reference for each of them.
 from __future__ import annotations
 
 import re
+import stat
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -93,16 +94,20 @@ def _resolve(call: MacroCall, raw: str) -> Path:
 
 
 def _read_text(call: MacroCall, raw: str, target: Path) -> str:
+    """The file's text; only regular files are read, as a pipe or a device may never end."""
     try:
-        data = target.read_bytes()
+        mode = target.stat().st_mode
+        data = target.read_bytes() if stat.S_ISREG(mode) else b""
     except FileNotFoundError as exc:
         raise call.error(
             f"no such file: {raw}", hint=f"paths are relative to the document's directory ({target.parent})"
         ) from exc
-    except IsADirectoryError as exc:
-        raise call.error(f"{raw} is a directory, not a file") from exc
     except OSError as exc:
         raise call.error(f"cannot read {raw}: {exc.strerror}") from exc
+    if stat.S_ISDIR(mode):
+        raise call.error(f"{raw} is a directory, not a file")
+    if not stat.S_ISREG(mode):
+        raise call.error(f"{raw} is not a regular file", hint="include reads text files, not devices, pipes or sockets")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

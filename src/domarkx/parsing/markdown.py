@@ -9,6 +9,7 @@ the document text itself is kept, and the structure only points into it.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
@@ -73,33 +74,46 @@ MAX_VALUES = 200_000
 """How many values such data may hold once YAML aliases are expanded (a "billion laughs" guard)."""
 
 
-def check_shape(value: Any, *, what: str, path: str, line: int) -> None:
-    """Refuse data nested deeper than :data:`MAX_DEPTH` or larger than :data:`MAX_VALUES`.
+_PLAIN = (str, int, float, type(None))
 
-    Walks without recursion, counting shared (aliased) values each time they are
-    reached, since that is how JSON export and validation will see them.
+
+def check_plain(value: Any, *, what: str, path: str, line: int) -> None:
+    """Refuse anything JSON would not store as it is, so the stored snapshot equals the parsed one.
+
+    That is: types other than strings, numbers, booleans, null, lists and
+    string-keyed mappings (YAML also makes sets, bytes and dates); NaN and the
+    infinities; nesting deeper than :data:`MAX_DEPTH`; more than
+    :data:`MAX_VALUES` values. Walks without recursion, counting shared (aliased)
+    values each time they are reached, since that is how JSON will see them.
     """
+
+    def fail(problem: str, hint: str) -> DocumentError:
+        return DocumentError(f"{what} {problem}", path=path, line=line, hint=hint)
+
+    plain_hint = "use strings, numbers, booleans, null, lists and mappings only"
     stack: list[tuple[Any, int]] = [(value, 1)]
     seen = 0
     while stack:
         item, depth = stack.pop()
         seen += 1
         if seen > MAX_VALUES:
-            raise DocumentError(
-                f"{what} expands to more than {MAX_VALUES} values",
-                path=path,
-                line=line,
-                hint="YAML aliases (*name) that repeat large values multiply; write the data out plainly",
-            )
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
-        if children and depth >= MAX_DEPTH:
-            raise DocumentError(
-                f"{what} nests lists or mappings more than {MAX_DEPTH} levels deep",
-                path=path,
-                line=line,
-                hint="flatten the data",
-            )
-        stack.extend((child, depth + 1) for child in children)
+            hint = "YAML aliases (*name) that repeat large values multiply; write the data out plainly"
+            raise fail(f"expands to more than {MAX_VALUES} values", hint)
+        if isinstance(item, float) and not math.isfinite(item):
+            raise fail(f"holds {item}, which JSON cannot store", plain_hint)
+        if isinstance(item, _PLAIN):
+            continue
+        if not isinstance(item, dict | list):
+            raise fail(f"holds a value that is not plain data ({type(item).__name__})", plain_hint)
+        if depth >= MAX_DEPTH and item:
+            raise fail(f"nests lists or mappings more than {MAX_DEPTH} levels deep", "flatten the data")
+        if isinstance(item, dict):
+            bad = next((key for key in item if not isinstance(key, str)), None)
+            if bad is not None:
+                raise fail(f"has a key that is not a string: {bad!r}", f"quote it: '{bad}':")
+            stack.extend((child, depth + 1) for child in item.values())
+        else:
+            stack.extend((child, depth + 1) for child in item)
 
 
 def load_yaml(text: str, *, path: str, first_line: int, what: str) -> Any:
@@ -125,8 +139,19 @@ def load_yaml(text: str, *, path: str, first_line: int, what: str) -> Any:
             col=col,
             hint=f"{what} must be a YAML mapping",
         ) from exc
-    check_shape(data, what=what, path=path, line=first_line + 1)
+    check_plain(data, what=what, path=path, line=first_line + 1)
     return data
+
+
+class _NotJson(ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _refuse_constant(name: str) -> Any:
+    """``json.loads`` takes NaN and ±Infinity, which standard JSON (and so the store) does not."""
+    raise _NotJson(name)
 
 
 def line_offsets(text: str) -> list[int]:
@@ -234,7 +259,6 @@ class _Parse:
             data = {}
         if not isinstance(data, dict):
             raise self.error("front matter must be a YAML mapping", 1, hint="write key: value lines")
-        self.check_json_able(data, 1, "front matter")
         version = data.get(_FORMAT_KEY, FORMAT_VERSION)
         if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
             raise self.error(
@@ -244,16 +268,6 @@ class _Parse:
             )
         snap.front_matter = data
         return end + 1
-
-    def check_json_able(self, value: Any, line: int, what: str) -> None:
-        try:
-            json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise self.error(
-                f"{what} holds a value that is not plain data: {exc}",
-                line,
-                hint="use strings, numbers, booleans, null, lists and mappings only",
-            ) from exc
 
     def close(self, snap: SessionSnapshot, msg: Message | None, blocks: list[Block], end: int) -> None:
         """Finish the preamble or a message at line ``end``."""
@@ -326,7 +340,12 @@ class _Parse:
 
     def json_object(self, block: Block, what: str) -> dict[str, Any]:
         try:
-            value = json.loads(block.text)
+            value = json.loads(block.text, parse_constant=_refuse_constant)
+        except _NotJson as exc:
+            line = block.start + 1 + block.text.count("\n", 0, max(block.text.find(exc.name), 0))
+            raise self.error(
+                f"{exc.name} in {what} is not JSON", line, hint="write null, or the number as a string"
+            ) from exc
         except RecursionError as exc:
             raise self.error(f"{what} nests arrays or objects too deeply to read", block.start + 1) from exc
         except json.JSONDecodeError as exc:
@@ -342,7 +361,7 @@ class _Parse:
                 block.start + 1,
                 hint=f"wrap the {what} in {{…}}, e.g. {{\"key\": \"value\"}}",
             )
-        check_shape(value, what=what, path=self.path, line=block.start + 2)
+        check_plain(value, what=what, path=self.path, line=block.start + 2)
         return value
 
     def tool_call(self, block: Block, info: InfoString) -> None:

@@ -405,7 +405,22 @@ def render(output: Any) -> str:
         return output
     if isinstance(output, dict) and {"stdout", "stderr", "exit_code"} <= output.keys():
         return _render_command(output)
+    if isinstance(output, dict) and {"columns", "rows"} <= output.keys() and output["columns"]:
+        return _render_rows(output)
     return json.dumps(output, ensure_ascii=False, default=str)
+
+
+def _render_rows(result: dict[str, Any]) -> str:
+    """Query results as an aligned text table, which models and people both read well."""
+    header = [str(c) for c in result["columns"]]
+    rows = [["NULL" if v is None else str(v) for v in row] for row in result["rows"]]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [" | ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    count = len(rows)
+    more = " (truncated)" if result.get("truncated") else ""
+    lines.append(f"({count} row{'s' if count != 1 else ''}{more})")
+    return "\n".join(lines) + "\n"
 
 
 def _render_command(result: dict[str, Any]) -> str:
