@@ -140,7 +140,7 @@ def print_rows(title: str, rows: Sequence[Row]) -> None:
         ratio = f"{item['ratio']:.2f}×" if item["ratio"] is not None else ""
         verdict = {True: "ok", False: "OVER TARGET", None: ""}[item["pass"]]
         target = f"target {item['target']}" if item["target"] else ""
-        print(f"  {item['figure']:40} {format_seconds(item['median_s']):>9}  {ratio:>7}  {base}  {target} {verdict}")
+        print(f"  {item['figure']:48} {format_seconds(item['median_s']):>9}  {ratio:>7}  {base}  {target} {verdict}")
 
 
 def slope(sizes: Sequence[float], seconds: Sequence[float]) -> float:

@@ -5,8 +5,10 @@
 Messages (10 → 10,000, generated like ``bench_import.py``'s documents, with
 code blocks that a ``local_shell`` does not execute, so that only domarkx is
 measured): import (build + save into a fresh store), run (``InstanceManager.create``,
-the offline path), export (instance → Markdown), log (``history``) and fork (at
-the last message); raw markdown-it parsing of the same text is the baseline.
+the offline path), export (instance → Markdown), log (``history``), one turn
+(``SessionManager.send`` with an in-process model that calls ``write_file``
+once: what a conversation's own length costs each turn) and fork (at the last
+message); raw markdown-it parsing of the same text is the baseline.
 
 Files (10 → 10,000 in the workspace): commit after one changed file
 (``WorkspaceManager.commit``) against ``git add -A`` + ``git commit`` of the
@@ -22,6 +24,7 @@ target is ≤ 1.1 ("linear or better").
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -33,10 +36,10 @@ from markdown_it import MarkdownIt
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import format_seconds, git, git_repository, median, row, slope, timed
 from bench_import import generate
-from bench_turn import bench_home, fork_source, work_dir
+from bench_turn import Instant, bench_home, fork_source, work_dir
 
 from domarkx.data.store import Store
-from domarkx.session.instance import InstanceManager
+from domarkx.session.manager import SessionManager
 from domarkx.session.snapshot import SnapshotManager
 
 SIZES = (10, 100, 1000, 10_000)
@@ -44,7 +47,7 @@ QUICK_SIZES = (10, 100)
 MAX_SLOPE = 1.1
 QUIET_LANGS = ("python", "json", "sql")
 """No ``bash``: a ``local_shell`` would run it, and the curve would measure bash."""
-MESSAGE_OPS = ("raw parse (baseline)", "import", "run (offline)", "export", "log", "fork")
+MESSAGE_OPS = ("raw parse (baseline)", "import", "run (offline)", "export", "log", "turn", "fork")
 FILE_OPS = ("git commit (baseline)", "commit", "git worktree add (baseline)", "fork")
 
 Curves = dict[str, dict[int, float]]
@@ -76,6 +79,8 @@ def message_point(count: int, repeat: int, curves: Curves) -> None:
         assert len(instance.messages) >= count
         curves["export"][count] = repeat_median(lambda: instances.export(instance.id), repeat)
         curves["log"][count] = repeat_median(lambda: instances.history(instance.id), repeat)
+        sessions, model = SessionManager(instances), Instant("instant")
+        curves["turn"][count] = repeat_median(lambda: sessions.send(instance, "one more note", model), repeat)
         last = len(instance.messages) - 1
         curves["fork"][count] = repeat_median(lambda: instances.fork(instance.id, last), repeat)
 
@@ -84,13 +89,8 @@ def file_point(count: int, repeat: int, curves: Curves) -> None:
     """Commit and fork of a workspace of ``count`` files, and plain git on the same tree."""
     with bench_home() as instances, tempfile.TemporaryDirectory(prefix="domarkx-bench-") as tmp:
         source = fork_source(instances, count)
-        work = work_dir(instances, source)
         plain = Path(tmp) / "plain"
-        git(Path(tmp), "init", "-q", str(plain))
-        git(Path(tmp), "--work-tree", str(work), "--git-dir", str(plain / ".git"), "checkout", "-q", "-b", "main")
-        plain.joinpath(".git").rename(Path(tmp) / "git")
-        _copy_tree(work, plain)
-        plain.joinpath(".git").rmdir() if plain.joinpath(".git").exists() else None
+        shutil.copytree(work_dir(instances, source), plain)
         git_repository(plain)
         curves["git commit (baseline)"][count] = _commits(repeat, lambda n: _git_commit(plain, n))
         workspace = instances.workspaces.open(source.workspace_id)
@@ -110,12 +110,6 @@ def file_point(count: int, repeat: int, curves: Curves) -> None:
             repeat,
         )
         curves["fork"][count] = repeat_median(lambda: instances.fork(source.id, at), repeat)
-
-
-def _copy_tree(source: Path, target: Path) -> None:
-    import shutil
-
-    shutil.copytree(source, target, dirs_exist_ok=True)
 
 
 def _commits(repeat: int, once: Callable[[int], float]) -> float:
@@ -159,6 +153,7 @@ def figures(quick: bool = False, *, repeat: int | None = None) -> dict[str, Any]
         row(f"run (offline), {top:,} messages", msg["run (offline)"][top]),
         row(f"export, {top:,} messages", msg["export"][top]),
         row(f"log, {top:,} messages", msg["log"][top]),
+        row(f"turn (in-process model), {top:,} messages", msg["turn"][top]),
         row(f"fork, {top:,} messages", msg["fork"][top]),
         row(
             f"commit, {top:,} files",
@@ -173,11 +168,7 @@ def figures(quick: bool = False, *, repeat: int | None = None) -> dict[str, Any]
             baseline_s=fil["git worktree add (baseline)"][top],
         ),
     ]
-    slopes = {
-        f"{panel}: {op}": growth(curve)
-        for panel, group in curves.items()
-        for op, curve in group.items()
-    }
+    slopes = {f"{panel}: {op}": growth(curve) for panel, group in curves.items() for op, curve in group.items()}
     return {
         "area": "Scaling",
         "rows": rows,
@@ -196,17 +187,24 @@ def plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-    for ax, (panel, label) in zip(axes, (("messages", "messages in the document"), ("files", "files in the workspace")), strict=True):
+    panels = (("messages", "messages in the document"), ("files", "files in the workspace"))
+    for ax, (panel, label) in zip(axes, panels, strict=True):
+        baselines = iter("sD^v")
         for op, curve in result["curves"][panel].items():
             sizes = sorted(curve)
-            style = "--" if "baseline" in op else "-"
-            ax.plot(sizes, [curve[s] for s in sizes], style, marker="o", label=op)
+            if "baseline" in op:
+                ax.plot(sizes, [curve[s] for s in sizes], "--", color="0.55", marker=next(baselines), label=op)
+            else:
+                ax.plot(sizes, [curve[s] for s in sizes], "-", marker="o", label=op)
+        top = max(max(curve.values()) for curve in result["curves"][panel].values())
+        sizes = result["sizes"]
+        ax.plot(sizes, [top * s / sizes[-1] for s in sizes], ":", color="0.75", label="linear (slope 1)")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(label)
         ax.set_ylabel("seconds (median)")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=7)
     axes[0].set_title("Session size")
     axes[1].set_title("Workspace size")
     fig.tight_layout()

@@ -271,17 +271,20 @@ def turn_rows(count: int, profile: bool) -> tuple[list[dict[str, Any]], dict[str
         row("turn overhead (openai provider, HTTP)", median(overhead(http)), max_s=TURN_TARGET_S),
         row("  of which: openai SDK parameter transform", median(http["sdk"])),
         row("  of which: workspace commit (git)", median(http["commit"])),
+        row("  turns 1-3 (3-11 messages before the turn)", median(overhead(http)[:3])),
+        row(
+            f"  turns {count - 2}-{count} ({4 * count - 9}-{4 * count - 1} messages before)",
+            median(overhead(http)[-3:]),
+        ),
         row("turn overhead (in-process model)", median(overhead(instant)), max_s=TURN_TARGET_S),
+        row("  of which: workspace commit (git)", median(instant["commit"])),
         row("turn wall time (openai provider, HTTP)", median(http["wall"])),
         row("  model server time in it", median(http["model"])),
         row("  tool (write_file) time in it", median(http["tool"])),
     ]
-    first, last = overhead(http)[:3], overhead(http)[-3:]
     details = {
         "turns": count,
         "http_medians_s": {name: median(values) for name, values in http.items()},
-        "http_overhead_first_turns_s": median(first),
-        "http_overhead_last_turns_s": median(last),
         "messages_at_end": 3 + 4 * count,
     }
     return rows, details

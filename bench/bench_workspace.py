@@ -29,32 +29,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import GIT_ENV, populate, row, timed
 
 from domarkx.data.store import Store
 from domarkx.workspace.plugin import PluginContext
 from domarkx.workspace.plugins.local_shell import LocalShellPlugin
 
 TARGET = 1.5
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "bench",
-    "GIT_AUTHOR_EMAIL": "bench@localhost",
-    "GIT_COMMITTER_NAME": "bench",
-    "GIT_COMMITTER_EMAIL": "bench@localhost",
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-}
-
-
-def populate(root: Path, count: int) -> None:
-    for i in range(count):
-        folder = root / f"pkg{i // 100:03d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"module_{i:05d}.py").write_text(
-            f'"""Module {i}."""\n\n' + "".join(f"VALUE_{j} = {i * j}\n" for j in range(12))
-        )
+MIN_FILES = 4300
+"""The bench edits file 4242."""
 
 
 class PlainGit:
@@ -82,25 +69,15 @@ class PlainGit:
 DIRTY = "echo scratch > scratch.txt && echo '# edited' >> pkg001/module_00100.py"
 
 
-def timed(action: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
-
-
 def touch(root: Path, run: int) -> None:
     with (root / "pkg042" / "module_04242.py").open("a") as fh:
         fh.write(f"RUN = {run}\n")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--files", type=int, default=10_000, help="files in the work tree (default 10000)")
-    parser.add_argument("--repeat", type=int, default=9, help="runs of each measurement (default 9)")
-    args = parser.parse_args(argv)
-    if args.files < 4300:
-        parser.error("--files must be at least 4300 (the bench edits file 4242)")
-
+def measure(files: int, repeat: int) -> dict[str, float]:
+    """Medians of each side's commit and loads on a work tree of ``files`` files (at least MIN_FILES)."""
+    if files < MIN_FILES:
+        raise ValueError(f"the work tree needs at least {MIN_FILES} files (the bench edits file 4242)")
     times: dict[str, list[float]] = {
         k: []
         for k in (
@@ -118,13 +95,13 @@ def main(argv: list[str] | None = None) -> int:
         plugin = LocalShellPlugin(PluginContext(home=store.home, store=store))
         rid = plugin.create_resource({"sandbox": "none"}).id
         work = plugin.work_dir(rid)
-        populate(work, args.files)
+        populate(work, files)
         plain_root = Path(tmp) / "plain"
         shutil.copytree(work, plain_root)
         plain = PlainGit(plain_root)
         latest = plugin.commit_version(rid)
 
-        for run in range(args.repeat):
+        for run in range(repeat):
             touch(work, run)
             touch(plain_root, run)
             previous, plain_previous = latest, plain.head()
@@ -152,7 +129,33 @@ def main(argv: list[str] | None = None) -> int:
             plain_root / "pkg042" / "module_04242.py"
         ).read_bytes()
 
-    medians = {name: statistics.median(values) for name, values in times.items()}
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def figures(quick: bool = False) -> dict[str, Any]:
+    files = MIN_FILES if quick else 10_000
+    medians = measure(files, 3 if quick else 9)
+    rows = [
+        row(f"{label} ({files:,} files)", medians[ours], baseline=theirs, baseline_s=medians[theirs], max_ratio=target)
+        for label, ours, theirs, target in (
+            ("commit after one change", "commit", "git commit", TARGET),
+            ("load an older version", "load older", "git checkout older", TARGET),
+            ("load the newer version", "load newer", "git checkout newer", TARGET),
+            ("load after uncommitted changes", "load dirty", "git checkout -f + clean", TARGET),
+        )
+    ]
+    return {"area": "Workspace versions (local_shell)", "rows": rows, "details": {"files": files, **medians}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=10_000, help="files in the work tree (default 10000)")
+    parser.add_argument("--repeat", type=int, default=9, help="runs of each measurement (default 9)")
+    args = parser.parse_args(argv)
+    if args.files < MIN_FILES:
+        parser.error(f"--files must be at least {MIN_FILES} (the bench edits file 4242)")
+    medians = measure(args.files, args.repeat)
+
     ratios = {
         "commit": medians["commit"] / medians["git commit"],
         "load_older": medians["load older"] / medians["git checkout older"],

@@ -39,7 +39,7 @@ NEW_SCHEMA = [
     "CREATE TABLE workspace_versions ( id TEXT PRIMARY KEY, versions TEXT NOT NULL, types TEXT NOT NULL,"
     " created REAL NOT NULL )",
     "CREATE TABLE workspaces ( id TEXT PRIMARY KEY, config TEXT NOT NULL, version TEXT,"
-    " created REAL NOT NULL )",
+    " created REAL NOT NULL , pending INTEGER NOT NULL DEFAULT 0)",
 ]
 
 

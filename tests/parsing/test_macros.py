@@ -98,7 +98,18 @@ def test_unknown_macro_names_the_known_ones(tmp_path: Path) -> None:
 
 def test_replacement_text_is_not_scanned_again(tmp_path: Path) -> None:
     inner = "[@y](domarkx://var?name=secret)"
-    assert expand("[@v](domarkx://var)", tmp_path, variables={"v": inner}) == inner
+    fenced = expand("[@v](domarkx://var?fence=text)", tmp_path, variables={"v": inner})
+    assert fenced == f"```text\n{inner}\n```"
+
+
+def test_replacement_text_that_would_expand_on_the_next_import_is_refused(tmp_path: Path) -> None:
+    """The snapshot's document is the expanded text: a live macro in it would expand when it is imported again."""
+    inner = "[@y](domarkx://var?name=secret)"
+    err = error_of("first\n\nsay [@v](domarkx://var)\n", tmp_path, variables={"v": f"one\n{inner}"})
+    assert (err.line, err.col) == (3, 5)
+    assert "imported again" in err.message and "line 2 of the text the macro on line 3 inserted" in err.message
+    malformed = error_of("[@v](domarkx://var)\n", tmp_path, variables={"v": "[y](domarkx://var)"})
+    assert "malformed macro" in malformed.message
 
 
 def test_a_macro_that_yields_nothing_alone_on_its_line_takes_the_line(tmp_path: Path) -> None:
@@ -328,8 +339,10 @@ def test_include(tree: Path, macro: str, expected: str) -> None:
 
 
 def test_included_text_is_not_expanded(tree: Path) -> None:
-    (tree / "inc.md").write_text("[@x](domarkx://var?name=nope)\n", encoding="utf-8")
-    assert expand("[@i](domarkx://include?path=inc.md)", tree) == "[@x](domarkx://var?name=nope)"
+    (tree / "inc.md").write_text("`[@x](domarkx://var?name=nope)`\n", encoding="utf-8")
+    assert expand("[@i](domarkx://include?path=inc.md)", tree) == "`[@x](domarkx://var?name=nope)`"
+    (tree / "live.md").write_text("[@x](domarkx://var?name=nope)\n", encoding="utf-8")
+    assert "imported again" in error_of("[@i](domarkx://include?path=live.md)", tree).message
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ directory)::
     store.db                 SQLite, WAL mode: snapshots, tags, blob references
     blobs/sha256/ab/cdef…    payloads, named by the sha256 of their bytes
     tmp/                     partial writes, renamed into blobs/ when complete
+    provisioning.lock        held while workspace rows and directories are out of step
 
 Atomicity: a blob is written to ``tmp/``, flushed, then renamed into place, so a
 blob file is either absent or complete. Metadata rows and the blob references they
@@ -18,6 +19,8 @@ blob, which ``prune`` removes.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import hashlib
 import os
 import sqlite3
@@ -132,8 +135,26 @@ def _m3_workspaces(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [_m1_initial, _m2_instances, _m3_workspaces]
+def _m4_pending_workspaces(db: sqlite3.Connection) -> None:
+    """``pending``: the workspace has no owner yet (an instance being created) or no longer (being removed).
+
+    A process killed in between leaves it pending; ``domarkx doctor --repair`` removes it.
+    """
+    db.execute("ALTER TABLE workspaces ADD COLUMN pending INTEGER NOT NULL DEFAULT 0")
+
+
+MIGRATIONS: list[Migration] = [_m1_initial, _m2_instances, _m3_workspaces, _m4_pending_workspaces]
 """Schema migrations, applied in order, each once; ``PRAGMA user_version`` counts them."""
+
+
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+DISK_FULL_HINT = "the disk is full: free some space (`domarkx prune` deletes unused data), then retry"
+
+
+def disk_error(exc: OSError, doing: str) -> StoreError:
+    """An OS error met while storing, as a one-line :class:`StoreError`; a full disk gets a hint."""
+    hint = DISK_FULL_HINT if exc.errno in _DISK_FULL else None
+    return StoreError(f"{doing} failed: {exc.strerror or exc}", hint=hint)
 
 
 def default_home() -> Path:
@@ -153,6 +174,8 @@ class Store:
         self.home = home or default_home()
         self.blobs = self.home / "blobs" / "sha256"
         self.tmp = self.home / "tmp"
+        self._leases = 0
+        self._exclusive = False
         try:
             self.blobs.mkdir(parents=True, exist_ok=True)
             self.tmp.mkdir(parents=True, exist_ok=True)
@@ -184,12 +207,14 @@ class Store:
         try:
             yield
         except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                raise StoreError(f"writing the store database failed: {exc}", hint=DISK_FULL_HINT) from exc
             hint = "another domarkx holds the store; retry" if "locked" in str(exc) else None
             raise StoreError(f"store database error: {exc}", hint=hint) from exc
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"store database is damaged: {exc}", hint="run `domarkx doctor`") from exc
         except OSError as exc:
-            raise StoreError(f"store I/O error: {exc}") from exc
+            raise disk_error(exc, f"writing to the store at {self.home}") from exc
 
     def _migrate(self) -> None:
         with self.write():
@@ -214,10 +239,71 @@ class Store:
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 yield self.db
+                self.db.execute("COMMIT")
             except BaseException:
-                self.db.execute("ROLLBACK")
+                # A failed COMMIT (a full disk) may leave the transaction open: end it, or every
+                # later write on this connection would fail too.
+                if self.db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self.db.execute("ROLLBACK")
                 raise
-            self.db.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """One consistent view across several queries, while other processes go on writing (WAL)."""
+        with self._translate():
+            self.db.execute("BEGIN")
+            try:
+                yield self.db
+            finally:
+                self.db.execute("COMMIT")
+
+    # -- provisioning lease ----------------------------------------------------
+
+    @contextlib.contextmanager
+    def provisioning(self) -> Iterator[None]:
+        """Hold (shared) while creating or removing a workspace and its owner.
+
+        Resource directories exist before their rows, and a workspace row before
+        the instance that owns it; while a process is in between, what it made
+        looks abandoned. The lock is the process's: the kernel drops it when the
+        process dies, however it dies, so a leftover is told from work in
+        progress without guessing from ages or pids. Nested use (and use inside
+        :meth:`quiescent`) shares the lock already held.
+        """
+        with self._lease(fcntl.LOCK_SH):
+            yield
+
+    @contextlib.contextmanager
+    def quiescent(self) -> Iterator[bool]:
+        """Whether no other process is provisioning; while True, none can start, so leftovers are truly abandoned."""
+        with self._lease(fcntl.LOCK_EX | fcntl.LOCK_NB) as free:
+            yield free
+
+    @contextlib.contextmanager
+    def _lease(self, mode: int) -> Iterator[bool]:
+        if self._leases:  # this store holds it already: flock would wait for itself
+            self._leases += 1
+            try:
+                yield self._exclusive or not mode & fcntl.LOCK_EX
+            finally:
+                self._leases -= 1
+            return
+        with self._translate():
+            fd = os.open(self.home / "provisioning.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, mode)
+            except BlockingIOError:
+                yield False
+                return
+            self._leases, self._exclusive = 1, bool(mode & fcntl.LOCK_EX)
+            try:
+                yield True
+            finally:
+                self._leases, self._exclusive = 0, False
+        finally:
+            os.close(fd)  # releases the lock
 
     # -- blobs -----------------------------------------------------------------
 
@@ -236,6 +322,7 @@ class Store:
         if path.exists():
             return digest
         with self._translate():
+            new_dir = not path.parent.exists()
             path.parent.mkdir(exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.tmp)
             try:
@@ -248,6 +335,10 @@ class Store:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
                 raise
+            # The rows that will name this blob commit next: its directory entry must be durable first.
+            _fsync_dir(path.parent)
+            if new_dir:
+                _fsync_dir(path.parent.parent)
         return digest
 
     def get_blob(self, digest: str) -> bytes:
@@ -336,6 +427,14 @@ class Store:
 
     def now(self) -> float:
         return time.time()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def validate_tag(tag: str) -> None:

@@ -23,7 +23,8 @@ from typing import Any, ClassVar, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from domarkx import _entrypoints
-from domarkx.errors import DomarkxError, UsageError
+from domarkx.data import plain
+from domarkx.errors import DomarkxError, ModelResponseError, UsageError
 
 Role = Literal["system", "user", "assistant", "tool"]
 TextCallback = Callable[[str], None]
@@ -41,6 +42,14 @@ class ToolCall:
     id: str
     name: str
     arguments: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        found = plain.problem(self.arguments)
+        if found is not None:  # it could not be stored, and no tool needs it
+            raise ModelResponseError(
+                f"the model called {self.name} with unusable arguments: the data {found.problem}",
+                hint="try again; if it keeps happening, try another model",
+            )
 
 
 @dataclass(frozen=True, slots=True)

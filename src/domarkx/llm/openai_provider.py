@@ -243,13 +243,18 @@ def to_openai(message: ChatMessage) -> dict[str, Any]:
     return {"role": message.role, "content": message.content}
 
 
+def _not_json(constant: str) -> Any:
+    """NaN and ±Infinity: Python's json reads them, standard JSON (and so the store) has no such values."""
+    raise ValueError(f"{constant} is not JSON")
+
+
 def parse_arguments(name: str, raw: str) -> dict[str, Any]:
     """A tool call's arguments, which the model sends as a JSON string; empty means none."""
     if not raw.strip():
         return {}
     try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
+        value = json.loads(raw, parse_constant=_not_json)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, NaN/Infinity, absurd nesting
         raise ModelResponseError(
             f"the model called {name} with arguments that are not JSON: {_http.one_line(raw, limit=80)}",
             hint=_BETTER_MODEL,

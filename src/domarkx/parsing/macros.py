@@ -650,7 +650,9 @@ class MacroExpander:
             start, end = doc.whole_line(site) if not replacement else (site.start, site.end)
             edits.append((start, end, replacement))
         self._check_used(variables, path)
-        return Expansion(text, _apply(text, edits), tuple(edits))
+        expansion = Expansion(text, _apply(text, edits), tuple(edits))
+        expansion.check_settled(path)
+        return expansion
 
     def _run(self, call: MacroCall) -> str:
         handler = self._registry.get(call.command)
@@ -721,6 +723,32 @@ class Expansion:
         if inserted is not None:
             message += f" (line {inserted} of the text the macro on line {line + 1} inserted)"
         return DocumentError(message, path=err.path, line=line + 1, col=col, hint=err.hint)
+
+    def check_settled(self, path: str) -> None:
+        """Refuse an expansion that would expand again: importing a snapshot's export must give it back.
+
+        Inserted text is not scanned while expanding, but the snapshot's document
+        is the expanded text, so a macro that text holds (or one that inserted
+        fences or backticks turned from literal into live) would expand on the
+        next import.
+        """
+        if SCHEME not in self.text:
+            return
+        try:
+            site = next(find_macros(self.text, path=path), None)
+        except DocumentError as err:
+            raise self.relocate(err) from err
+        if site is not None:
+            raise self.relocate(
+                DocumentError(
+                    "the expanded document holds a macro, which would expand when its snapshot is imported again",
+                    path=path,
+                    line=site.line,
+                    col=site.col,
+                    hint="macros do not nest: the text a macro inserts must not hold one"
+                    " (put it in `code`, or escape it as \\[@…])",
+                )
+            )
 
     def _trace(self, pos: int) -> tuple[int, int | None]:
         """The source offset of expanded offset ``pos``; for inserted text, the macro's offset

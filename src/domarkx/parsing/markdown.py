@@ -9,7 +9,6 @@ the document text itself is kept, and the structure only points into it.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ import yaml
 from markdown_it import MarkdownIt
 from pydantic import ValidationError
 
+from domarkx.data import plain
 from domarkx.data.models import (
     FORMAT_VERSION,
     ROLES,
@@ -64,56 +64,11 @@ _YamlLoader.yaml_implicit_resolvers = {
 }
 
 
-MAX_DEPTH = 64
-"""How deeply lists and mappings in front matter and config blocks may nest.
-
-Deeper data would overflow the recursion of the JSON, YAML and pydantic code
-that handles it later; no real config comes close.
-"""
-MAX_VALUES = 200_000
-"""How many values such data may hold once YAML aliases are expanded (a "billion laughs" guard)."""
-
-
-_PLAIN = (str, int, float, type(None))
-
-
 def check_plain(value: Any, *, what: str, path: str, line: int) -> None:
-    """Refuse anything JSON would not store as it is, so the stored snapshot equals the parsed one.
-
-    That is: types other than strings, numbers, booleans, null, lists and
-    string-keyed mappings (YAML also makes sets, bytes and dates); NaN and the
-    infinities; nesting deeper than :data:`MAX_DEPTH`; more than
-    :data:`MAX_VALUES` values. Walks without recursion, counting shared (aliased)
-    values each time they are reached, since that is how JSON will see them.
-    """
-
-    def fail(problem: str, hint: str) -> DocumentError:
-        return DocumentError(f"{what} {problem}", path=path, line=line, hint=hint)
-
-    plain_hint = "use strings, numbers, booleans, null, lists and mappings only"
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    seen = 0
-    while stack:
-        item, depth = stack.pop()
-        seen += 1
-        if seen > MAX_VALUES:
-            hint = "YAML aliases (*name) that repeat large values multiply; write the data out plainly"
-            raise fail(f"expands to more than {MAX_VALUES} values", hint)
-        if isinstance(item, float) and not math.isfinite(item):
-            raise fail(f"holds {item}, which JSON cannot store", plain_hint)
-        if isinstance(item, _PLAIN):
-            continue
-        if not isinstance(item, dict | list):
-            raise fail(f"holds a value that is not plain data ({type(item).__name__})", plain_hint)
-        if depth >= MAX_DEPTH and item:
-            raise fail(f"nests lists or mappings more than {MAX_DEPTH} levels deep", "flatten the data")
-        if isinstance(item, dict):
-            bad = next((key for key in item if not isinstance(key, str)), None)
-            if bad is not None:
-                raise fail(f"has a key that is not a string: {bad!r}", f"quote it: '{bad}':")
-            stack.extend((child, depth + 1) for child in item.values())
-        else:
-            stack.extend((child, depth + 1) for child in item)
+    """Refuse data the store would not keep exactly as parsed (see :mod:`domarkx.data.plain`)."""
+    found = plain.problem(value)
+    if found is not None:
+        raise DocumentError(f"{what} {found.problem}", path=path, line=line, hint=found.hint)
 
 
 def load_yaml(text: str, *, path: str, first_line: int, what: str) -> Any:

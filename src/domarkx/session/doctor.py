@@ -1,10 +1,22 @@
 """``domarkx doctor``: re-hash and cross-check the whole store.
 
-It answers one question a user asks after a crash or a full disk: is everything
-that was reported as created still intact? Every referenced blob must exist and
-hash to its name; every snapshot id must equal the digest of its manifest, whose
-document digest must match the stored document; every instance must point at an
-existing snapshot and at workspace versions that can be loaded.
+It answers the question a user asks after a crash or a full disk: is everything
+that was reported as created still intact? It finds two kinds of things.
+
+*Problems* are damage. A referenced blob is missing or no longer hashes to its
+name; a snapshot id is not the digest of its manifest; an instance has lost its
+snapshot, its workspace, a resource's state directory, or a workspace version
+it links (down to the resource versions the plugins keep: git commits and their
+objects for ``local_shell``). Each names the snapshots and instances that need
+the lost data. Doctor repairs none of them: the data is gone, and a guess would
+only hide that.
+
+*Leftovers* are what a killed process leaves by design, harmless but taking
+space: partial blob writes in ``tmp/``, workspaces an interrupted ``run``,
+``fork`` or ``instances rm`` left without an owner, and resource directories no
+row names. ``--repair`` removes them. Workspaces and resource directories are
+only judged while no other domarkx is creating or removing one
+(:meth:`Store.quiescent`), so work in progress is never taken for a leftover.
 """
 
 from __future__ import annotations
@@ -14,85 +26,216 @@ from dataclasses import dataclass, field
 
 from domarkx import ids
 from domarkx.data.store import Store
+from domarkx.errors import DomarkxError
+from domarkx.workspace.manager import WorkspaceManager
 
 
 @dataclass
 class Report:
-    """Problems found, and what ``--repair`` fixed."""
+    """What was checked, what is damaged, what is left over, and what ``--repair`` removed."""
 
     checked: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    leftovers: list[str] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
+        """Intact: nothing is damaged (leftovers are not damage)."""
         return not self.problems
 
 
 def check(store: Store, *, repair: bool = False) -> Report:
-    report = Report()
-    _integrity(store, report)
-    _blobs(store, report)
-    _snapshots(store, report)
-    _instances(store, report)
-    _temp_files(store, report, repair)
-    return report
+    """Check everything; with ``repair``, remove the leftovers. Safe while other domarkx processes run."""
+    with store.read():  # rows committed meanwhile by others are not half-seen
+        doctor = _Doctor(store)
+        doctor.integrity()
+        doctor.blobs()
+        doctor.snapshots()
+        doctor.instances()
+        doctor.resource_versions()
+    doctor.temp_files(repair)
+    doctor.workspaces_on_disk(repair)
+    return doctor.report
 
 
-def _integrity(store: Store, report: Report) -> None:
-    result = store.db.execute("PRAGMA integrity_check").fetchone()[0]
-    if result != "ok":
-        report.problems.append(f"SQLite integrity check failed: {result}")
+class _Doctor:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.report = Report()
+        self.workspaces = WorkspaceManager(store)
+        self.versions: dict[str, tuple[dict[str, str], dict[str, str]]] = {
+            row[0]: (json.loads(row[1]), json.loads(row[2]))
+            for row in store.db.execute("SELECT id, versions, types FROM workspace_versions")
+        }
+        self.made_from: dict[str, list[str]] = {}
+        """snapshot id → the instances made from it (they need it to export)."""
+        self.links = self._links()
+
+    def _links(self) -> dict[str, set[str]]:
+        """Who links which workspace versions: ``instance …`` and ``snapshot …`` labels."""
+        links: dict[str, set[str]] = {}
+        for row in self.store.db.execute("SELECT id, manifest FROM snapshots"):
+            state = json.loads(row[1]).get("workspace_state") or {}
+            if state.get("workspace_version"):
+                links[_snapshot(row[0])] = {state["workspace_version"]}
+        rows = self.store.db.execute(
+            "SELECT id, name, snapshot_id, head_version, initial_version FROM instances"
+        ).fetchall()
+        for row in rows:
+            self.made_from.setdefault(row["snapshot_id"], []).append(_instance(row["id"], row["name"]))
+            linked = {row["head_version"], row["initial_version"]}
+            for (body,) in self.store.db.execute("SELECT body FROM messages WHERE instance_id = ?", (row["id"],)):
+                linked.add(json.loads(body).get("workspace_version"))
+            links[_instance(row["id"], row["name"])] = {v for v in linked if v}
+        return links
+
+    def problem(self, text: str) -> None:
+        if text not in self.report.problems:
+            self.report.problems.append(text)
+
+    # -- the checks ------------------------------------------------------------------
+
+    def integrity(self) -> None:
+        result = self.store.db.execute("PRAGMA integrity_check").fetchone()[0]
+        if result != "ok":
+            self.problem(f"SQLite integrity check failed: {result}")
+
+    def blobs(self) -> None:
+        rows = self.store.db.execute("SELECT digest, group_concat(owner, ' ') FROM blob_refs GROUP BY digest")
+        count = 0
+        for digest, owners in rows.fetchall():
+            count += 1
+            if self.store.verify_blob(digest):
+                continue
+            state = "missing" if not self.store.blob_path(digest).exists() else "corrupt (its bytes no longer match)"
+            self.problem(f"blob {digest} is {state}; needed by {', '.join(self._needing(digest, owners.split()))}")
+        self.report.checked["blobs"] = count
+
+    def _needing(self, digest: str, owners: list[str]) -> list[str]:
+        """The snapshots and instances that need a blob, directly or as a resource version."""
+        snapshots = sorted(o for o in owners if o.startswith(ids.PREFIX))
+        needing = [_snapshot(o) for o in snapshots] + sorted(i for o in snapshots for i in self.made_from.get(o, ()))
+        holding = {v for v, (versions, _types) in self.versions.items() if digest in versions.values()}
+        needing += sorted(label for label, linked in self.links.items() if linked & holding)
+        return list(dict.fromkeys(needing)) or [o for o in owners if not o.startswith(ids.PREFIX)]
+
+    def snapshots(self) -> None:
+        rows = self.store.db.execute("SELECT id, manifest, document FROM snapshots").fetchall()
+        self.report.checked["snapshots"] = len(rows)
+        for row in rows:
+            manifest = json.loads(row["manifest"])
+            label = _snapshot(row["id"])
+            if ids.digest_json(manifest) != row["id"]:
+                self.problem(f"{label}: its id does not match its manifest")
+            if manifest.get("document") != row["document"]:
+                self.problem(f"{label}: its manifest names another document blob")
+            self._linked_versions(label)
+
+    def instances(self) -> None:
+        rows = self.store.db.execute("SELECT id, name, snapshot_id, workspace_id FROM instances").fetchall()
+        self.report.checked["instances"] = len(rows)
+        snapshots = {r[0] for r in self.store.db.execute("SELECT id FROM snapshots")}
+        for row in rows:
+            label = _instance(row["id"], row["name"])
+            if row["snapshot_id"] not in snapshots:
+                self.problem(f"{label}: its snapshot {row['snapshot_id']} is gone")
+            found = self.store.db.execute("SELECT 1 FROM workspaces WHERE id = ?", (row["workspace_id"],)).fetchone()
+            if found is None:
+                self.problem(f"{label}: its workspace {row['workspace_id']} is gone")
+            self._linked_versions(label)
+
+    def _linked_versions(self, label: str) -> None:
+        for version in sorted(self.links.get(label, ())):
+            if version not in self.versions:
+                self.problem(f"{label}: workspace version {version} cannot be loaded: it is not in the store")
+
+    def resource_versions(self) -> None:
+        """Ask each plugin, once, which of the resource versions anything links it can no longer load."""
+        wanted: dict[str, set[str]] = {}
+        for linked in self.links.values():
+            for version in linked & self.versions.keys():
+                versions, types = self.versions[version]
+                for name, resource_version in versions.items():
+                    wanted.setdefault(types[name], set()).add(resource_version)
+        missing: set[tuple[str, str]] = set()
+        for plugin_type, asked in sorted(wanted.items()):
+            try:
+                lost = self.workspaces.plugin(plugin_type).missing_versions(asked)
+            except DomarkxError as exc:
+                self.report.notes.append(f"{plugin_type} versions were not checked: {exc.message}")
+                continue
+            missing |= {(plugin_type, v) for v in lost}
+        self.report.checked["resource versions"] = sum(len(v) for v in wanted.values())
+        for label, linked in sorted(self.links.items()):
+            for version in sorted(linked & self.versions.keys()):
+                versions, types = self.versions[version]
+                for name, resource_version in sorted(versions.items()):
+                    if (types[name], resource_version) in missing:
+                        self.problem(
+                            f"{label}: workspace version {version} cannot be loaded:"
+                            f" {types[name]} version {resource_version} (resource {name}) is missing"
+                        )
+
+    # -- leftovers ---------------------------------------------------------------------
+
+    def temp_files(self, repair: bool) -> None:
+        # Blobs are written to tmp/ inside a write transaction: holding one, every file there is a leftover.
+        with self.store.write():
+            leftovers = list(self.store.tmp.iterdir())
+            if leftovers and repair:
+                for path in leftovers:
+                    path.unlink(missing_ok=True)
+        if not leftovers:
+            return
+        found = f"{len(leftovers)} partial write(s) in {self.store.tmp}"
+        if repair:
+            self.report.repaired.append(f"removed {found}")
+        else:
+            self.report.leftovers.append(f"{found}, left by an interrupted command")
+
+    def workspaces_on_disk(self, repair: bool) -> None:
+        """Resource directories of instances, and what killed processes left: judged only when no one is mid-way."""
+        with self.store.quiescent() as free:
+            if not free:
+                self.report.notes.append(
+                    "another domarkx is creating or removing a workspace: workspaces on disk were not checked"
+                )
+                return
+            self._resource_directories()
+            workspaces, directories = self.workspaces.abandoned()
+            for workspace in workspaces:
+                found = f"workspace {workspace.id} ({len(workspace.resources)} resource(s)), left without an instance"
+                if repair:
+                    self.workspaces.destroy(workspace)
+                    self.report.repaired.append(f"removed {found}")
+                else:
+                    self.report.leftovers.append(f"{found} by an interrupted run, fork or rm")
+            for name in directories:
+                found = f"resource directory {self.store.home / 'resources' / name}, which no workspace names"
+                if repair:
+                    self.workspaces.discard_directory(name)
+                    self.report.repaired.append(f"removed {found}")
+                else:
+                    self.report.leftovers.append(found)
+
+    def _resource_directories(self) -> None:
+        rows = self.store.db.execute(
+            "SELECT i.id, i.name, w.pending, r.id AS resource, r.name AS resource_name, r.type FROM instances i"
+            " JOIN workspaces w ON w.id = i.workspace_id JOIN resources r ON r.workspace_id = w.id"
+        ).fetchall()
+        for row in rows:
+            label = _instance(row["id"], row["name"])
+            if row["pending"]:
+                self.problem(f"{label}: its workspace is marked as being removed")
+            if not (self.store.home / "resources" / row["resource"]).is_dir():
+                self.problem(f"{label}: resource {row['resource_name']} ({row['type']}) has lost its state directory")
 
 
-def _blobs(store: Store, report: Report) -> None:
-    rows = store.db.execute("SELECT digest, group_concat(owner) FROM blob_refs GROUP BY digest").fetchall()
-    report.checked["blobs"] = len(rows)
-    for digest, owners in rows:
-        if not store.verify_blob(digest):
-            state = "missing" if not store.blob_path(digest).exists() else "corrupt (hash mismatch)"
-            report.problems.append(f"blob {digest} is {state}; needed by {owners}")
+def _instance(instance_id: str, name: str | None) -> str:
+    return f"instance {name or instance_id[:12]}"
 
 
-def _snapshots(store: Store, report: Report) -> None:
-    rows = store.db.execute("SELECT id, manifest, document FROM snapshots").fetchall()
-    report.checked["snapshots"] = len(rows)
-    for row in rows:
-        manifest = json.loads(row["manifest"])
-        if ids.digest_json(manifest) != row["id"]:
-            report.problems.append(f"snapshot {row['id']}: id does not match its manifest")
-        if manifest.get("document") != row["document"]:
-            report.problems.append(f"snapshot {row['id']}: manifest names another document blob")
-
-
-def _instances(store: Store, report: Report) -> None:
-    from domarkx.workspace.manager import WorkspaceManager
-
-    workspaces = WorkspaceManager(store)
-    rows = store.db.execute("SELECT id, snapshot_id, head_version, initial_version FROM instances").fetchall()
-    report.checked["instances"] = len(rows)
-    snapshots = {r[0] for r in store.db.execute("SELECT id FROM snapshots")}
-    for row in rows:
-        label = f"instance {row['id'][:12]}"
-        if row["snapshot_id"] not in snapshots:
-            report.problems.append(f"{label}: its snapshot {row['snapshot_id']} is gone")
-        versions = {row["head_version"], row["initial_version"]}
-        for (body,) in store.db.execute("SELECT body FROM messages WHERE instance_id = ?", (row["id"],)):
-            versions.add(json.loads(body).get("workspace_version"))
-        for version in sorted(v for v in versions if v):
-            if not workspaces.has_version(version):
-                report.problems.append(f"{label}: workspace version {version} cannot be loaded")
-
-
-def _temp_files(store: Store, report: Report, repair: bool) -> None:
-    leftovers = list(store.tmp.iterdir())
-    if not leftovers:
-        return
-    if repair:
-        for path in leftovers:
-            path.unlink(missing_ok=True)
-        report.repaired.append(f"removed {len(leftovers)} partial write(s) from {store.tmp}")
-    else:
-        report.problems.append(
-            f"{len(leftovers)} partial write(s) in {store.tmp} (left by a crash; --repair removes them)"
-        )
+def _snapshot(snapshot_id: str) -> str:
+    return f"snapshot {ids.short(snapshot_id)}"

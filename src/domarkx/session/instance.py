@@ -98,16 +98,19 @@ class InstanceManager:
                 "INSERT INTO messages(instance_id, idx, body) VALUES (?, ?, ?)",
                 [(instance.id, i, m.model_dump_json()) for i, m in enumerate(instance.messages)],
             )
+            self.workspaces.claim(db, instance.workspace_id)
 
-    def save_messages(self, instance: SessionInstance, start: int) -> None:
-        """Persist ``instance.messages[start:]`` and the head version in one transaction."""
+    def save_messages(self, instance: SessionInstance, start: int, end: int | None = None) -> None:
+        """Persist ``instance.messages[start:end]`` and the head version in one transaction.
+
+        ``end`` lets a caller that changed one message in the middle store only that
+        one: rewriting the whole tail each time made an offline run quadratic.
+        """
+        stop = len(instance.messages) if end is None else end
         with self.store.write() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO messages(instance_id, idx, body) VALUES (?, ?, ?)",
-                [
-                    (instance.id, i, instance.messages[i].model_dump_json())
-                    for i in range(start, len(instance.messages))
-                ],
+                [(instance.id, i, instance.messages[i].model_dump_json()) for i in range(start, stop)],
             )
             db.execute("UPDATE instances SET head_version = ? WHERE id = ?", (instance.head_version, instance.id))
 
@@ -135,10 +138,15 @@ class InstanceManager:
                 f"instance {instance.name or ids.short(instance.id)} is running",
                 hint="stop it first (`domarkx instances stop`) or pass --force",
             )
-        self.workspaces.destroy(self.workspaces.open(instance.workspace_id))
-        with self.store.write() as db:
-            db.execute("DELETE FROM messages WHERE instance_id = ?", (instance.id,))
-            db.execute("DELETE FROM instances WHERE id = ?", (instance.id,))
+        workspace = self.workspaces.open(instance.workspace_id)
+        with self.store.provisioning():
+            # The rows go first, releasing the workspace in the same transaction: a kill
+            # after it leaves a leftover workspace, never an instance without one.
+            with self.store.write() as db:
+                db.execute("DELETE FROM messages WHERE instance_id = ?", (instance.id,))
+                db.execute("DELETE FROM instances WHERE id = ?", (instance.id,))
+                self.workspaces.claim(db, workspace.id, owned=False)
+            self.workspaces.destroy(workspace)
         return instance.id
 
     # -- creation --------------------------------------------------------------
@@ -172,23 +180,24 @@ class InstanceManager:
             self._check_name(name)
         config = self.workspaces.config_for(snapshot)
         state = snapshot.workspace_state
-        if state:
-            progress("restoring the committed workspace")
-            workspace = self.workspaces.clone(config, state["workspace_version"])
-        else:
-            progress(f"creating workspace ({', '.join(r.type for r in config.resources)})")
-            workspace = self.workspaces.create(config)
-        try:
-            instance = self._new(snapshot.id, workspace, name)
-            instance.messages = convert.from_snapshot(snapshot)
-            if not state and snapshot.setup is not None:
-                progress(f"running the setup block ({snapshot.setup.lang})")
-                self.run_setup(snapshot, workspace)
-            instance.head_version = self.workspaces.commit(workspace).id
-            self._insert(instance, instance.head_version)
-        except BaseException:
-            self.workspaces.destroy(workspace)
-            raise
+        with self.store.provisioning():  # until the instance row owns the workspace
+            if state:
+                progress("restoring the committed workspace")
+                workspace = self.workspaces.clone(config, state["workspace_version"], pending=True)
+            else:
+                progress(f"creating workspace ({', '.join(r.type for r in config.resources)})")
+                workspace = self.workspaces.create(config, pending=True)
+            try:
+                instance = self._new(snapshot.id, workspace, name)
+                instance.messages = convert.from_snapshot(snapshot)
+                if not state and snapshot.setup is not None:
+                    progress(f"running the setup block ({snapshot.setup.lang})")
+                    self.run_setup(snapshot, workspace)
+                instance.head_version = self.workspaces.commit(workspace).id
+                self._insert(instance, instance.head_version)
+            except BaseException:
+                self.workspaces.destroy(workspace)
+                raise
         if not state:
             self.execute_document(instance, workspace, progress)
         return instance
@@ -243,7 +252,7 @@ class InstanceManager:
             calls = message.tool_calls
             if not blocks and not calls:
                 message.workspace_version = instance.head_version
-                self.save_messages(instance, index)
+                self.save_messages(instance, index, index + 1)
                 continue
             outputs: list[BlockOutput] = []
             for block_index, block in blocks:
@@ -257,7 +266,7 @@ class InstanceManager:
             message.outputs = outputs
             instance.head_version = self.workspaces.commit(workspace).id
             message.workspace_version = instance.head_version
-            self.save_messages(instance, index)
+            self.save_messages(instance, index, index + 1)
 
     def run_block(self, workspace: Workspace, lang: str, code: str, attrs: dict[str, str]) -> Any:
         """Execute one code block in the resource that speaks its language; None if none does."""
@@ -315,15 +324,16 @@ class InstanceManager:
                 hint="see `domarkx log` for message indices",
             )
         version = self.version_at(source, at)
-        workspace = self.workspaces.clone(self.workspaces.open(source.workspace_id), version)
-        try:
-            fork = self._new(source.snapshot_id, workspace, name)
-            fork.messages = [m.model_copy(deep=True) for m in source.messages[: at + 1]]
-            fork.head_version = version
-            self._insert(fork, self.initial_version(source))
-        except BaseException:
-            self.workspaces.destroy(workspace)
-            raise
+        with self.store.provisioning():  # until the fork's row owns the workspace
+            workspace = self.workspaces.clone(self.workspaces.open(source.workspace_id), version, pending=True)
+            try:
+                fork = self._new(source.snapshot_id, workspace, name)
+                fork.messages = [m.model_copy(deep=True) for m in source.messages[: at + 1]]
+                fork.head_version = version
+                self._insert(fork, self.initial_version(source))
+            except BaseException:
+                self.workspaces.destroy(workspace)
+                raise
         return fork
 
     def version_at(self, instance: SessionInstance, at: int) -> str:

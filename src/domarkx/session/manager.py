@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from domarkx.data.models import ConversationMessage, SessionInstance, ToolCallRecord
+from domarkx.data.models import ConversationMessage, SessionInstance, SessionSnapshot, ToolCallRecord
 from domarkx.errors import UsageError
 from domarkx.parsing.fences import format_info
 from domarkx.parsing.render import fence
@@ -37,12 +37,23 @@ class SessionManager:
     def __init__(self, instances: InstanceManager) -> None:
         self.instances = instances
         self.workspaces = instances.workspaces
+        self._snapshots: dict[str, SessionSnapshot] = {}
+
+    def snapshot(self, instance: SessionInstance) -> SessionSnapshot:
+        """The instance's snapshot, read once per manager.
+
+        Snapshots are immutable, and loading a long one (every message validated)
+        took more than half of a turn's own time in a 2,000-message session.
+        """
+        found = self._snapshots.get(instance.snapshot_id)
+        if found is None:
+            found = self._snapshots[instance.snapshot_id] = self.instances.snapshots.get(instance.snapshot_id)
+        return found
 
     def provider_for(self, instance: SessionInstance, spec: str | None) -> Provider:
         from domarkx.llm.base import get_provider
 
-        snapshot = self.instances.snapshots.get(instance.snapshot_id)
-        return get_provider(spec, snapshot.session_config)
+        return get_provider(spec, self.snapshot(instance).session_config)
 
     def send(
         self,
@@ -66,8 +77,7 @@ class SessionManager:
         instance.messages.append(ConversationMessage(role="user", content=text))
         self.instances.save_messages(instance, start)
         workspace = self.workspaces.open(instance.workspace_id)
-        snapshot = self.instances.snapshots.get(instance.snapshot_id)
-        extra = {t.spec.name: t for t in self.instances.setup_tools(snapshot, workspace)}
+        extra = {t.spec.name: t for t in self.instances.setup_tools(self.snapshot(instance), workspace)}
         specs = self.workspaces.tools(workspace) + [t.spec for t in extra.values()]
         tools = [_definition(t) for t in specs]
         steps = 0

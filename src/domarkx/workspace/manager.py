@@ -18,10 +18,15 @@ Tool failures never raise: :meth:`WorkspaceManager.call` returns a
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import shutil
+import sqlite3
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -127,38 +132,49 @@ class WorkspaceManager:
 
     # -- lifecycle -------------------------------------------------------------------
 
-    def create(self, config: WorkspaceConfig) -> Workspace:
-        """Create every resource of ``config`` and commit the initial version."""
+    def create(self, config: WorkspaceConfig, *, pending: bool = False) -> Workspace:
+        """Create every resource of ``config`` and commit the initial version.
+
+        ``pending``: the workspace is made for an owner not stored yet (an
+        instance); the owner's row claims it (:meth:`claim`) in the same transaction. A
+        process killed before that leaves it pending, for :meth:`abandoned` to find.
+        """
         names = _resource_names(config)
-        resources: list[Resource] = []
-        try:
-            for name, item in zip(names, config.resources, strict=True):
-                created = self.plugin(item.type).create_resource(item.options)
-                resources.append(created.model_copy(update={"name": name, "type": item.type}))
-        except BaseException:
-            for resource in resources:
-                self.plugin(resource.type).destroy_resource(resource.id)
-            raise
-        workspace = Workspace(id=uuid.uuid4().hex, resources=resources)
-        with self.store.write() as db:
-            db.execute(
-                "INSERT INTO workspaces(id, config, version, created) VALUES (?, ?, NULL, ?)",
-                (workspace.id, config.model_dump_json(exclude_none=True), time.time()),
-            )
-            db.executemany(
-                "INSERT INTO resources(id, workspace_id, position, name, type, config, version, touched)"
-                " VALUES (?, ?, ?, ?, ?, ?, NULL, 1)",
-                [
-                    (r.id, workspace.id, i, r.name, r.type, json.dumps(r.config, sort_keys=True))
-                    for i, r in enumerate(resources)
-                ],
-            )
-        try:
-            self.commit(workspace)
-        except BaseException:
-            self.destroy(workspace)
-            raise
+        with self.store.provisioning():
+            resources: list[Resource] = []
+            try:
+                for name, item in zip(names, config.resources, strict=True):
+                    created = self.plugin(item.type).create_resource(item.options)
+                    resources.append(created.model_copy(update={"name": name, "type": item.type}))
+            except BaseException:
+                for resource in resources:
+                    self.plugin(resource.type).destroy_resource(resource.id)
+                raise
+            workspace = Workspace(id=uuid.uuid4().hex, resources=resources)
+            with self.store.write() as db:
+                db.execute(
+                    "INSERT INTO workspaces(id, config, version, created, pending) VALUES (?, ?, NULL, ?, ?)",
+                    (workspace.id, config.model_dump_json(exclude_none=True), time.time(), int(pending)),
+                )
+                db.executemany(
+                    "INSERT INTO resources(id, workspace_id, position, name, type, config, version, touched)"
+                    " VALUES (?, ?, ?, ?, ?, ?, NULL, 1)",
+                    [
+                        (r.id, workspace.id, i, r.name, r.type, json.dumps(r.config, sort_keys=True))
+                        for i, r in enumerate(resources)
+                    ],
+                )
+            try:
+                self.commit(workspace)
+            except BaseException:
+                self.destroy(workspace)
+                raise
         return workspace
+
+    @staticmethod
+    def claim(db: sqlite3.Connection, workspace_id: str, *, owned: bool = True) -> None:
+        """Inside the owner's write transaction: the workspace has an owner now (or, ``owned=False``, no longer)."""
+        db.execute("UPDATE workspaces SET pending = ? WHERE id = ?", (int(not owned), workspace_id))
 
     def open(self, workspace_id: str) -> Workspace:
         rows = self.store.db.execute(
@@ -175,11 +191,14 @@ class WorkspaceManager:
         ]
         return Workspace(id=workspace_id, resources=resources)
 
-    def clone(self, source: Workspace | WorkspaceConfig, version_id: str) -> Workspace:
-        """A new workspace with the same resources as ``source``, loaded at ``version_id``."""
+    def clone(self, source: Workspace | WorkspaceConfig, version_id: str, *, pending: bool = False) -> Workspace:
+        """A new workspace with the same resources as ``source``, loaded at ``version_id``.
+
+        ``pending``: as in :meth:`create`.
+        """
         config = self._config(source) if isinstance(source, Workspace) else source
         self._version(version_id)  # fail before creating anything
-        workspace = self.create(config)
+        workspace = self.create(config, pending=pending)
         try:
             self.load(workspace, version_id)
         except BaseException:
@@ -193,11 +212,42 @@ class WorkspaceManager:
             self.plugin(resource.type).close(resource.id)
 
     def destroy(self, workspace: Workspace) -> None:
-        """Delete the workspace and its resources' state; its versions stay loadable elsewhere."""
-        for resource in workspace.resources:
-            self.plugin(resource.type).destroy_resource(resource.id)
-        with self.store.write() as db:
-            db.execute("DELETE FROM workspaces WHERE id = ?", (workspace.id,))
+        """Delete the workspace and its resources' state; its versions stay loadable elsewhere.
+
+        Marked pending first, so a process killed half-way leaves a leftover that
+        :meth:`abandoned` finds, never a row whose resources are gone.
+        """
+        with self.store.provisioning():
+            with self.store.write() as db:
+                self.claim(db, workspace.id, owned=False)
+            for resource in workspace.resources:
+                self.plugin(resource.type).destroy_resource(resource.id)
+            with self.store.write() as db:
+                db.execute("DELETE FROM workspaces WHERE id = ?", (workspace.id,))
+
+    def abandoned(self) -> tuple[list[Workspace], list[str]]:
+        """Pending workspaces, and resource directories no row names: what killed processes left.
+
+        Only true leftovers while the caller holds :meth:`Store.quiescent`;
+        otherwise they may be another process's work in progress.
+        """
+        rows = self.store.db.execute("SELECT id FROM workspaces WHERE pending = 1 ORDER BY created").fetchall()
+        workspaces = [self.open(row[0]) for row in rows]
+        named = {row[0] for row in self.store.db.execute("SELECT id FROM resources")}
+        base = self.store.home / "resources"
+        stray = sorted(p.name for p in base.iterdir() if p.name not in named) if base.is_dir() else []
+        return workspaces, stray
+
+    def discard_directory(self, resource_id: str) -> None:
+        """Remove a resource directory no row names, through its plugin when its id tells which."""
+        path = self.store.home / "resources" / resource_id
+        types = _entrypoints.names(_entrypoints.PLUGINS)
+        plugin_type = next((t for t in types if resource_id.startswith(f"{t}-")), None)
+        if plugin_type is not None:
+            with contextlib.suppress(DomarkxError, OSError):  # its state may be half-made
+                self.plugin(plugin_type).destroy_resource(resource_id)
+        if path.exists() or path.is_symlink():
+            _remove_tree(path)
 
     # -- tools -----------------------------------------------------------------------
 
@@ -433,6 +483,20 @@ def _render_command(result: dict[str, Any]) -> str:
         parts.append(f"[exit code {result['exit_code']}]")
     text = "\n".join(p.rstrip("\n") for p in parts if p).strip("\n")
     return text + "\n" if text else "[no output, exit code 0]\n"
+
+
+def _remove_tree(path: Path) -> None:
+    """Delete a directory tree even where a command made directories read-only."""
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+        return
+    for top, dirs, _files in os.walk(path):
+        os.chmod(top, 0o700)
+        for name in dirs:
+            child = os.path.join(top, name)
+            if not os.path.islink(child):  # never chmod through a link to outside
+                os.chmod(child, 0o700)
+    shutil.rmtree(path)
 
 
 def _failed(tool: str, resource: str | None, message: str) -> ToolOutcome:

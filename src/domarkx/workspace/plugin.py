@@ -22,6 +22,7 @@ Two rules every plugin keeps, because instances and forks rely on them:
 from __future__ import annotations
 
 import abc
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -138,3 +139,11 @@ class Plugin(abc.ABC):
 
     def close(self, resource_id: str) -> None:  # noqa: B027 - optional hook, default is nothing to release
         """Release processes or connections held for the resource; its state stays."""
+
+    def missing_versions(self, version_ids: Collection[str]) -> set[str]:
+        """Which of these versions could no longer be loaded (``domarkx doctor`` asks, once per plugin).
+
+        The default knows of none missing; a plugin whose versions live outside
+        the blob store (a git repository, an image registry) should look.
+        """
+        return set()

@@ -21,16 +21,17 @@ the target tree are touched, so its cost follows the size of the change.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from domarkx.errors import DomarkxError, UsageError
+from domarkx.errors import DomarkxError, StoreError, UsageError
 
 _IDENTITY = {
     "GIT_AUTHOR_NAME": "domarkx",
@@ -118,15 +119,40 @@ class GitStore:
         assert self._git is not None
         env = self._env(git_dir or self.git_dir, work, index)
         cwd = work or git_dir or self.git_dir
-        try:
-            done = subprocess.run(
-                [self._git, *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True, check=False
-            )
-        except OSError as exc:
-            raise DomarkxError(f"cannot run git: {exc}") from exc
+        with contextlib.ExitStack() as stack:
+            held = () if index is None else (stack.enter_context(_index_lock(index)),)
+            try:
+                done = subprocess.run(
+                    [self._git, *args],
+                    cwd=cwd,
+                    env=env,
+                    input=stdin,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                    pass_fds=held,  # git holds the lock too, should this process die first
+                )
+            except OSError as exc:
+                raise DomarkxError(f"cannot run git: {exc}") from exc
         if done.returncode != 0:
-            raise DomarkxError(f"git {args[0]} failed: {done.stderr.strip() or done.returncode}")
+            raise _failure(args[0], done.stderr, done.returncode)
         return done.stdout
+
+    def missing(self, commits: Collection[str]) -> set[str]:
+        """Which of these commits cannot be checked out: absent, not commits, or with objects lost."""
+        wanted = sorted(set(commits))
+        if not wanted:
+            return set()
+        out = self._run(["cat-file", "--batch-check=%(objecttype)"], stdin="".join(f"{c}\n" for c in wanted))
+        found = [c for c, kind in zip(wanted, out.splitlines(), strict=True) if kind == "commit"]
+        absent = set(wanted) - set(found)
+        if found and self._objects_lost(found):  # rare: find out which commit it was
+            absent |= {c for c in found if self._objects_lost([c])}
+        return absent
+
+    def _objects_lost(self, commits: list[str]) -> bool:
+        out = self._run(["rev-list", "--objects", "--no-walk", "--missing=print", "--stdin"], stdin="\n".join(commits))
+        return any(line.startswith("?") for line in out.splitlines())
 
     def stage(self, work: Path, index: Path) -> Snapshot:
         """Bring the index in line with the work tree and describe it; cheap when little changed."""
@@ -256,6 +282,36 @@ def _inside(work: Path, path: Path) -> bool:
     """Whether ``path``, symlinks resolved, is ``work`` or lies under it."""
     base, real = os.path.realpath(work), os.path.realpath(path)
     return real == base or real.startswith(base + os.sep)
+
+
+@contextlib.contextmanager
+def _index_lock(index: Path) -> Iterator[int]:
+    """Hold the index's lock file for one git run; any ``index.lock`` found then is stale.
+
+    Every git process that touches this index runs under this lock (and keeps it,
+    inherited, until it exits), so a ``index.lock`` present while we hold it was
+    left by a process that was killed: without removing it, git refuses to touch
+    the index ever again and the resource could never be committed.
+    """
+    fd = os.open(index.parent / f"{index.name}.flock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        index.with_name(f"{index.name}.lock").unlink(missing_ok=True)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _failure(command: str, stderr: str, code: int) -> DomarkxError:
+    """A failed git run as one line: its first error line, and a full disk said plainly."""
+    from domarkx.data.store import DISK_FULL_HINT
+
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    first = next((line for line in lines if line.startswith(("fatal:", "error:"))), lines[0] if lines else "")
+    message = f"git {command} failed: {first or f'exit code {code}'}"
+    if "No space left on device" in stderr or "Disk quota exceeded" in stderr:
+        return StoreError(message, hint=DISK_FULL_HINT)
+    return DomarkxError(message)
 
 
 def remove_path(path: Path) -> None:

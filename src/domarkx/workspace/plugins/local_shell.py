@@ -12,7 +12,7 @@ import inspect
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -32,13 +32,13 @@ TYPE = "local_shell"
 class LocalShellConfig(BaseModel):
     """``workspace-config`` options of a ``local_shell`` resource."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # state.json is JSON: no infinities
 
     timeout: float = Field(60.0, gt=0)
     """Seconds a command may run when the call gives no ``timeout``."""
     max_timeout: float = Field(600.0, gt=0)
     """The most a call may ask for."""
-    max_output: int = Field(100_000, ge=1000)
+    max_output: int = Field(100_000, ge=1000, le=100_000_000)
     """Bytes of output kept per command (head and tail), and of a file ``read_file`` returns."""
     sandbox: Literal["auto", "bwrap", "none"] = "auto"
     """``auto``: bubblewrap if it works here, else unconfined with a warning."""
@@ -175,6 +175,9 @@ class LocalShellPlugin(Plugin):
         self._record(base, state, commit, snapshot)
         return commit
 
+    def missing_versions(self, version_ids: Collection[str]) -> set[str]:
+        return self._git.missing(version_ids)
+
     def load_version(self, resource_id: str, version_id: str) -> None:
         """Check ``version_id`` out, writing only what differs from the current version.
 
@@ -246,6 +249,8 @@ class LocalShellPlugin(Plugin):
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)):
             raise ToolError("run_command: timeout must be a number of seconds")
         seconds = config.timeout if timeout is None else min(float(timeout), config.max_timeout)
+        if not seconds > 0:  # also NaN, which would never time out
+            raise ToolError("run_command: timeout must be a positive number of seconds")
         wrapper: list[str] = []
         env: dict[str, str] | None = None
         if config.sandbox != "none":

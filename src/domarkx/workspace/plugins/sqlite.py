@@ -42,13 +42,13 @@ BLOB_OWNER = "plugin:sqlite"
 class SqliteConfig(BaseModel):
     """``workspace-config`` options of a ``sqlite`` resource."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # state.json is JSON: no infinities
 
     setup: str = ""
     """An SQL script run once when the resource is created (schema, seed rows)."""
     timeout: float = Field(30.0, gt=0)
     """Seconds a statement may run before it is interrupted."""
-    max_rows: int = Field(1000, ge=1)
+    max_rows: int = Field(1000, ge=1, le=1_000_000)
     """Rows a query returns at most."""
 
 
