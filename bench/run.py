@@ -42,7 +42,7 @@ BENCHES = {
 PLOT = "scaling.png"
 
 
-def machine() -> list[tuple[str, str]]:
+def machine(load_before: float) -> list[tuple[str, str]]:
     """What the figures were measured on."""
     cpu = _first_value(Path("/proc/cpuinfo"), "model name") or platform.processor() or "unknown"
     memory = _first_value(Path("/proc/meminfo"), "MemTotal")
@@ -60,6 +60,7 @@ def machine() -> list[tuple[str, str]]:
         ("git", git.removeprefix("git version ")),
         ("domarkx", __version__),
         ("date", datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")),
+        ("load average (1 min), before → after", f"{load_before:.1f} → {os.getloadavg()[0]:.1f}"),
     ]
 
 
@@ -124,7 +125,7 @@ def scaling_tables(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def report(results: list[dict[str, Any]], quick: bool, plot: str | None, elapsed: float) -> str:
+def report(results: list[dict[str, Any]], quick: bool, plot: str | None, elapsed: float, load: float) -> str:
     judged = [r["pass"] for res in results for r in res["rows"] if r["pass"] is not None]
     judged += [
         res["slopes"][key] <= res["max_slope"]
@@ -150,7 +151,7 @@ def report(results: list[dict[str, Any]], quick: bool, plot: str | None, elapsed
         "",
         "| | |",
         "|---|---|",
-        *[f"| {key} | {value} |" for key, value in machine()],
+        *[f"| {key} | {value} |" for key, value in machine(load)],
     ]
     for res in results:
         lines += ["", f"## {res['area']}", ""]
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         "--output", type=Path, default=HERE / "RESULTS.md", help="where to write (default bench/RESULTS.md)"
     )
     args = parser.parse_args(argv)
-    start = time.perf_counter()
+    start, load = time.perf_counter(), os.getloadavg()[0]
     results = [run_bench(name, args.quick) for name in BENCHES if not args.only or name in args.only]
     plot = None
     scaling = next((res for res in results if "curves" in res), None)
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             plot = PLOT
         except ImportError:
             print("matplotlib is not installed: no plot (pip install -e '.[bench]')", file=sys.stderr)
-    args.output.write_text(report(results, args.quick, plot, time.perf_counter() - start), encoding="utf-8")
+    args.output.write_text(report(results, args.quick, plot, time.perf_counter() - start, load), encoding="utf-8")
     print(f"wrote {args.output}", file=sys.stderr)
     return 1 if any("error" in res for res in results) else 0
 

@@ -393,7 +393,7 @@ def test_rm_then_prune(cli: Cli, tmp_path: Path, domarkx_home: Path) -> None:
     assert (dry["blobs"], dry["dry_run"]) == (2, True)
     assert len(blobs(domarkx_home)) == 4
     pruned = json.loads(cli("prune", "--json").out)
-    assert set(pruned) == {"blobs", "bytes", "dry_run"}
+    assert set(pruned) == {"blobs", "bytes", "workspaces", "dry_run"}
     assert (pruned["blobs"], pruned["dry_run"]) == (2, False)
     assert pruned["bytes"] > len(DOC)
     assert len(blobs(domarkx_home)) == 2

@@ -59,7 +59,7 @@ def mutated(draw: st.DrawFn, text: str) -> str:
 
 def deep(open_: str, close: str) -> st.SearchStrategy[str]:
     """Nesting deep enough to trip a recursive reader."""
-    return st.integers(40, 3000).map(lambda n: open_ * n + close * n)
+    return st.integers(40, 1200).map(lambda n: open_ * n + close * n)
 
 
 _RAW_YAML = st.lists(

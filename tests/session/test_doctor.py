@@ -11,7 +11,7 @@ import pytest
 
 from domarkx.data.models import ResourceConfig, WorkspaceConfig
 from domarkx.data.store import Store
-from domarkx.session.doctor import check
+from domarkx.session.doctor import BUSY, check
 from domarkx.session.instance import InstanceManager
 from domarkx.workspace.manager import WorkspaceManager
 
@@ -183,7 +183,7 @@ def test_work_in_progress_is_not_taken_for_a_leftover(cli, tmp_path: Path, store
     with Store(domarkx_home) as other, other.provisioning():  # another process between rows and directories
         report = check(store, repair=True)
     assert report.ok and report.leftovers == [] and report.repaired == []
-    assert report.notes == ["another domarkx is creating or removing a workspace: workspaces on disk were not checked"]
+    assert report.notes == [BUSY]
     assert workspaces.open(in_flight.id).resources == in_flight.resources
 
 
@@ -227,3 +227,13 @@ def test_cli_exit_codes_and_json(cli, tmp_path: Path, store: Store) -> None:  # 
     broken = cli("doctor")
     assert broken.code == 1
     assert "problem: blob" in broken.out and broken.out.rstrip().endswith("1 problem(s)")
+
+
+def test_prune_sweeps_abandoned_workspaces_too(cli, store: Store) -> None:  # type: ignore[no-untyped-def]
+    abandoned = WorkspaceManager(store).create(shell_config(), pending=True)
+    dry = json.loads(cli("prune", "--dry-run", "--json").out)
+    assert [line.split(" (")[0] for line in dry["workspaces"]] == [f"workspace {abandoned.id}"]
+    assert WorkspaceManager(store).abandoned()[0] == [abandoned]
+
+    assert f"removed workspace {abandoned.id}" in cli("prune").out
+    assert WorkspaceManager(store).abandoned() == ([], [])

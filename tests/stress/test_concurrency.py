@@ -129,3 +129,28 @@ def test_eight_processes_share_one_home(tmp_path: Path) -> None:
 
     final = json.loads(domarkx("doctor", "--json"))
     assert final["ok"] and final["leftovers"] == [] and final["notes"] == [], final
+
+
+def test_one_instance_is_worked_on_by_one_process_at_a_time(tmp_path: Path) -> None:
+    """Sends racing on one instance: each is stored whole or told the instance is busy, none is lost."""
+    doc = tmp_path / "doc.md"
+    doc.write_text(own_document(0, 0), encoding="utf-8")
+    instance = domarkx("run", str(doc), "-q")
+    racers = [
+        subprocess.Popen(
+            [DOMARKX, "send", instance.strip(), f"racer {n}", "-q", "--model", "replay:"],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(WORKERS)
+    ]
+    outcomes = [(racer.wait(timeout=120), racer.communicate()[1]) for racer in racers]
+    won = [n for n, (code, _err) in enumerate(outcomes) if code == 0]
+    assert won, outcomes
+    for code, err in outcomes:
+        assert code == 0 or (code == 1 and "is busy: another domarkx is working on it" in err), err
+
+    log = json.loads(domarkx("log", instance.strip(), "--json"))
+    said = [e["summary"] for e in log[2:]]
+    assert sorted(said[0::2]) == sorted(f"racer {n}" for n in won)  # every stored question…
+    assert [s.removeprefix("You said: ") for s in said[1::2]] == said[0::2]  # …right before its own answer

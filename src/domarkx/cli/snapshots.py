@@ -98,11 +98,20 @@ def rm(refs: tuple[str, ...], force: bool) -> None:
 @click.option("-n", "--dry-run", is_flag=True, help="Report what would be freed, delete nothing.")
 @json_option
 def prune(dry_run: bool, as_json: bool) -> None:
-    """Delete stored payloads that no snapshot or instance refers to."""
+    """Delete stored payloads that no snapshot or instance refers to.
+
+    Workspaces that killed commands left without an instance go too (see
+    `domarkx doctor`), unless another domarkx is creating one right now.
+    """
+    from domarkx.session.doctor import sweep
+
     with open_store() as store:
+        leftovers = sweep(store, dry_run=dry_run)
         count, freed = store.prune(dry_run=dry_run)
     if as_json:
-        emit_json({"blobs": count, "bytes": freed, "dry_run": dry_run})
+        emit_json({"blobs": count, "bytes": freed, "workspaces": leftovers or [], "dry_run": dry_run})
     else:
         verb = "would free" if dry_run else "freed"
         click.echo(f"{verb} {human_size(freed)} in {count} blobs")
+        for line in leftovers or []:
+            click.echo(f"{'would remove' if dry_run else 'removed'} {line}")

@@ -7,6 +7,7 @@ directory)::
     blobs/sha256/ab/cdef…    payloads, named by the sha256 of their bytes
     tmp/                     partial writes, renamed into blobs/ when complete
     provisioning.lock        held while workspace rows and directories are out of step
+    locks/                   one lock file per instance, held by the process working on it
 
 Atomicity: a blob is written to ``tmp/``, flushed, then renamed into place, so a
 blob file is either absent or complete. Metadata rows and the blob references they
@@ -23,6 +24,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import shutil
 import sqlite3
 import tempfile
 import time
@@ -148,6 +150,7 @@ MIGRATIONS: list[Migration] = [_m1_initial, _m2_instances, _m3_workspaces, _m4_p
 
 
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+_NEARLY_FULL = 1 << 20
 DISK_FULL_HINT = "the disk is full: free some space (`domarkx prune` deletes unused data), then retry"
 
 
@@ -207,14 +210,26 @@ class Store:
         try:
             yield
         except sqlite3.OperationalError as exc:
-            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
-                raise StoreError(f"writing the store database failed: {exc}", hint=DISK_FULL_HINT) from exc
+            if self._disk_full(exc):
+                raise StoreError(f"store database error: {exc}", hint=DISK_FULL_HINT) from exc
             hint = "another domarkx holds the store; retry" if "locked" in str(exc) else None
             raise StoreError(f"store database error: {exc}", hint=hint) from exc
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"store database is damaged: {exc}", hint="run `domarkx doctor`") from exc
         except OSError as exc:
             raise disk_error(exc, f"writing to the store at {self.home}") from exc
+
+    def _disk_full(self, exc: sqlite3.Error) -> bool:
+        """SQLITE_FULL, or an I/O error on a disk with no room left (WAL's shared memory cannot grow)."""
+        code = getattr(exc, "sqlite_errorcode", 0)
+        if code == sqlite3.SQLITE_FULL:
+            return True
+        if code & 0xFF != sqlite3.SQLITE_IOERR:
+            return False
+        try:
+            return shutil.disk_usage(self.home).free < _NEARLY_FULL
+        except OSError:
+            return False
 
     def _migrate(self) -> None:
         with self.write():
@@ -304,6 +319,31 @@ class Store:
                 self._leases, self._exclusive = 0, False
         finally:
             os.close(fd)  # releases the lock
+
+    @contextlib.contextmanager
+    def hold(self, name: str) -> Iterator[bool]:
+        """An exclusive, non-blocking lock on ``name`` for this process (False: another holds it).
+
+        Like the provisioning lease, it dies with its process, so nothing is ever
+        left locked by a crash.
+        """
+        locks = self.home / "locks"
+        with self._translate():
+            locks.mkdir(exist_ok=True)
+            fd = os.open(locks / name, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
+
+    def release(self, name: str) -> None:
+        """Delete the lock file of ``name`` (while holding it) once what it guarded is gone."""
+        (self.home / "locks" / name).unlink(missing_ok=True)
 
     # -- blobs -----------------------------------------------------------------
 

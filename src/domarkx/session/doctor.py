@@ -199,26 +199,14 @@ class _Doctor:
         """Resource directories of instances, and what killed processes left: judged only when no one is mid-way."""
         with self.store.quiescent() as free:
             if not free:
-                self.report.notes.append(
-                    "another domarkx is creating or removing a workspace: workspaces on disk were not checked"
-                )
+                self.report.notes.append(BUSY)
                 return
             self._resource_directories()
-            workspaces, directories = self.workspaces.abandoned()
-            for workspace in workspaces:
-                found = f"workspace {workspace.id} ({len(workspace.resources)} resource(s)), left without an instance"
-                if repair:
-                    self.workspaces.destroy(workspace)
-                    self.report.repaired.append(f"removed {found}")
-                else:
-                    self.report.leftovers.append(f"{found} by an interrupted run, fork or rm")
-            for name in directories:
-                found = f"resource directory {self.store.home / 'resources' / name}, which no workspace names"
-                if repair:
-                    self.workspaces.discard_directory(name)
-                    self.report.repaired.append(f"removed {found}")
-                else:
-                    self.report.leftovers.append(found)
+            found = _abandoned(self.workspaces, remove=repair)
+        if repair:
+            self.report.repaired += [f"removed {line}" for line in found]
+        else:
+            self.report.leftovers += found
 
     def _resource_directories(self) -> None:
         rows = self.store.db.execute(
@@ -231,6 +219,34 @@ class _Doctor:
                 self.problem(f"{label}: its workspace is marked as being removed")
             if not (self.store.home / "resources" / row["resource"]).is_dir():
                 self.problem(f"{label}: resource {row['resource_name']} ({row['type']}) has lost its state directory")
+
+
+BUSY = "another domarkx is creating or removing a workspace: workspaces on disk were not checked"
+
+
+def sweep(store: Store, *, dry_run: bool = False) -> list[str] | None:
+    """Remove (or, dry, list) the workspaces and resource directories killed processes left.
+
+    ``None`` when another process is creating or removing a workspace: then
+    nothing can be told apart from its work in progress, and nothing is touched.
+    """
+    with store.quiescent() as free:
+        return _abandoned(WorkspaceManager(store), remove=not dry_run) if free else None
+
+
+def _abandoned(workspaces: WorkspaceManager, *, remove: bool) -> list[str]:
+    """Describe (and remove) the leftovers; the caller holds :meth:`Store.quiescent`."""
+    found: list[str] = []
+    pending, directories = workspaces.abandoned()
+    for workspace in pending:
+        found.append(f"workspace {workspace.id} ({len(workspace.resources)} resource(s)), left without an instance")
+        if remove:
+            workspaces.destroy(workspace)
+    for name in directories:
+        found.append(f"resource directory {workspaces.store.home / 'resources' / name}, which no workspace names")
+        if remove:
+            workspaces.discard_directory(name)
+    return found
 
 
 def _instance(instance_id: str, name: str | None) -> str:

@@ -7,9 +7,10 @@ is one small transaction and a crash loses at most the step in flight.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,12 +62,9 @@ class InstanceManager:
     def get(self, ref: str) -> SessionInstance:
         instance_id = self.resolve(ref)
         row = self.store.db.execute("SELECT * FROM instances WHERE id = ?", (instance_id,)).fetchone()
-        messages = [
-            ConversationMessage.model_validate_json(body)
-            for (body,) in self.store.db.execute(
-                "SELECT body FROM messages WHERE instance_id = ? ORDER BY idx", (instance_id,)
-            )
-        ]
+        rows = self.store.db.execute("SELECT body FROM messages WHERE instance_id = ? ORDER BY idx", (instance_id,))
+        with _gc_paused():
+            messages = [ConversationMessage.model_validate_json(body) for (body,) in rows]
         return SessionInstance(
             id=row["id"],
             name=row["name"],
@@ -114,12 +112,31 @@ class InstanceManager:
             )
             db.execute("UPDATE instances SET head_version = ? WHERE id = ?", (instance.head_version, instance.id))
 
+    @contextlib.contextmanager
+    def using(self, instance: SessionInstance) -> Iterator[SessionInstance]:
+        """Work on ``instance`` alone: other processes wait for nothing, they are told it is busy.
+
+        Two processes appending to one conversation would number their messages
+        alike and overwrite each other's; with the lock, the second one stops
+        with an error instead. Once held, the instance is re-read, so whatever
+        another process stored since it was loaded is kept.
+        """
+        with self.store.hold(_lock_name(instance.id)) as free:
+            if not free:
+                raise DomarkxError(
+                    f"instance {instance.name or instance.id[:12]} is busy: another domarkx is working on it",
+                    hint="wait for it to finish, then retry",
+                )
+            fresh = self.get(instance.id)
+            instance.messages, instance.head_version, instance.status = fresh.messages, fresh.head_version, fresh.status
+            yield instance
+
     def set_status(self, ref: str, status: str) -> SessionInstance:
-        instance = self.get(ref)
-        if status == "stopped":
-            self.workspaces.close(self.workspaces.open(instance.workspace_id))
-        with self.store.write() as db:
-            db.execute("UPDATE instances SET status = ? WHERE id = ?", (status, instance.id))
+        with self.using(self.get(ref)) as instance:
+            if status == "stopped":
+                self.workspaces.close(self.workspaces.open(instance.workspace_id))
+            with self.store.write() as db:
+                db.execute("UPDATE instances SET status = ? WHERE id = ?", (status, instance.id))
         instance.status = status  # type: ignore[assignment]
         return instance
 
@@ -132,21 +149,22 @@ class InstanceManager:
         return [dict(r) for r in rows]
 
     def remove(self, ref: str, *, force: bool = False) -> str:
-        instance = self.get(ref)
-        if instance.status == "running" and not force:
-            raise UsageError(
-                f"instance {instance.name or ids.short(instance.id)} is running",
-                hint="stop it first (`domarkx instances stop`) or pass --force",
-            )
-        workspace = self.workspaces.open(instance.workspace_id)
-        with self.store.provisioning():
-            # The rows go first, releasing the workspace in the same transaction: a kill
-            # after it leaves a leftover workspace, never an instance without one.
-            with self.store.write() as db:
-                db.execute("DELETE FROM messages WHERE instance_id = ?", (instance.id,))
-                db.execute("DELETE FROM instances WHERE id = ?", (instance.id,))
-                self.workspaces.claim(db, workspace.id, owned=False)
-            self.workspaces.destroy(workspace)
+        with self.using(self.get(ref)) as instance:
+            if instance.status == "running" and not force:
+                raise UsageError(
+                    f"instance {instance.name or ids.short(instance.id)} is running",
+                    hint="stop it first (`domarkx instances stop`) or pass --force",
+                )
+            workspace = self.workspaces.open(instance.workspace_id)
+            with self.store.provisioning():
+                # The rows go first, releasing the workspace in the same transaction: a kill
+                # after it leaves a leftover workspace, never an instance without one.
+                with self.store.write() as db:
+                    db.execute("DELETE FROM messages WHERE instance_id = ?", (instance.id,))
+                    db.execute("DELETE FROM instances WHERE id = ?", (instance.id,))
+                    self.workspaces.claim(db, workspace.id, owned=False)
+                self.workspaces.destroy(workspace)
+            self.store.release(_lock_name(instance.id))
         return instance.id
 
     # -- creation --------------------------------------------------------------
@@ -180,26 +198,28 @@ class InstanceManager:
             self._check_name(name)
         config = self.workspaces.config_for(snapshot)
         state = snapshot.workspace_state
-        with self.store.provisioning():  # until the instance row owns the workspace
-            if state:
-                progress("restoring the committed workspace")
-                workspace = self.workspaces.clone(config, state["workspace_version"], pending=True)
-            else:
-                progress(f"creating workspace ({', '.join(r.type for r in config.resources)})")
-                workspace = self.workspaces.create(config, pending=True)
-            try:
-                instance = self._new(snapshot.id, workspace, name)
-                instance.messages = convert.from_snapshot(snapshot)
-                if not state and snapshot.setup is not None:
-                    progress(f"running the setup block ({snapshot.setup.lang})")
-                    self.run_setup(snapshot, workspace)
-                instance.head_version = self.workspaces.commit(workspace).id
-                self._insert(instance, instance.head_version)
-            except BaseException:
-                self.workspaces.destroy(workspace)
-                raise
-        if not state:
-            self.execute_document(instance, workspace, progress)
+        with contextlib.ExitStack() as held:
+            with self.store.provisioning():  # until the instance row owns the workspace
+                if state:
+                    progress("restoring the committed workspace")
+                    workspace = self.workspaces.clone(config, state["workspace_version"], pending=True)
+                else:
+                    progress(f"creating workspace ({', '.join(r.type for r in config.resources)})")
+                    workspace = self.workspaces.create(config, pending=True)
+                try:
+                    instance = self._new(snapshot.id, workspace, name)
+                    instance.messages = convert.from_snapshot(snapshot)
+                    if not state and snapshot.setup is not None:
+                        progress(f"running the setup block ({snapshot.setup.lang})")
+                        self.run_setup(snapshot, workspace)
+                    instance.head_version = self.workspaces.commit(workspace).id
+                    held.enter_context(self.store.hold(_lock_name(instance.id)))  # new: it cannot be busy
+                    self._insert(instance, instance.head_version)
+                except BaseException:
+                    self.workspaces.destroy(workspace)
+                    raise
+            if not state:
+                self.execute_document(instance, workspace, progress)
         return instance
 
     def run_setup(self, snapshot: SessionSnapshot, workspace: Workspace) -> None:
@@ -301,16 +321,16 @@ class InstanceManager:
 
     def exec(self, ref: str, command: str, *, resource: str | None = None) -> Any:
         """Run a shell command out of band (``domarkx exec``) and commit the result as the head."""
-        instance = self.get(ref)
-        if instance.status != "running":
-            raise UsageError("the instance is stopped", hint="start it with `domarkx instances start`")
-        workspace = self.workspaces.open(instance.workspace_id)
-        target = self.tool_for(workspace, "bash", resource)
-        if target is None:
-            raise UsageError("the instance has no shell resource", hint="add a local_shell resource")
-        outcome = self.workspaces.call(workspace, target[0], {target[1]: command})
-        instance.head_version = self.workspaces.commit(workspace).id
-        self.save_messages(instance, len(instance.messages))
+        with self.using(self.get(ref)) as instance:
+            if instance.status != "running":
+                raise UsageError("the instance is stopped", hint="start it with `domarkx instances start`")
+            workspace = self.workspaces.open(instance.workspace_id)
+            target = self.tool_for(workspace, "bash", resource)
+            if target is None:
+                raise UsageError("the instance has no shell resource", hint="add a local_shell resource")
+            outcome = self.workspaces.call(workspace, target[0], {target[1]: command})
+            instance.head_version = self.workspaces.commit(workspace).id
+            self.save_messages(instance, len(instance.messages))
         return outcome
 
     # -- time travel -----------------------------------------------------------
@@ -366,9 +386,8 @@ class InstanceManager:
 
     def commit(self, ref: str, *, tags: Sequence[str] = ()) -> tuple[str, bool]:
         """A new snapshot of the instance that starts from its current workspace (``docker commit``)."""
-        instance = self.get(ref)
-        workspace = self.workspaces.open(instance.workspace_id)
-        version = self.workspaces.commit(workspace)
+        with self.using(self.get(ref)) as instance:
+            version = self.workspaces.commit(self.workspaces.open(instance.workspace_id))
         document = self.export(instance.id)
         snapshot = self.snapshots.parser.parse(document, path=f"instance:{ids.short(instance.id)}")
         snapshot.source = None
@@ -391,6 +410,28 @@ class InstanceManager:
             }
             for i, m in enumerate(instance.messages)
         ]
+
+
+def _lock_name(instance_id: str) -> str:
+    return f"instance-{instance_id}"
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while thousands of message objects are built.
+
+    Building them triggers collections that scan every object alive, so the
+    cost of a load grew faster than the number of messages: at 10,000 messages
+    about a third of ``domarkx log``'s time went to the collector
+    (bench/bench_scaling.py). Parsing JSON makes no cycles, so nothing is missed.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _in_directory(workdir: Path, call: Callable[..., Any]) -> Callable[..., Any]:

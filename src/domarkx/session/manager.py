@@ -66,13 +66,25 @@ class SessionManager:
         on_tool: Callable[[ToolCallRecord, ConversationMessage], None] | None = None,
     ) -> TurnResult:
         """Add a user message and let the model work until it answers without tool calls."""
-        if instance.status != "running":
-            raise UsageError(
-                f"instance {instance.name or instance.id[:12]} is stopped",
-                hint="start it with `domarkx instances start`",
-            )
         if max_steps < 1:
             raise UsageError("--max-steps must be at least 1")
+        with self.instances.using(instance):  # re-read: another process may have added to it
+            if instance.status != "running":
+                raise UsageError(
+                    f"instance {instance.name or instance.id[:12]} is stopped",
+                    hint="start it with `domarkx instances start`",
+                )
+            return self._turn(instance, text, provider, max_steps, on_text, on_tool)
+
+    def _turn(
+        self,
+        instance: SessionInstance,
+        text: str,
+        provider: Provider,
+        max_steps: int,
+        on_text: Callable[[str], None] | None,
+        on_tool: Callable[[ToolCallRecord, ConversationMessage], None] | None,
+    ) -> TurnResult:
         start = len(instance.messages)
         instance.messages.append(ConversationMessage(role="user", content=text))
         self.instances.save_messages(instance, start)

@@ -26,6 +26,7 @@ import shutil
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from pydantic import BaseModel, ConfigDict
 
 from domarkx import _entrypoints, ids
 from domarkx.data.models import ResourceConfig, SessionSnapshot, WorkspaceConfig
-from domarkx.data.store import Store
+from domarkx.data.store import Store, disk_error
 from domarkx.errors import DomarkxError, ReferenceNotFound, UsageError
 from domarkx.workspace.plugin import Plugin, PluginContext, Resource, ToolSpec
 
@@ -144,7 +145,8 @@ class WorkspaceManager:
             resources: list[Resource] = []
             try:
                 for name, item in zip(names, config.resources, strict=True):
-                    created = self.plugin(item.type).create_resource(item.options)
+                    with _storing(f"creating resource {name}"):
+                        created = self.plugin(item.type).create_resource(item.options)
                     resources.append(created.model_copy(update={"name": name, "type": item.type}))
             except BaseException:
                 for resource in resources:
@@ -273,6 +275,9 @@ class WorkspaceManager:
         except DomarkxError as exc:
             message = exc.message + (f" ({exc.hint})" if exc.hint else "")
             return _failed(tool_name, resource.name, message)
+        except OSError as exc:  # the plugin could not keep its state: a full disk, most likely
+            error = disk_error(exc, f"{resource.type} keeping its state")
+            return _failed(tool_name, resource.name, error.message + (f" ({error.hint})" if error.hint else ""))
         except Exception as exc:  # a plugin bug must not end the turn; the model sees what happened
             return _failed(tool_name, resource.name, f"internal error in {resource.type}: {type(exc).__name__}: {exc}")
         return ToolOutcome(tool=tool_name, resource=resource.name, ok=True, output=output, text=text)
@@ -309,7 +314,8 @@ class WorkspaceManager:
                 raise ReferenceNotFound(f"workspace {workspace.id} has no resource {resource.name}")
             version = row["version"]
             if version is None or row["touched"]:
-                version = self.plugin(resource.type).commit_version(resource.id)
+                with _storing(f"committing resource {resource.name}"):
+                    version = self.plugin(resource.type).commit_version(resource.id)
                 committed.append((version, resource.id))
             versions[resource.name] = version
         return self._record(workspace, versions, committed)
@@ -325,7 +331,8 @@ class WorkspaceManager:
                 hint="a version loads only into a workspace made from the same config",
             )
         for resource in workspace.resources:
-            self.plugin(resource.type).load_version(resource.id, stored["versions"][resource.name])
+            with _storing(f"loading resource {resource.name}"):
+                self.plugin(resource.type).load_version(resource.id, stored["versions"][resource.name])
         self._record(workspace, stored["versions"], [(stored["versions"][r.name], r.id) for r in workspace.resources])
 
     def current_version(self, workspace: Workspace) -> WorkspaceVersion:
@@ -483,6 +490,15 @@ def _render_command(result: dict[str, Any]) -> str:
         parts.append(f"[exit code {result['exit_code']}]")
     text = "\n".join(p.rstrip("\n") for p in parts if p).strip("\n")
     return text + "\n" if text else "[no output, exit code 0]\n"
+
+
+@contextlib.contextmanager
+def _storing(doing: str) -> Iterator[None]:
+    """A plugin's OS error while it writes state (a full disk) as a one-line store error."""
+    try:
+        yield
+    except OSError as exc:
+        raise disk_error(exc, doing) from exc
 
 
 def _remove_tree(path: Path) -> None:

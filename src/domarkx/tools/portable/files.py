@@ -4,7 +4,8 @@ Portable: standard library only, no domarkx imports, so the same functions run
 in-process, in a Jupyter kernel or inside a container. Every path is relative to
 ``root``; it is resolved with symlinks followed and refused if it lands outside
 ``root``, so neither ``../x``, ``/etc/passwd`` nor a symlink to ``/etc`` reaches
-the host. Failures raise :class:`OutsideRootError`, ``ValueError`` or the
+the host; a file with several hard links is refused too, since another link may
+be outside. Failures raise :class:`OutsideRootError`, ``ValueError`` or the
 ``OSError`` the operating system gave; callers turn them into tool errors.
 """
 
@@ -38,9 +39,26 @@ def resolve(path: str, root: str = ".") -> str:
     return full
 
 
+def _single_link(full: str, path: str) -> str:
+    """Refuse a file that has other hard links: one may be outside the root, which no path check can see.
+
+    A hard link shares the file itself, so writing through it would change the
+    file outside, and reading it would show that file.
+    """
+    try:
+        info = os.stat(full)
+    except FileNotFoundError:
+        return full
+    if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+        raise OutsideRootError(
+            f"{path!r} has {info.st_nlink} hard links, and another one may be outside the workspace"
+        )
+    return full
+
+
 def read_file(path: str, *, root: str = ".", max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     """The text of a file (UTF-8, undecodable bytes replaced), cut after ``max_bytes``."""
-    full = resolve(path, root)
+    full = _single_link(resolve(path, root), path)
     with open(full, "rb") as fh:
         data = fh.read(max_bytes + 1)
         if len(data) <= max_bytes:
@@ -55,7 +73,7 @@ def read_file(path: str, *, root: str = ".", max_bytes: int = DEFAULT_MAX_BYTES)
 
 def write_file(path: str, content: str, *, root: str = ".") -> str:
     """Create or replace a file with ``content`` (UTF-8, newlines kept as given)."""
-    full = resolve(path, root)
+    full = _single_link(resolve(path, root), path)
     if os.path.isdir(full):
         raise IsADirectoryError(f"{path} is a directory")
     os.makedirs(os.path.dirname(full), exist_ok=True)
@@ -73,7 +91,7 @@ def edit_file(path: str, old_text: str, new_text: str, *, root: str = ".") -> st
     """
     if not old_text:
         raise ValueError("old_text must not be empty")
-    full = resolve(path, root)
+    full = _single_link(resolve(path, root), path)
     with open(full, "rb") as fh:
         text = fh.read().decode("utf-8")
     count = text.count(old_text)

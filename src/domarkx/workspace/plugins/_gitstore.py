@@ -96,9 +96,15 @@ class GitStore:
             "GIT_TERMINAL_PROMPT": "0",
             "GIT_LITERAL_PATHSPECS": "1",  # paths are names, never globs
             # no hooks, whatever a command may have put into the repository
-            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_COUNT": "3",
             "GIT_CONFIG_KEY_0": "core.hooksPath",
             "GIT_CONFIG_VALUE_0": os.devnull,
+            # objects reach the disk before the store records a version naming them
+            # (batched: one flush per git run, not one per file)
+            "GIT_CONFIG_KEY_1": "core.fsync",
+            "GIT_CONFIG_VALUE_1": "objects",
+            "GIT_CONFIG_KEY_2": "core.fsyncMethod",
+            "GIT_CONFIG_VALUE_2": "batch",
             **_IDENTITY,
         }
         if work is not None:
@@ -307,11 +313,10 @@ def _failure(command: str, stderr: str, code: int) -> DomarkxError:
     from domarkx.data.store import DISK_FULL_HINT
 
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    full = [line for line in lines if "No space left on device" in line or "Disk quota exceeded" in line]
     first = next((line for line in lines if line.startswith(("fatal:", "error:"))), lines[0] if lines else "")
-    message = f"git {command} failed: {first or f'exit code {code}'}"
-    if "No space left on device" in stderr or "Disk quota exceeded" in stderr:
-        return StoreError(message, hint=DISK_FULL_HINT)
-    return DomarkxError(message)
+    message = f"git {command} failed: {(full or [first])[0] or f'exit code {code}'}"
+    return StoreError(message, hint=DISK_FULL_HINT) if full else DomarkxError(message)
 
 
 def remove_path(path: Path) -> None:

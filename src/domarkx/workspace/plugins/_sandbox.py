@@ -3,9 +3,9 @@
 Inside the sandbox a command sees the system read-only (``/usr``, ``/etc`` and
 the ``/bin``/``/lib`` links), its work tree read-write at ``/workspace``, a
 private ``/tmp`` as home, fresh ``/proc`` and ``/dev``, no network (only its own
-loopback) and no capabilities; it dies with domarkx. Without bubblewrap the
-command runs as the user with only a scrubbed environment and a time-out, which
-is not a security boundary; domarkx says so once per process on stderr (not via
+loopback), no capabilities and at most :data:`MAX_PROCESSES` processes; it dies
+with domarkx. Without bubblewrap the command runs as the user with only a
+scrubbed environment and a time-out, which is not a security boundary; domarkx says so once per process on stderr (not via
 ``warnings``, which the test suite turns into errors).
 """
 
@@ -26,6 +26,13 @@ SANDBOX_TMP = "/tmp"  # noqa: S108 - a fresh tmpfs inside the sandbox, not the h
 SANDBOX_WORK = "/workspace"
 """Where the work tree appears inside the sandbox: the same path for every resource, so
 absolute paths a command writes (a virtualenv's scripts, say) still work in a fork."""
+MAX_PROCESSES = 1024
+"""Processes a sandboxed command may run at once, so a fork bomb stalls instead of the machine.
+
+``ulimit -u`` counts processes per user *namespace*, so inside bubblewrap's the
+limit covers the sandbox alone, whatever else you run. The kernel exempts root
+(uid 0 outside) from it; there only the time-out contains a fork bomb.
+"""
 _warned = False
 
 
@@ -47,7 +54,7 @@ def wrapper(work: Path) -> list[str]:
         argv += ["--ro-bind-try", os.devnull, path]
     argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", SANDBOX_TMP]
     argv += ["--bind", str(work), SANDBOX_WORK, "--chdir", SANDBOX_WORK, "--"]
-    return argv
+    return [*argv, "bash", "-c", f'ulimit -u {MAX_PROCESSES} 2>/dev/null; exec "$@"', "domarkx-sandbox"]
 
 
 @functools.cache

@@ -147,8 +147,12 @@ class LocalShellPlugin(Plugin):
         except (ValueError, OSError) as exc:
             shutil.rmtree(base, ignore_errors=True)
             raise UsageError(f"local_shell files: {exc}") from exc
-        write_state(base, _State(config=options))
-        self.commit_version(resource_id)
+        try:
+            write_state(base, _State(config=options))
+            self.commit_version(resource_id)
+        except BaseException:  # a full disk, say: leave nothing behind that no row names
+            remove_path(base)
+            raise
         return Resource(id=resource_id, name=TYPE, type=TYPE, config=options.model_dump(mode="json"))
 
     def destroy_resource(self, resource_id: str) -> None:

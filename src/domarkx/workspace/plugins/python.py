@@ -98,11 +98,15 @@ class PythonPlugin(Plugin):
         parsed = parse_config(PythonConfig, config, self.type)
         resource_id = f"python-{secrets.token_hex(6)}"
         folder = self.context.resource_dir(resource_id)
-        (folder / "work").mkdir()
-        (folder / "home").mkdir()
-        write_state(folder, PythonState(config=parsed))
-        self._write_cells(resource_id, [])
-        self.commit_version(resource_id)
+        try:
+            (folder / "work").mkdir()
+            (folder / "home").mkdir()
+            write_state(folder, PythonState(config=parsed))
+            self._write_cells(resource_id, [])
+            self.commit_version(resource_id)
+        except BaseException:  # a full disk, say: leave nothing behind that no row names
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         return Resource(id=resource_id, name=self.type, type=self.type, config=parsed.model_dump())
 
     def destroy_resource(self, resource_id: str) -> None:

@@ -50,6 +50,8 @@ class SqliteConfig(BaseModel):
     """Seconds a statement may run before it is interrupted."""
     max_rows: int = Field(1000, ge=1, le=1_000_000)
     """Rows a query returns at most."""
+    max_output: int = Field(100_000, ge=1000, le=100_000_000)
+    """Characters of values a call returns at most: a longer text or blob is cut, later rows are dropped."""
 
 
 class _State(BaseModel):
@@ -126,8 +128,12 @@ class SqlitePlugin(Plugin):
         except sqlite3.Error as exc:
             _remove_dir(base)
             raise UsageError(f"sqlite setup script failed: {exc}") from exc
-        write_state(base, state)
-        self.commit_version(resource_id)
+        try:
+            write_state(base, state)
+            self.commit_version(resource_id)
+        except BaseException:  # a full disk, say: leave nothing behind that no row names
+            _remove_dir(base)
+            raise
         return Resource(id=resource_id, name=TYPE, type=TYPE, config=options.model_dump(mode="json"))
 
     def destroy_resource(self, resource_id: str) -> None:
@@ -223,7 +229,7 @@ class SqlitePlugin(Plugin):
     def _query(self, path: Path, config: SqliteConfig, sql: str, params: Any = None) -> dict[str, Any]:
         with self._connect(path, config, read_only=True) as db, _translated("query", config):
             cursor = db.execute(sql, params if params is not None else ())
-            return _rows(cursor, config.max_rows)
+            return _rows(cursor, config.max_rows, config.max_output)
 
     def _execute(self, path: Path, config: SqliteConfig, sql: str, params: Any) -> dict[str, Any]:
         with self._connect(path, config) as db, _translated("execute", config):
@@ -237,7 +243,7 @@ class SqlitePlugin(Plugin):
                 return {"changes": db.total_changes - before}
             result: dict[str, Any] = {}
             if cursor.description is not None:
-                result = _rows(cursor, config.max_rows)
+                result = _rows(cursor, config.max_rows, config.max_output)
             result["changes"] = db.total_changes - before
             if cursor.lastrowid:
                 result["last_row_id"] = cursor.lastrowid
@@ -278,7 +284,7 @@ def _translated(tool: str, config: SqliteConfig) -> Iterator[None]:
 def _sqlite_message(exc: Exception) -> str:
     text = str(exc)
     if text in ("not authorized", "authorization denied"):
-        return "not authorized: a sqlite resource cannot attach other database files"
+        return "not authorized: a sqlite resource cannot attach other database files or load extensions"
     if "readonly database" in text:
         return "query is read-only; use execute to change the database"
     return text
@@ -296,20 +302,44 @@ def _arguments(tool: str, kwargs: dict[str, Any]) -> tuple[str, Any]:
     return sql, params
 
 
-def _rows(cursor: sqlite3.Cursor, limit: int) -> dict[str, Any]:
+def _rows(cursor: sqlite3.Cursor, limit: int, budget: int) -> dict[str, Any]:
+    """At most ``limit`` rows and about ``budget`` characters of values, read one row at a time.
+
+    A value that does not fit is cut with a marker; rows after the budget runs
+    out are dropped and ``truncated`` says so, so a flood (``SELECT
+    zeroblob(1e9)``, a million-row join) costs neither memory nor the model's context.
+    """
     columns = [d[0] for d in cursor.description or ()]
-    fetched = cursor.fetchmany(limit + 1)
-    return {
-        "columns": columns,
-        "rows": [[_json_value(v) for v in row] for row in fetched[:limit]],
-        "truncated": len(fetched) > limit,
-    }
+    rows: list[list[Any]] = []
+    truncated = False
+    while (row := cursor.fetchone()) is not None:
+        if len(rows) == limit or budget <= 0:
+            truncated = True
+            break
+        values = []
+        for value in row:
+            shown, budget = _shown(value, budget)
+            values.append(shown)
+        rows.append(values)
+    return {"columns": columns, "rows": rows, "truncated": truncated}
+
+
+def _shown(value: Any, budget: int) -> tuple[Any, int]:
+    """A value as JSON, cut to fit ``budget`` characters; and the budget left."""
+    room = max(budget, 0)
+    if isinstance(value, bytes):
+        keep = room * 3 // 4  # base64 takes four characters for three bytes
+        shown: dict[str, Any] = {"base64": base64.b64encode(value[:keep]).decode("ascii")}
+        if len(value) > keep:
+            shown["cut_bytes"] = len(value) - keep
+        return shown, budget - len(shown["base64"])
+    if isinstance(value, str) and len(value) > room:
+        return f"{value[:room]}[… {len(value) - room} more characters cut]", 0
+    return _json_value(value), budget - (len(value) if isinstance(value, str) else 8)
 
 
 def _json_value(value: Any) -> Any:
-    """SQLite values as JSON: blobs become base64 objects, infinities strings."""
-    if isinstance(value, bytes):
-        return {"base64": base64.b64encode(value).decode("ascii")}
+    """SQLite numbers and text as JSON: infinities become strings."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
