@@ -4,7 +4,7 @@
 
 * turn: ``SessionManager.send`` of a turn in which the model calls
   ``write_file`` once and then answers: two model requests, one tool call, one
-  workspace commit, five stored messages. The model is the OpenAI-compatible
+  workspace commit, four stored messages. The model is the OpenAI-compatible
   fake of ``tests/fake_openai.py``, streaming, run in a *separate process* that
   measures how long it spends handling each request (in-process, its thread
   would hold the GIL while the client parses, and its time would be
@@ -13,7 +13,7 @@
   the git commit of the workspace, the store. Target < 50 ms. Also measured
   with an in-process provider that answers instantly, which leaves out the SDK.
 * create: ``InstanceManager.create`` of a small document (a ``local_shell``
-  with 20 files, four messages) against ``cp -a`` of the same files +
+  with 20 files, three messages) against ``cp -a`` of the same files +
   ``git init`` + ``git add -A`` + ``git commit``: making a versioned directory
   by hand.
 * fork: ``InstanceManager.fork`` of an instance whose workspace has
@@ -309,7 +309,7 @@ def create_rows(repeat: int) -> list[dict[str, Any]]:
         times = interleaved({"create": lambda: instances.create(snapshot), "baseline": by_hand}, repeat)
     return [
         row(
-            f"instance creation ({CREATE_FILES} files, 4 messages)",
+            f"instance creation ({CREATE_FILES} files, 3 messages)",
             median(times["create"]),
             baseline="cp -a + git init/add/commit",
             baseline_s=median(times["baseline"]),

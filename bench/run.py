@@ -142,7 +142,9 @@ def report(results: list[dict[str, Any]], quick: bool, plot: str | None, elapsed
         + (" (quick: fewer runs, smaller sizes)." if quick else ".")
         + " Every figure is the median of several runs, and every baseline was measured in the same run on the"
         " same data. Reproduce with `pip install -e '.[bench]' && python bench/run.py`; each `bench/bench_*.py`"
-        " also runs on its own, and its docstring says exactly what it measures.",
+        " also runs on its own, and its docstring says exactly what it measures. The ratios are the robust"
+        " figures: both sides ran interleaved, so load on the machine (see below) hits them alike, while absolute"
+        " times move with it.",
         "",
         f"**{sum(judged)} of {len(judged)} targets met.**"
         + (f" Benches that failed: {', '.join(failed)}." if failed else ""),

@@ -25,9 +25,7 @@ WORD = st.text(st.one_of(_PUNCT, st.sampled_from(list("abcxyz ")), _ANY), max_si
 KEYS = st.one_of(
     st.sampled_from(["title", "model", "timeout", "name", "type", "resources", "domarkx-format", "on", "1", ""]), WORD
 )
-SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(-10, 10), st.integers(), st.floats(), WORD, st.just(10**30)
-)
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10, 10), st.integers(), st.floats(), WORD, st.just(10**30))
 VALUES = st.recursive(
     SCALARS, lambda kids: st.lists(kids, max_size=3) | st.dictionaries(KEYS, kids, max_size=3), max_leaves=8
 )

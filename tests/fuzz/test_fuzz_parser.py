@@ -14,18 +14,18 @@ import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import fuzz_budget
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strategies import VARIABLES, documents, macro_piece
 
-import fuzz_budget
 from domarkx.data.models import SessionSnapshot
 from domarkx.data.store import Store
 from domarkx.errors import DocumentError, UsageError
 from domarkx.parsing.macros import MacroExpander
 from domarkx.parsing.markdown import MarkdownParser, line_offsets
 from domarkx.session.snapshot import SnapshotManager
-from strategies import VARIABLES, documents, macro_piece
 
 PATH = "fuzz.md"
 PARSER = MarkdownParser()
@@ -83,23 +83,25 @@ def import_or_fail_cleanly(
 ) -> None:
     data = text.encode("utf-8")
     try:
-        snapshot = manager.build(
-            data, path=PATH, base_dir=base_dir, variables=variables, allow_outside=allow_outside
-        )
-    except DocumentError as err:
-        nlines = len(line_offsets(text)) - 1
-        assert 1 <= err.line <= nlines + 1, (err.format(), nlines)
-        assert err.col >= 1
-        assert err.path == PATH
-        assert "\n" not in err.format(), err.format()
-        fuzz_budget.ran(target, "rejected with a line")
-        return
-    except UsageError as err:
-        assert err.message.startswith("--set "), err.format()  # about the command line, not the document
-        fuzz_budget.ran(target, "--set refused")
+        snapshot = manager.build(data, path=PATH, base_dir=base_dir, variables=variables, allow_outside=allow_outside)
+    except UsageError as err:  # DocumentError is one
+        fuzz_budget.ran(target, check_refusal(err, text))
         return
     check_accepted(manager, base_dir, text, snapshot, variables, allow_outside)
     fuzz_budget.ran(target, "imported")
+
+
+def check_refusal(err: UsageError, text: str) -> str:
+    """A refusal must point into the document in one line, or be about ``--set``; returns its kind."""
+    if not isinstance(err, DocumentError):
+        assert err.message.startswith("--set "), err.format()  # about the command line, not the document
+        return "--set refused"
+    nlines = len(line_offsets(text)) - 1
+    assert 1 <= err.line <= nlines + 1, (err.format(), nlines)
+    assert err.col >= 1
+    assert err.path == PATH
+    assert "\n" not in err.format(), err.format()
+    return "rejected with a line"
 
 
 def check_accepted(

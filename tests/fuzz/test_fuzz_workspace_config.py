@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import fuzz_budget
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strategies import resource_item, session_config, workspace_config
 
-import fuzz_budget
 from domarkx.data.models import WorkspaceConfig
 from domarkx.data.store import Store
 from domarkx.errors import DocumentError, UsageError
@@ -24,7 +25,6 @@ from domarkx.parsing.markdown import MarkdownParser, line_offsets
 from domarkx.workspace.manager import WorkspaceManager
 from domarkx.workspace.plugins._state import parse_config
 from domarkx.workspace.plugins.docker_sandbox import DockerSandboxConfig
-from strategies import resource_item, session_config, workspace_config
 
 PATH = "ws.md"
 PARSER = MarkdownParser()
@@ -75,24 +75,28 @@ def test_workspace_config_loads_or_is_refused_as_usage(
     try:
         snapshot = PARSER.parse(text, path=PATH)
     except DocumentError as err:
-        assert 1 <= err.line <= len(line_offsets(text)), err.format()
-        assert "\n" not in err.format()
+        check_one_line(err, lines=len(line_offsets(text)))
         fuzz_budget.ran("workspace-config", "rejected by the parser")
         return
     try:
         outcome = load(workspaces, workspaces.config_for(snapshot))
     except UsageError as err:
-        assert err.message and "\n" not in err.format()
+        check_one_line(err)
         fuzz_budget.ran("workspace-config", "refused by the manager or a plugin")
         return
     fuzz_budget.ran("workspace-config", outcome)
 
 
+def check_one_line(err: UsageError, *, lines: int | None = None) -> None:
+    """A refusal is one line with a message; a document's points at one of its lines."""
+    assert err.message and "\n" not in err.format(), err.format()
+    if lines is not None:
+        assert isinstance(err, DocumentError) and 1 <= err.line <= lines, err.format()
+
+
 @budget(150)
 @given(items=st.lists(resource_item(), min_size=1, max_size=3))
-def test_resource_items_validate_or_are_refused_as_usage(
-    workspaces: WorkspaceManager, items: list[object]
-) -> None:
+def test_resource_items_validate_or_are_refused_as_usage(workspaces: WorkspaceManager, items: list[object]) -> None:
     """The models directly, past the parser: what an embedder building a WorkspaceConfig would hit."""
     from pydantic import ValidationError
 

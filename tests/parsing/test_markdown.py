@@ -387,6 +387,58 @@ def test_line_offsets_cover_every_line_ending() -> None:
             "workspace-config must be a YAML mapping with a resources: list",
             id="workspace-config-not-mapping",
         ),
+        # what JSON cannot store as parsed: refused, so the stored snapshot equals the parsed one
+        pytest.param(
+            '```session-config\n{\n  "t": NaN}\n```\n', 3, 1, "NaN in session-config is not JSON", id="json-nan"
+        ),
+        pytest.param(
+            '## user\n\n```json msg-metadata\n{"t": -Infinity}\n```\n',
+            4,
+            1,
+            "-Infinity in msg-metadata is not JSON",
+            id="json-infinity",
+        ),
+        pytest.param("---\nx: .inf\n---\n", 2, 1, "front matter holds inf", id="yaml-inf"),
+        pytest.param("---\nx: !!binary /w==\n---\n", 2, 1, "front matter holds a value that is not", id="yaml-bytes"),
+        pytest.param("---\non: push\n---\n", 2, 1, "front matter has a key that is not a string", id="yaml-bool-key"),
+        pytest.param(
+            "```workspace-config\nresources:\n  - type: local_shell\n    timeout: .nan\n```\n",
+            2,
+            1,
+            "workspace-config holds nan",
+            id="workspace-nan",
+        ),
+        # nesting that would overflow a recursive reader or writer further on
+        pytest.param(
+            "```session-config\n" + '{"a": ' + "[" * 70 + "]" * 70 + "}\n```\n",
+            2,
+            1,
+            "session-config nests lists or mappings more than 64 levels deep",
+            id="json-deep",
+        ),
+        pytest.param(
+            "```session-config\n" + "[" * 5000 + "]" * 5000 + "\n```\n",
+            2,
+            1,
+            "session-config nests arrays or objects too deeply to read",
+            id="json-too-deep-to-read",
+        ),
+        pytest.param(
+            "---\nx: " + "[" * 5000 + "]" * 5000 + "\n---\n",
+            2,
+            1,
+            "front matter nests lists or mappings too deeply to read",
+            id="yaml-too-deep-to-read",
+        ),
+        pytest.param(
+            "---\na: &a [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(f"b{i}: &b{i} [{', '.join([f'*b{i - 1}' if i else '*a'] * 10)}]\n" for i in range(6))
+            + "---\n",
+            2,
+            1,
+            "front matter expands to more than",
+            id="yaml-billion-laughs",
+        ),
     ],
 )
 def test_document_errors_name_the_place(doc: str, line: int, col: int, message: str) -> None:

@@ -712,8 +712,10 @@ class Expansion:
         if not self.edits:
             return err
         offsets = line_offsets(self.text)
-        row = min(max(err.line - 1, 0), len(offsets) - 1)
-        pos = min(offsets[row] + max(err.col - 1, 0), offsets[row + 1] if row + 1 < len(offsets) else len(self.text))
+        pos = 0
+        if len(offsets) > 1:
+            row = min(max(err.line, 1), len(offsets) - 1) - 1
+            pos = min(offsets[row] + max(err.col - 1, 0), offsets[row + 1])
         source_pos, inserted = self._trace(pos)
         source_offsets = line_offsets(self.source)
         line = max(bisect_right(source_offsets, source_pos) - 1, 0)
@@ -751,8 +753,11 @@ class Expansion:
             )
 
     def _trace(self, pos: int) -> tuple[int, int | None]:
-        """The source offset of expanded offset ``pos``; for inserted text, the macro's offset
-        and the 1-based line within the insertion."""
+        """The source offset of expanded offset ``pos``, and ``None``.
+
+        For a position in inserted text: the inserting macro's offset, and the
+        1-based line of the insertion it falls on.
+        """
         out = last = 0
         for start, end, replacement in self.edits:
             if pos < out + start - last:

@@ -302,7 +302,9 @@ class _Parse:
                 f"{exc.name} in {what} is not JSON", line, hint="write null, or the number as a string"
             ) from exc
         except RecursionError as exc:
-            raise self.error(f"{what} nests arrays or objects too deeply to read", block.start + 1) from exc
+            raise self.error(
+                f"{what} nests arrays or objects too deeply to read", block.start + 1, hint="flatten the data"
+            ) from exc
         except json.JSONDecodeError as exc:
             raise self.error(
                 f"invalid JSON in {what}: {exc.msg}",

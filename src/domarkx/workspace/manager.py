@@ -467,11 +467,15 @@ def render(output: Any) -> str:
     return json.dumps(output, ensure_ascii=False, default=str)
 
 
+_MAX_ALIGN = 60
+
+
 def _render_rows(result: dict[str, Any]) -> str:
     """Query results as an aligned text table, which models and people both read well."""
     header = [str(c) for c in result["columns"]]
     rows = [["NULL" if v is None else str(v) for v in row] for row in result["rows"]]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    # Align short columns only: padding a column to a long text's width would double a flood of output.
+    widths = [min(max(len(r[i]) for r in [header, *rows]), _MAX_ALIGN) for i in range(len(header))]
     lines = [" | ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     count = len(rows)

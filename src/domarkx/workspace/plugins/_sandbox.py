@@ -5,8 +5,9 @@ the ``/bin``/``/lib`` links), its work tree read-write at ``/workspace``, a
 private ``/tmp`` as home, fresh ``/proc`` and ``/dev``, no network (only its own
 loopback), no capabilities and at most :data:`MAX_PROCESSES` processes; it dies
 with domarkx. Without bubblewrap the command runs as the user with only a
-scrubbed environment and a time-out, which is not a security boundary; domarkx says so once per process on stderr (not via
-``warnings``, which the test suite turns into errors).
+scrubbed environment and a time-out, which is not a security boundary; domarkx
+says so once per process on stderr (not via ``warnings``, which the test suite
+turns into errors).
 """
 
 from __future__ import annotations
