@@ -391,7 +391,11 @@ def test_tool_arguments_parse(raw: str, expected: dict[str, Any]) -> None:
     assert parse_arguments("f", raw) == expected
 
 
-@pytest.mark.parametrize("raw", ['{"a": ', "[1, 2]", '"text"'])
+@pytest.mark.parametrize(
+    "raw",
+    ['{"a": ', "[1, 2]", '"text"', '{"timeout": NaN}', '{"a": -Infinity}', '{"a": ' + "[" * 100_000],
+    ids=["broken", "array", "string", "nan", "infinity", "too-deep-to-read"],
+)
 def test_tool_arguments_that_are_not_a_json_object_are_an_error(raw: str) -> None:
     with pytest.raises(ModelResponseError, match="the model called f with arguments"):
         parse_arguments("f", raw)

@@ -408,6 +408,15 @@ def test_allow_outside_lets_include_leave_the_tree(tree: Path) -> None:
     assert expand("[@n](domarkx://include?path=../secret.txt)", tree, allow_outside=True) == "top secret"
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_include_reads_only_regular_files(tree: Path) -> None:
+    """A pipe would block the import for ever, and /dev/zero would fill the memory."""
+    os.mkfifo(tree / "pipe")
+    assert "pipe is not a regular file" in error_of("[@n](domarkx://include?path=pipe)", tree).message
+    err = error_of("[@n](domarkx://include?path=/dev/zero)", tree, allow_outside=True)
+    assert "/dev/zero is not a regular file" in err.message
+
+
 # --------------------------------------------------------------------------- handlers
 
 
@@ -492,6 +501,25 @@ def test_the_same_document_imports_to_the_same_id(tree: Path) -> None:
         third = manager.build(doc.encode(), path="doc.md", base_dir=tree, variables={"who": "Grace"})
     assert first.document == "## user\n\n> Hi Ada, one\n"
     assert first.id == second.id != third.id
+
+
+def test_document_errors_after_expansion_point_into_the_source(tree: Path) -> None:
+    """The parser sees the expanded text; its errors must still name the lines the user wrote."""
+    with Store(tree / "store") as store:
+        manager = SnapshotManager(store)
+
+        def error(doc: str) -> DocumentError:
+            with pytest.raises(DocumentError) as info:
+                manager.build(doc.encode(), path="doc.md", base_dir=tree)
+            return info.value
+
+        below = error("[@n](domarkx://include?path=notes.txt)\n\n```session-config\n{bad\n```\n")
+        assert (below.line, below.col) == (4, 2)  # four lines were inserted above it, one removed
+        (tree / "config.md").write_text("```session-config\n{bad\n```\n", encoding="utf-8")
+        inside = error("x\n\n[@c](domarkx://include?path=config.md)\n")
+        assert inside.message.startswith("invalid JSON in session-config")
+        assert (inside.line, inside.col) == (3, 1)
+        assert inside.message.endswith("(line 2 of the text the macro on line 3 inserted)")
 
 
 # --------------------------------------------------------------------------- properties

@@ -120,6 +120,10 @@ def outside_unchanged(lab: Lab, outcome: ToolOutcome) -> None:
     assert lab.outside.read_text() == "outside the workspace\n"
 
 
+def assert_stdout(outcome: ToolOutcome, expected: str) -> None:
+    assert outcome.ok and outcome.output["stdout"] == expected, outcome.text
+
+
 def no_user_environment(lab: Lab, outcome: ToolOutcome) -> None:
     assert outcome.ok, outcome.text
     assert str(lab.user_home) not in outcome.text
@@ -304,7 +308,28 @@ def local_shell_rows(mode: str) -> list[Row]:
             check=capped(110_000, "truncated"),
         ),
     ]
+    rows.append(
+        Row(
+            plugin,
+            "time-out dodged with NaN",
+            "run_command",
+            args(command="sleep 300", timeout=float("nan")),
+            "refused",
+            "timeout must be a positive number",
+        )
+    )
     if mode == "bwrap":  # unconfined, a process that leaves the group is documented to survive
+        rows.append(
+            Row(
+                plugin,
+                "process limit",
+                "run_command",
+                args(command="ulimit -u"),
+                "contained",
+                str(_sandbox.MAX_PROCESSES),
+                check=lambda lab, outcome: assert_stdout(outcome, f"{_sandbox.MAX_PROCESSES}\n"),
+            )
+        )
         rows.append(
             Row(
                 plugin,
@@ -347,6 +372,14 @@ PYTHON_ROWS = [
         },
         "contained",
         check=kernel_children_end_with_the_session,
+    ),
+    Row(
+        "python",
+        "time-out dodged with NaN",
+        "execute_python",
+        args(code="while True: pass", timeout=float("nan")),
+        "refused",
+        "bad arguments",
     ),
     Row(
         "python",

@@ -128,6 +128,9 @@ class OpenAIProvider(Provider):
                 params[key] = value
         return params
 
+    # Requests go through the SDK's own ``post`` with the body built above: the
+    # typed ``chat.completions.create`` re-walks the whole conversation to
+    # transform it on every call, which costs more than the rest of a turn.
     def _attempt(self, params: dict[str, Any], on_text: TextCallback | None) -> Completion:
         shown = _http.Shown(on_text)
         try:
@@ -141,7 +144,16 @@ class OpenAIProvider(Provider):
 
     def _streamed(self, params: dict[str, Any], shown: _http.Shown) -> Completion:
         extra: dict[str, Any] = {"stream_options": {"include_usage": True}} if self.options.stream_usage else {}
-        stream = self._call(lambda client: client.chat.completions.create(**params, **extra, stream=True))
+        body = {**params, **extra, "stream": True}
+        stream = self._call(
+            lambda client: client.post(
+                "/chat/completions",
+                body=body,
+                cast_to=ChatCompletion,
+                stream=True,
+                stream_cls=openai.Stream[ChatCompletionChunk],
+            )
+        )
         reply = _Assembly()
         with stream:
             for chunk in self._chunks(stream):
@@ -154,7 +166,9 @@ class OpenAIProvider(Provider):
         return reply.completion(self.model)
 
     def _whole(self, params: dict[str, Any], shown: _http.Shown) -> Completion:
-        response: ChatCompletion = self._call(lambda client: client.chat.completions.create(**params))
+        response: ChatCompletion = self._call(
+            lambda client: client.post("/chat/completions", body=params, cast_to=ChatCompletion)
+        )
         if not response.choices:
             raise ModelResponseError(
                 f"the model server at {self.base_url} answered with no choices", hint=_http.ODD_REPLY
