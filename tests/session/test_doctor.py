@@ -161,16 +161,20 @@ def test_leftovers_of_killed_commands_are_repaired(cli, tmp_path: Path, store: S
     stray = store.home / "resources" / "local_shell-0123456789abcdef"  # killed before its row
     (stray / "work").mkdir(parents=True)
     (store.tmp / "tmpx1y2z3").write_bytes(b"half a blob")
+    (store.home / "locks" / "instance-0123").write_bytes(b"")  # a run killed before its instance row
+    live_lock = store.home / "locks" / f"instance-{instance_row(store, 'one')['id']}"
 
     report = check(store)
     assert report.ok
-    assert len(report.leftovers) == 3
+    assert len(report.leftovers) == 4
     assert any(abandoned.id in line for line in report.leftovers)
     assert any(str(stray) in line for line in report.leftovers)
+    assert "1 lock file(s) of instances that do not exist" in report.leftovers
 
     repaired = check(store, repair=True)
-    assert repaired.ok and repaired.leftovers == [] and len(repaired.repaired) == 3
+    assert repaired.ok and repaired.leftovers == [] and len(repaired.repaired) == 4
     assert not stray.exists() and list(store.tmp.iterdir()) == []
+    assert list((store.home / "locks").iterdir()) == [live_lock]
     assert not (store.home / "resources" / abandoned.resources[0].id).exists()
     assert workspaces.open(standalone.id).resources == standalone.resources
     after = check(store)
@@ -203,7 +207,8 @@ def test_an_interrupted_rm_leaves_a_leftover_not_a_broken_instance(  # type: ign
     report = check(store)
     assert report.ok and report.checked["instances"] == 0
     assert [line.split(" (")[0] for line in report.leftovers] == [
-        f"workspace {store.db.execute('SELECT id FROM workspaces').fetchone()[0]}"
+        f"workspace {store.db.execute('SELECT id FROM workspaces').fetchone()[0]}",
+        "1 lock file(s) of instances that do not exist",
     ]
     assert check(store, repair=True).repaired
     assert store.db.execute("SELECT COUNT(*) FROM workspaces").fetchone()[0] == 0

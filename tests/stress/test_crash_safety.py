@@ -260,6 +260,7 @@ def log(cli: Callable[..., Any], instance: str) -> list[dict[str, Any]]:
 
 def doctor(cli: Callable[..., Any], *args: str) -> dict[str, Any]:
     result = cli("doctor", "--json", *args)
+    assert result.out.startswith("{"), result
     report: dict[str, Any] = json.loads(result.out)
     assert result.code == (0 if report["ok"] else 1), result
     return report

@@ -14,7 +14,8 @@ only hide that.
 *Leftovers* are what a killed process leaves by design, harmless but taking
 space: partial blob writes in ``tmp/``, workspaces an interrupted ``run``,
 ``fork`` or ``instances rm`` left without an owner, and resource directories no
-row names. ``--repair`` removes them. Workspaces and resource directories are
+row names (and the lock files of instances that were never stored).
+``--repair`` removes them. Workspaces and resource directories are
 only judged while no other domarkx is creating or removing one
 (:meth:`Store.quiescent`), so work in progress is never taken for a leftover.
 """
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from domarkx import ids
 from domarkx.data.store import Store
 from domarkx.errors import DomarkxError
+from domarkx.session.instance import lock_name
 from domarkx.workspace.manager import WorkspaceManager
 
 
@@ -246,7 +248,23 @@ def _abandoned(workspaces: WorkspaceManager, *, remove: bool) -> list[str]:
         found.append(f"resource directory {workspaces.store.home / 'resources' / name}, which no workspace names")
         if remove:
             workspaces.discard_directory(name)
+    stale = _stale_locks(workspaces.store)
+    if stale:
+        found.append(f"{len(stale)} lock file(s) of instances that do not exist")
+        for name in stale if remove else []:
+            with workspaces.store.hold(name) as free:
+                if free:
+                    workspaces.store.release(name)
     return found
+
+
+def _stale_locks(store: Store) -> list[str]:
+    """Lock files of instances whose creation was cut short (or that were removed by a killed ``rm``)."""
+    locks = store.home / "locks"
+    if not locks.is_dir():
+        return []
+    live = {lock_name(row[0]) for row in store.db.execute("SELECT id FROM instances")}
+    return sorted(path.name for path in locks.iterdir() if path.name not in live)
 
 
 def _instance(instance_id: str, name: str | None) -> str:

@@ -121,7 +121,7 @@ class InstanceManager:
         with an error instead. Once held, the instance is re-read, so whatever
         another process stored since it was loaded is kept.
         """
-        with self.store.hold(_lock_name(instance.id)) as free:
+        with self.store.hold(lock_name(instance.id)) as free:
             if not free:
                 raise DomarkxError(
                     f"instance {instance.name or instance.id[:12]} is busy: another domarkx is working on it",
@@ -164,7 +164,7 @@ class InstanceManager:
                     db.execute("DELETE FROM instances WHERE id = ?", (instance.id,))
                     self.workspaces.claim(db, workspace.id, owned=False)
                 self.workspaces.destroy(workspace)
-            self.store.release(_lock_name(instance.id))
+            self.store.release(lock_name(instance.id))
         return instance.id
 
     # -- creation --------------------------------------------------------------
@@ -213,7 +213,7 @@ class InstanceManager:
                         progress(f"running the setup block ({snapshot.setup.lang})")
                         self.run_setup(snapshot, workspace)
                     instance.head_version = self.workspaces.commit(workspace).id
-                    held.enter_context(self.store.hold(_lock_name(instance.id)))  # new: it cannot be busy
+                    held.enter_context(self.store.hold(lock_name(instance.id)))  # new: it cannot be busy
                     self._insert(instance, instance.head_version)
                 except BaseException:
                     self.workspaces.destroy(workspace)
@@ -412,7 +412,8 @@ class InstanceManager:
         ]
 
 
-def _lock_name(instance_id: str) -> str:
+def lock_name(instance_id: str) -> str:
+    """The name of an instance's lock (:meth:`Store.hold`)."""
     return f"instance-{instance_id}"
 
 
