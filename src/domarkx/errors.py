@@ -24,6 +24,15 @@ into one of these with ``raise … from exc``; anything else reaching the CLI is
 
 from __future__ import annotations
 
+import re
+
+_LINE_BREAKS = re.compile(r"[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")  # what str.splitlines() splits at
+
+
+def one_line(text: str) -> str:
+    """``text`` with its line breaks escaped (``\\n``): a message that quotes what a user wrote stays one line."""
+    return _LINE_BREAKS.sub(lambda m: repr(m.group())[1:-1], text)
+
 
 class DomarkxError(Exception):
     """Root of every error domarkx reports to a user (exit code 1)."""
@@ -64,7 +73,7 @@ class DocumentError(UsageError):
         self.col = col
 
     def format(self) -> str:
-        return f"{self.path}:{self.line}:{self.col}: error: {self.message}"
+        return f"{one_line(self.path)}:{self.line}:{self.col}: error: {one_line(self.message)}"
 
 
 class ReferenceNotFound(UsageError):

@@ -408,6 +408,11 @@ def test_allow_outside_lets_include_leave_the_tree(tree: Path) -> None:
     assert expand("[@n](domarkx://include?path=../secret.txt)", tree, allow_outside=True) == "top secret"
 
 
+def test_an_error_quoting_a_value_with_line_breaks_stays_one_line(tree: Path) -> None:
+    err = error_of("[@n](domarkx://include?path=x%0Ay%E2%80%A8z)", tree)
+    assert err.format() == "doc.md:1:1: error: include: no such file: x\\ny\\u2028z"
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
 def test_include_reads_only_regular_files(tree: Path) -> None:
     """A pipe would block the import for ever, and /dev/zero would fill the memory."""
