@@ -19,9 +19,7 @@ _HEX_RE = re.compile(r"[0-9a-f]{64}")
 
 def canonical_json(value: Any) -> bytes:
     """Serialise ``value`` so that equal values always give equal bytes."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 def digest_bytes(data: bytes) -> str:

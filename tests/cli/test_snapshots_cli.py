@@ -104,9 +104,7 @@ def test_import_prints_the_id_last(cli: Cli, tmp_path: Path) -> None:
     assert result.err == "CLI test: 2 messages (new snapshot)\n"
 
 
-def test_import_twice_gives_the_same_id_and_stores_nothing(
-    cli: Cli, tmp_path: Path, domarkx_home: Path
-) -> None:
+def test_import_twice_gives_the_same_id_and_stores_nothing(cli: Cli, tmp_path: Path, domarkx_home: Path) -> None:
     path = write(tmp_path, DOC)
     first = cli("import", str(path), "--json")
     stored = blobs(domarkx_home)
@@ -171,9 +169,7 @@ def test_crlf_document_exports_byte_for_byte_on_stdout(cli: Cli, tmp_path: Path)
 # -- bad input: exit 2, one error line with a hint, nothing stored -----------------
 
 BAD_DOCUMENTS = [
-    pytest.param(
-        '```session-config\n{"a": 1,}\n```\n', 2, 9, "invalid JSON in session-config", id="session-config"
-    ),
+    pytest.param('```session-config\n{"a": 1,}\n```\n', 2, 9, "invalid JSON in session-config", id="session-config"),
     pytest.param(
         '## user\n\n```json msg-metadata\n{"a" 1}\n```\n',
         4,
@@ -203,9 +199,7 @@ BAD_DOCUMENTS = [
         "unknown resource type 'nope'",
         id="resource-unknown-type",
     ),
-    pytest.param(
-        "## user\n\n> [@x](domarkx://nosuchmacro)\n", 3, 3, "unknown macro 'nosuchmacro'", id="unknown-macro"
-    ),
+    pytest.param("## user\n\n> [@x](domarkx://nosuchmacro)\n", 3, 3, "unknown macro 'nosuchmacro'", id="unknown-macro"),
     pytest.param(b"## user\n\n\xff\xfe\n", 3, 1, "not UTF-8 text", id="not-utf8"),
     pytest.param(
         "## user\n\nhi\n\n## assistant\n\n```python\nprint(1)\n",
@@ -260,9 +254,7 @@ def test_unknown_resource_type_hint_lists_the_known_ones(cli: Cli, tmp_path: Pat
         pytest.param(["import", "{doc}", "-t", "has space"], r"error: invalid tag 'has space'", id="bad-tag"),
     ],
 )
-def test_bad_import_arguments(
-    cli: Cli, tmp_path: Path, domarkx_home: Path, args: list[str], first: str
-) -> None:
+def test_bad_import_arguments(cli: Cli, tmp_path: Path, domarkx_home: Path, args: list[str], first: str) -> None:
     doc = write(tmp_path, DOC)
     result = cli(*[a.replace("{doc}", str(doc)) for a in args])
 
@@ -358,9 +350,7 @@ def test_inspect_json(cli: Cli, tmp_path: Path) -> None:
 
     info = json.loads(cli("snapshots", "inspect", "demo", "--json").out)
 
-    assert {"id", "tags", "manifest", "front_matter", "session_config", "workspace_config", "roles"} <= set(
-        info
-    )
+    assert {"id", "tags", "manifest", "front_matter", "session_config", "workspace_config", "roles"} <= set(info)
     assert info["manifest"]["document"] == "sha256:" + hashlib.sha256(DOC.encode()).hexdigest()
     assert info["roles"] == ["user", "assistant"]
     assert info["session_config"] == {"timeout": 5}

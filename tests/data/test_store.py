@@ -33,8 +33,7 @@ NEW_SCHEMA = [
     "CREATE TABLE snapshots ( id TEXT PRIMARY KEY, manifest TEXT NOT NULL, document TEXT NOT NULL,"
     " structure TEXT NOT NULL, title TEXT, source TEXT, messages INTEGER NOT NULL, size INTEGER NOT NULL,"
     " created REAL NOT NULL )",
-    "CREATE TABLE tags ( name TEXT PRIMARY KEY, snapshot_id TEXT NOT NULL REFERENCES snapshots(id)"
-    " ON DELETE CASCADE )",
+    "CREATE TABLE tags ( name TEXT PRIMARY KEY, snapshot_id TEXT NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE )",
     "CREATE INDEX tags_by_snapshot ON tags(snapshot_id)",
     "CREATE TABLE workspace_versions ( id TEXT PRIMARY KEY, versions TEXT NOT NULL, types TEXT NOT NULL,"
     " created REAL NOT NULL )",
@@ -201,9 +200,7 @@ def test_empty_blob(store: Store) -> None:
     assert store.verify_blob(digest)
 
 
-def test_failed_write_leaves_neither_blob_nor_temp_file(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_failed_write_leaves_neither_blob_nor_temp_file(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     def no_space(fd: int) -> None:
         raise OSError(28, "No space left on device")
 

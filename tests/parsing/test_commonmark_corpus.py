@@ -32,9 +32,7 @@ _UNCLOSED = re.compile(r"code fence (`{3,}|~{3,}) opened here is never closed")
 
 def _examples(config: pytest.Config) -> list[Example]:
     cache = getattr(config, "cache", None)
-    directory = (
-        cache.mkdir("commonmark-spec") if cache else Path(tempfile.gettempdir()) / "domarkx-commonmark"
-    )
+    directory = cache.mkdir("commonmark-spec") if cache else Path(tempfile.gettempdir()) / "domarkx-commonmark"
     return load(Path(directory))
 
 
@@ -71,9 +69,7 @@ def assert_rejected_by_design(err: DocumentError, doc: str) -> None:
     match = _UNCLOSED.fullmatch(err.message)
     assert match, f"unexpected rejection: {err.format()}"
     opening = doc.splitlines()[err.line - 1]
-    assert opening.lstrip(" ").startswith(match.group(1)), (
-        f"line {err.line} does not open a fence: {opening!r}"
-    )
+    assert opening.lstrip(" ").startswith(match.group(1)), f"line {err.line} does not open a fence: {opening!r}"
     assert len(opening) - len(opening.lstrip(" ")) <= 3
     assert err.hint
 
@@ -115,9 +111,7 @@ def test_rejections_are_few_and_all_unclosed_fences(examples: list[Example]) -> 
     assert len(rejected) <= len(examples) // 100, "\n".join(rejected)
 
 
-def test_all_examples_in_one_document(
-    examples: list[Example], manager: SnapshotManager, tmp_path: Path
-) -> None:
+def test_all_examples_in_one_document(examples: list[Example], manager: SnapshotManager, tmp_path: Path) -> None:
     """Hundreds of messages in a row: each example may not disturb the ones after it."""
     parser = MarkdownParser()
     bodies: list[str] = []

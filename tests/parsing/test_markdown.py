@@ -366,8 +366,7 @@ def test_line_offsets_cover_every_line_ending() -> None:
             id="second-setup",
         ),
         pytest.param(
-            "```workspace-config\nresources:\n  - type: local_shell\n```\n\n"
-            "```workspace-config\nresources: []\n```\n",
+            "```workspace-config\nresources:\n  - type: local_shell\n```\n\n```workspace-config\nresources: []\n```\n",
             6,
             1,
             "second workspace-config block (the first is on line 1)",

@@ -38,18 +38,14 @@ def _role_heading() -> st.SearchStrategy[list[str]]:
         st.sampled_from(["notes", "User:", "users", ""]),
     )
     prefix = st.sampled_from(["## ", "##\t", " ## ", "### ", "# ", "##"])
-    return st.tuples(prefix, word, st.sampled_from(["", " ##", " trailing words"])).map(
-        lambda t: ["".join(t)]
-    )
+    return st.tuples(prefix, word, st.sampled_from(["", " ##", " trailing words"])).map(lambda t: ["".join(t)])
 
 
 @st.composite
 def _fence(draw: st.DrawFn) -> list[str]:
     char = draw(st.sampled_from("`~"))
     length = draw(st.integers(3, 6))
-    info = draw(
-        st.one_of(st.just(""), _LINE, st.sampled_from(["python", "bash name=a.sh", "json msg-metadata"]))
-    )
+    info = draw(st.one_of(st.just(""), _LINE, st.sampled_from(["python", "bash name=a.sh", "json msg-metadata"])))
     if char == "`":
         info = info.replace("`", "")
     body = draw(st.lists(st.one_of(_LINE, st.just(char * (length - 1)), st.just("## user")), max_size=5))
@@ -87,9 +83,7 @@ def documents(draw: st.DrawFn) -> str:
     for piece in draw(st.lists(_PIECES, max_size=10)):
         lines += [*piece, ""]
     mode = draw(st.sampled_from(["lf", "crlf", "mixed"]))
-    endings = {"lf": st.just("\n"), "crlf": st.just("\r\n"), "mixed": st.sampled_from(["\n", "\r\n", "\r"])}[
-        mode
-    ]
+    endings = {"lf": st.just("\n"), "crlf": st.just("\r\n"), "mixed": st.sampled_from(["\n", "\r\n", "\r"])}[mode]
     eols = draw(st.lists(endings, min_size=len(lines), max_size=len(lines)))
     text = "".join(line + eol for line, eol in zip(lines, eols, strict=True))
     if text and draw(st.booleans()):

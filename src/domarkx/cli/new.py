@@ -16,9 +16,7 @@ if TYPE_CHECKING:
 
 @click.command("new")
 @click.argument("template", required=False, metavar="TEMPLATE")
-@click.option(
-    "--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Fill a template variable (repeatable)."
-)
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Fill a template variable (repeatable).")
 @click.option("-o", "--output", metavar="FILE", help="Write to FILE instead of stdout.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite FILE if it exists.")
 @click.option("-l", "--list", "list_", is_flag=True, help="List the templates and their variables.")

@@ -125,9 +125,7 @@ def _select_lines(call: MacroCall, text: str, spec: str) -> str:
     count = len(offsets) - 1
     m = _LINES_RE.match(spec)
     if not spec or m is None or (m["a"] is None and m["b"] is None):
-        raise call.error(
-            f"lines={spec!r} is not a line range", hint="e.g. lines=3-10, lines=7, lines=5- or lines=-20"
-        )
+        raise call.error(f"lines={spec!r} is not a line range", hint="e.g. lines=3-10, lines=7, lines=5- or lines=-20")
     first = int(m["a"]) if m["a"] else 1
     last = int(m["b"]) if m["b"] else (count if m["dash"] else first)
     if first < 1 or last < first:

@@ -310,13 +310,13 @@ class _Parse:
                 f"invalid JSON in {what}: {exc.msg}",
                 block.start + exc.lineno,
                 exc.colno,
-                hint=f"{what} must be one JSON object, e.g. {{\"key\": \"value\"}}",
+                hint=f'{what} must be one JSON object, e.g. {{"key": "value"}}',
             ) from exc
         if not isinstance(value, dict):
             raise self.error(
                 f"{what} must be a JSON object, not {type(value).__name__}",
                 block.start + 1,
-                hint=f"wrap the {what} in {{…}}, e.g. {{\"key\": \"value\"}}",
+                hint=f'wrap the {what} in {{…}}, e.g. {{"key": "value"}}',
             )
         check_plain(value, what=what, path=self.path, line=block.start + 2)
         return value

@@ -50,9 +50,7 @@ def _single_link(full: str, path: str) -> str:
     except FileNotFoundError:
         return full
     if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
-        raise OutsideRootError(
-            f"{path!r} has {info.st_nlink} hard links, and another one may be outside the workspace"
-        )
+        raise OutsideRootError(f"{path!r} has {info.st_nlink} hard links, and another one may be outside the workspace")
     return full
 
 
