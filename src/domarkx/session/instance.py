@@ -399,16 +399,28 @@ class InstanceManager:
         return snapshot.id, created
 
     def history(self, ref: str) -> list[dict[str, Any]]:
-        """One entry per message for ``domarkx log``."""
-        instance = self.get(ref)
+        """One entry per message for ``domarkx log``.
+
+        Only the fields a summary needs are read, by SQLite's JSON functions:
+        building every message object made ``log`` the slowest-growing command.
+        """
+        instance_id = self.resolve(ref)
+        rows = self.store.db.execute(
+            "SELECT idx, json_extract(body, '$.role'), json_extract(body, '$.content'),"
+            " json_extract(body, '$.tool_calls'), json_extract(body, '$.tool_ok'),"
+            " json_extract(body, '$.code[0].lang'), json_extract(body, '$.code[0].text'),"
+            " json_extract(body, '$.workspace_version')"
+            " FROM messages WHERE instance_id = ? ORDER BY idx",
+            (instance_id,),
+        )
         return [
             {
-                "index": i,
-                "role": m.role,
-                "summary": summarize(m),
-                "workspace_version": m.workspace_version,
+                "index": index,
+                "role": role,
+                "summary": _summary(role, content, json.loads(calls) if calls else [], bool(ok), lang, code),
+                "workspace_version": version,
             }
-            for i, m in enumerate(instance.messages)
+            for index, role, content, calls, ok, lang, code, version in rows
         ]
 
 
@@ -484,18 +496,25 @@ def resolve_any(store: Store, ref: str) -> tuple[str, str]:
     return found[0]
 
 
-def summarize(message: ConversationMessage, width: int = 72) -> str:
-    """A one-line summary of a message for listings."""
-    if message.tool_calls:
-        calls = ", ".join(
-            f"{c.name}({json.dumps(c.arguments, ensure_ascii=False, sort_keys=True)})" for c in message.tool_calls
+def _summary(
+    role: str,
+    content: str,
+    calls: list[dict[str, Any]],
+    tool_ok: bool,
+    code_lang: str | None,
+    code_text: str | None,
+    width: int = 72,
+) -> str:
+    if calls:
+        shown = ", ".join(
+            f"{c['name']}({json.dumps(c['arguments'], ensure_ascii=False, sort_keys=True)})" for c in calls
         )
-        text = f"{message.content} → {calls}" if message.content else f"→ {calls}"
-    elif message.role == "tool":
-        text = ("" if message.tool_ok else "error: ") + message.content
+        text = f"{content} → {shown}" if content else f"→ {shown}"
+    elif role == "tool":
+        text = ("" if tool_ok else "error: ") + content
     else:
-        text = message.content
-        if not text and message.code:
-            text = f"[{message.code[0].lang or 'code'}] {message.code[0].text}"
+        text = content
+        if not text and code_text is not None:
+            text = f"[{code_lang or 'code'}] {code_text}"
     line = " ".join(text.split())
     return line if len(line) <= width else line[: width - 1] + "…"
