@@ -18,6 +18,7 @@ import base64
 import contextlib
 import math
 import os
+import shutil
 import sqlite3
 import tempfile
 import time
@@ -126,18 +127,18 @@ class SqlitePlugin(Plugin):
                 if options.setup:
                     db.executescript(options.setup)
         except sqlite3.Error as exc:
-            _remove_dir(base)
+            shutil.rmtree(base, ignore_errors=True)
             raise UsageError(f"sqlite setup script failed: {exc}") from exc
         try:
             write_state(base, state)
             self.commit_version(resource_id)
         except BaseException:  # a full disk, say: leave nothing behind that no row names
-            _remove_dir(base)
+            shutil.rmtree(base, ignore_errors=True)
             raise
         return Resource(id=resource_id, name=TYPE, type=TYPE, config=options.model_dump(mode="json"))
 
     def destroy_resource(self, resource_id: str) -> None:
-        _remove_dir(self._dir(resource_id))
+        shutil.rmtree(self._dir(resource_id), ignore_errors=True)
 
     # -- versions ----------------------------------------------------------------------
 
@@ -351,10 +352,3 @@ def _stat(path: Path) -> tuple[int, int] | None:
     except FileNotFoundError:
         return None
     return info.st_size, info.st_mtime_ns
-
-
-def _remove_dir(path: Path) -> None:
-    if path.exists():
-        for child in path.iterdir():
-            child.unlink()
-        path.rmdir()
