@@ -30,6 +30,7 @@ from domarkx.data.store import Store
 from domarkx.errors import DomarkxError
 from domarkx.session.instance import lock_name
 from domarkx.workspace.manager import WorkspaceManager
+from domarkx.workspace.plugin import resource_path
 
 
 @dataclass
@@ -219,7 +220,7 @@ class _Doctor:
             label = _instance(row["id"], row["name"])
             if row["pending"]:
                 self.problem(f"{label}: its workspace is marked as being removed")
-            if not (self.store.home / "resources" / row["resource"]).is_dir():
+            if not resource_path(self.store.home, row["resource"]).is_dir():
                 self.problem(f"{label}: resource {row['resource_name']} ({row['type']}) has lost its state directory")
 
 

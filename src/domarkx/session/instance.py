@@ -26,6 +26,7 @@ from domarkx.data.store import Store
 from domarkx.errors import AmbiguousReference, DomarkxError, ReferenceNotFound, UsageError
 from domarkx.session import convert
 from domarkx.session.snapshot import SnapshotManager
+from domarkx.workspace.plugin import resource_path
 
 if TYPE_CHECKING:
     from domarkx.workspace.manager import Workspace, WorkspaceManager
@@ -256,7 +257,7 @@ class InstanceManager:
             return []
         from domarkx.tools.setup_script import load_setup_tools
 
-        base = self.store.home / "resources" / workspace.resources[0].id
+        base = resource_path(self.store.home, workspace.resources[0].id)
         workdir = base / "work" if (base / "work").is_dir() else base
         tools = load_setup_tools(
             setup.text, workdir=workdir, path=snapshot.source or "<document>", line=setup.start + 2

@@ -48,6 +48,11 @@ def args_model(func: Callable[..., Any], *, name: str | None = None) -> type[Bas
     return model
 
 
+def object_schema(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """A closed JSON-schema object: the shape of every hand-written tool's arguments."""
+    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+
+
 def parameters_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The JSON-schema object a model's function calling expects for ``model``."""
     schema = model.model_json_schema()

@@ -36,7 +36,7 @@ from domarkx import _entrypoints, ids
 from domarkx.data.models import ResourceConfig, SessionSnapshot, WorkspaceConfig
 from domarkx.data.store import Store, disk_error
 from domarkx.errors import DomarkxError, ReferenceNotFound, UsageError
-from domarkx.workspace.plugin import Plugin, PluginContext, Resource, ToolSpec
+from domarkx.workspace.plugin import Plugin, PluginContext, Resource, ToolSpec, resource_path
 
 DEFAULT_ENGINE = "local_shell"
 ENGINE_OPTIONS = ("timeout",)
@@ -242,7 +242,7 @@ class WorkspaceManager:
 
     def discard_directory(self, resource_id: str) -> None:
         """Remove a resource directory no row names, through its plugin when its id tells which."""
-        path = self.store.home / "resources" / resource_id
+        path = resource_path(self.store.home, resource_id)
         types = _entrypoints.names(_entrypoints.PLUGINS)
         plugin_type = next((t for t in types if resource_id.startswith(f"{t}-")), None)
         if plugin_type is not None:

@@ -66,6 +66,11 @@ class ToolSpec(BaseModel):
     """A JSON-schema object describing the keyword arguments."""
 
 
+def resource_path(home: Path, resource_id: str) -> Path:
+    """Where one resource keeps its private state: the one place the layout is spelled."""
+    return home / "resources" / resource_id
+
+
 @dataclass(frozen=True)
 class PluginContext:
     """What a plugin gets from domarkx: where to keep state, and the blob store."""
@@ -75,7 +80,7 @@ class PluginContext:
 
     def resource_dir(self, resource_id: str) -> Path:
         """The private directory of one resource (created on demand)."""
-        path = self.home / "resources" / resource_id
+        path = resource_path(self.home, resource_id)
         path.mkdir(parents=True, exist_ok=True)
         return path
 

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from domarkx.errors import DomarkxError, ReferenceNotFound
 from domarkx.tools.kernel import Capped
 from domarkx.tools.schema import parameters_schema
-from domarkx.workspace.plugin import Plugin, Resource, ToolError, ToolSpec
+from domarkx.workspace.plugin import Plugin, Resource, ToolError, ToolSpec, resource_path
 from domarkx.workspace.plugins._state import parse_config, read_state, write_state
 
 if TYPE_CHECKING:
@@ -249,7 +249,7 @@ class DockerSandboxPlugin(Plugin):
         state = self._state(resource_id)
         with docker_client() as client, contextlib.suppress(docker.errors.NotFound):
             client.containers.get(state.container).remove(force=True)
-        shutil.rmtree(self.context.home / "resources" / resource_id, ignore_errors=True)
+        shutil.rmtree(resource_path(self.context.home, resource_id), ignore_errors=True)
 
     def close(self, resource_id: str) -> None:
         """Stop the container (its files stay; background processes end)."""
@@ -379,7 +379,7 @@ class DockerSandboxPlugin(Plugin):
     # -- helpers -------------------------------------------------------------------
 
     def _state(self, resource_id: str) -> DockerState:
-        return read_state(self.context.home / "resources" / resource_id, DockerState)
+        return read_state(resource_path(self.context.home, resource_id), DockerState)
 
     def _mark_dirty(self, resource_id: str) -> DockerState:
         """Record that the container may change *before* it does, so a crash errs towards a new commit."""

@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domarkx.errors import UsageError
 from domarkx.tools.portable import files, shell
-from domarkx.workspace.plugin import Plugin, Resource, ToolError, ToolSpec
+from domarkx.tools.schema import object_schema
+from domarkx.workspace.plugin import Plugin, Resource, ToolError, ToolSpec, resource_path
 from domarkx.workspace.plugins import _sandbox
 from domarkx.workspace.plugins._gitstore import GitStore, Snapshot, remove_path
 from domarkx.workspace.plugins._state import parse_config, read_state, write_state
@@ -57,16 +58,12 @@ class _State(BaseModel):
     """A tool may have changed the work tree since the last commit or load."""
 
 
-def _schema(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
-
-
 _PATH = {"type": "string", "description": "Path relative to the workspace directory."}
 TOOLS = [
     ToolSpec(
         name="run_command",
         description="Run a bash command in the workspace directory; returns exit code, stdout and stderr.",
-        parameters=_schema(
+        parameters=object_schema(
             {
                 "command": {"type": "string", "description": "The command line, run with `bash -c`."},
                 "timeout": {"type": "number", "description": "Seconds before the command is killed."},
@@ -77,17 +74,17 @@ TOOLS = [
     ToolSpec(
         name="read_file",
         description="Read a text file of the workspace.",
-        parameters=_schema({"path": _PATH}, ["path"]),
+        parameters=object_schema({"path": _PATH}, ["path"]),
     ),
     ToolSpec(
         name="write_file",
         description="Create or overwrite a file of the workspace with the given text.",
-        parameters=_schema({"path": _PATH, "content": {"type": "string"}}, ["path", "content"]),
+        parameters=object_schema({"path": _PATH, "content": {"type": "string"}}, ["path", "content"]),
     ),
     ToolSpec(
         name="edit_file",
         description="Replace the single occurrence of old_text in a file with new_text.",
-        parameters=_schema(
+        parameters=object_schema(
             {"path": _PATH, "old_text": {"type": "string"}, "new_text": {"type": "string"}},
             ["path", "old_text", "new_text"],
         ),
@@ -95,7 +92,7 @@ TOOLS = [
     ToolSpec(
         name="list_dir",
         description="List a directory of the workspace (default: its top).",
-        parameters=_schema({"path": _PATH}, []),
+        parameters=object_schema({"path": _PATH}, []),
     ),
 ]
 
@@ -116,7 +113,7 @@ class LocalShellPlugin(Plugin):
         return GitStore(self.context.plugin_dir(TYPE) / "objects.git")
 
     def _dir(self, resource_id: str) -> Path:
-        return self.context.home / "resources" / resource_id
+        return resource_path(self.context.home, resource_id)
 
     def _paths(self, resource_id: str) -> tuple[Path, Path]:
         """The work tree and the index file of a resource."""

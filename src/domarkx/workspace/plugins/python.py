@@ -40,7 +40,7 @@ from domarkx import ids
 from domarkx.errors import DomarkxError, ReferenceNotFound, StoreError, UsageError
 from domarkx.tools.kernel import CellOutput, Kernel, KernelDied
 from domarkx.tools.schema import parameters_schema
-from domarkx.workspace.plugin import Plugin, Resource, ToolError, ToolSpec
+from domarkx.workspace.plugin import Plugin, Resource, ToolError, ToolSpec, resource_path
 from domarkx.workspace.plugins._state import parse_config, read_state, write_state
 
 _KERNELS: dict[Path, Kernel] = {}
@@ -239,7 +239,7 @@ class PythonPlugin(Plugin):
     # -- state on disk -------------------------------------------------------------
 
     def _dir(self, resource_id: str) -> Path:
-        return self.context.home / "resources" / resource_id
+        return resource_path(self.context.home, resource_id)
 
     def _state(self, resource_id: str) -> PythonState:
         return read_state(self._dir(resource_id), PythonState)

@@ -31,7 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domarkx import ids
 from domarkx.errors import StoreError, UsageError
-from domarkx.workspace.plugin import Plugin, Resource, ToolError, ToolSpec
+from domarkx.tools.schema import object_schema
+from domarkx.workspace.plugin import Plugin, Resource, ToolError, ToolSpec, resource_path
 from domarkx.workspace.plugins._state import parse_config, read_state, write_state
 
 TYPE = "sqlite"
@@ -66,10 +67,6 @@ class _State(BaseModel):
     """(size, mtime_ns) of the database file at the last commit or load."""
 
 
-def _schema(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
-
-
 _SQL = {"type": "string", "description": "SQL text."}
 _PARAMS = {
     "type": ["array", "object"],
@@ -79,7 +76,7 @@ TOOLS = [
     ToolSpec(
         name="query",
         description="Run a read-only SQL query; returns the column names and the rows.",
-        parameters=_schema({"sql": _SQL, "params": _PARAMS}, ["sql"]),
+        parameters=object_schema({"sql": _SQL, "params": _PARAMS}, ["sql"]),
     ),
     ToolSpec(
         name="execute",
@@ -87,12 +84,12 @@ TOOLS = [
             "Run SQL that changes the database: one statement (with optional params) or a script "
             "of several; returns the number of rows changed."
         ),
-        parameters=_schema({"sql": _SQL, "params": _PARAMS}, ["sql"]),
+        parameters=object_schema({"sql": _SQL, "params": _PARAMS}, ["sql"]),
     ),
     ToolSpec(
         name="schema",
         description="Show the SQL that created each table, index, view and trigger.",
-        parameters=_schema({}, []),
+        parameters=object_schema({}, []),
     ),
 ]
 
@@ -109,7 +106,7 @@ class SqlitePlugin(Plugin):
         return list(TOOLS)
 
     def _dir(self, resource_id: str) -> Path:
-        return self.context.home / "resources" / resource_id
+        return resource_path(self.context.home, resource_id)
 
     def database(self, resource_id: str) -> Path:
         """The resource's database file (for callers that want to look, such as tests)."""
