@@ -10,6 +10,26 @@ The six methods of the design (``type``, ``create_resource``, ``execute_tool``,
 that a real implementation needs: ``list_tools`` (JSON schemas for the model),
 ``destroy_resource`` (tear-down) and ``close`` (release processes, keep state).
 
+Everything else is optional and describes the plugin to the core, so that the
+core never names a plugin's tools, folders or id prefix (docs/plugins.md):
+
+* what it is: :attr:`Plugin.code` (the code-block languages it runs and the tool
+  that runs them), :attr:`Plugin.plugin_version` (part of the build-cache key),
+  :attr:`Plugin.restorable`, :attr:`Plugin.config_model` (options checked at
+  import), :meth:`Plugin.powers` (options that need the user's trust);
+* its live files: :meth:`Plugin.location`, :meth:`Plugin.copy_out`,
+  :meth:`Plugin.copy_in`, and :meth:`Plugin.run_code` (``domarkx exec``);
+* its versions without loading them: :meth:`Plugin.list_version`,
+  :meth:`Plugin.read_version`, :meth:`Plugin.diff_versions`;
+* its versions elsewhere: :meth:`Plugin.export_versions` /
+  :meth:`Plugin.import_versions` (bundles and registries) and
+  :meth:`Plugin.collect` (``prune``).
+
+An optional method a plugin does not implement raises :class:`Unsupported`,
+which the core reports as "resource type X cannot …" instead of failing.
+Paths in this protocol are ``bytes`` relative to the resource's working
+directory (``b""`` is its top); :mod:`domarkx.paths` shows them as text.
+
 Two rules every plugin keeps, because instances and forks rely on them:
 
 * ``commit_version`` is idempotent: with no change since the last commit it
@@ -22,10 +42,12 @@ Two rules every plugin keeps, because instances and forks rely on them:
 from __future__ import annotations
 
 import abc
-from collections.abc import Collection
-from dataclasses import dataclass
+import contextlib
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,6 +62,10 @@ class ToolError(DomarkxError):
 
     The workspace manager turns it into an error tool result; it never ends a turn.
     """
+
+
+class Unsupported(DomarkxError):
+    """A resource type that cannot do what was asked (an optional protocol method it lacks)."""
 
 
 class Resource(BaseModel):
@@ -64,6 +90,99 @@ class ToolSpec(BaseModel):
     description: str
     parameters: dict[str, Any]
     """A JSON-schema object describing the keyword arguments."""
+
+
+@dataclass(frozen=True)
+class CodeRunner:
+    """How a plugin runs a code block (offline ``run``) or ``domarkx exec`` input: with one of its tools.
+
+    A block of a language in ``languages`` runs as the call
+    ``tool(**{argument: code})``, so it is recorded like any other tool call.
+    """
+
+    tool: str
+    argument: str
+    languages: frozenset[str]
+    """Fence languages, lower-case (``bash``, ``python``, ``sql``…)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One directory entry of a resource's files, live or in a version."""
+
+    name: bytes
+    kind: Literal["file", "dir", "link", "other"]
+    size: int = 0
+    executable: bool = False
+    target: bytes | None = None
+    """Where a ``link`` points (never followed)."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One difference between two versions of a resource, as ``domarkx diff`` shows it."""
+
+    kind: str
+    """What changed: ``file``, ``schema``, ``row``, ``variable``… (a plugin may add its own)."""
+    name: str
+    """A display name: a path escaped with :func:`domarkx.paths.escape`, ``table:rowid``, a variable."""
+    status: Literal["added", "removed", "modified"]
+    added: int = 0
+    """Lines (or rows) added, for a stat."""
+    removed: int = 0
+    detail: str = ""
+    """A unified patch, a row before and after, a short repr; empty when there is nothing to show."""
+    binary: bool = False
+
+
+@dataclass(frozen=True)
+class ResourceDiff:
+    """What changed in one resource between two of its versions."""
+
+    changes: list[Change] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What the comparison could not tell (e.g. "2 variables compared by type only")."""
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One file of a resource's versions as it travels in a bundle or to a registry.
+
+    ``path`` holds the bytes; ``digest`` is their ``sha256:…`` (checked on
+    arrival before :meth:`Plugin.import_versions` sees the layer).
+    """
+
+    media_type: str
+    path: Path
+    digest: str
+    size: int
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+OutputSink = Callable[[str], None]
+_sink: ContextVar[OutputSink | None] = ContextVar("domarkx_tool_output", default=None)
+
+
+def emit_output(text: str) -> None:
+    """Show output of the running tool as it is produced (``→ run_command(…)`` then the lines).
+
+    Plugins call it with each chunk of a command's output; it goes to whoever
+    listens (:func:`streaming_to`: the CLI, the UI) and is a no-op otherwise.
+    The tool's result still carries the whole (capped) output.
+    """
+    sink = _sink.get()
+    if sink is not None:
+        sink(text)
+
+
+@contextlib.contextmanager
+def streaming_to(sink: OutputSink | None) -> Iterator[None]:
+    """Send what tools :func:`emit_output` inside this block to ``sink``."""
+    token = _sink.set(sink)
+    try:
+        yield
+    finally:
+        _sink.reset(token)
 
 
 def resource_path(home: Path, resource_id: str) -> Path:
@@ -94,6 +213,15 @@ class PluginContext:
 class Plugin(abc.ABC):
     """Base class of every resource plugin; register it under ``domarkx.plugins``."""
 
+    code: ClassVar[CodeRunner | None] = None
+    """The code this plugin runs (offline ``run``, ``exec``); ``None``: it runs no code blocks."""
+    plugin_version: ClassVar[str] = "1"
+    """Bump when the same tool call could now give another state: it invalidates the build cache."""
+    restorable: ClassVar[bool] = True
+    """False for resources whose state lives elsewhere (a remote service): fork and verify say so."""
+    config_model: ClassVar[type[BaseModel] | None] = None
+    """The pydantic model of the resource's ``workspace-config`` options, checked at import."""
+
     def __init__(self, context: PluginContext) -> None:
         self.context = context
 
@@ -101,6 +229,16 @@ class Plugin(abc.ABC):
     @abc.abstractmethod
     def type(self) -> str:
         """The resource type this plugin manages, as written in ``workspace-config``."""
+
+    @classmethod
+    def powers(cls, options: dict[str, Any]) -> list[str]:
+        """Options that reach beyond the resource's confinement, one phrase each (empty: none).
+
+        A document that asks for one of these (``sandbox: none``, a host
+        network, a program to start) runs only if the user trusts it
+        (``domarkx trust``) or passes ``--trust``.
+        """
+        return []
 
     @abc.abstractmethod
     def create_resource(self, config: dict[str, Any]) -> Resource:
@@ -125,6 +263,14 @@ class Plugin(abc.ABC):
     @abc.abstractmethod
     def execute_tool(self, resource_id: str, tool_name: str, **kwargs: Any) -> Any:
         """Run a tool; the result must be JSON-serialisable. Raise :class:`ToolError` on failure."""
+
+    def run_code(self, resource_id: str, code: str, *, stdin: bytes | None = None) -> Any:
+        """Run ``code`` as :attr:`code` says (``domarkx exec``); a plugin that takes ``stdin`` overrides this."""
+        if self.code is None:
+            raise Unsupported(f"{self.type} resources run no code")
+        if stdin is not None:
+            raise Unsupported(f"{self.type} resources take no standard input")
+        return self.execute_tool(resource_id, self.code.tool, **{self.code.argument: code})
 
     @abc.abstractmethod
     def get_version(self, resource_id: str) -> str:
@@ -152,3 +298,60 @@ class Plugin(abc.ABC):
         the blob store (a git repository, an image registry) should look.
         """
         return set()
+
+    # -- live files (exec, cp, inspect) ------------------------------------------------
+
+    def location(self, resource_id: str) -> str:
+        """Where the resource's tools work, as a person should read it (a host path, ``container:/workspace``)."""
+        raise Unsupported(f"{self.type} resources have no working directory")
+
+    def copy_out(self, resource_id: str, path: bytes, dest: Path) -> None:
+        """Copy a file or directory of the live resource to ``dest`` on the host (``domarkx cp``)."""
+        raise Unsupported(f"{self.type} resources have no files to copy")
+
+    def copy_in(self, resource_id: str, source: Path, path: bytes) -> None:
+        """Copy a host file or directory into the live resource at ``path`` (a later commit records it)."""
+        raise Unsupported(f"{self.type} resources have no files to copy")
+
+    # -- versions without loading them (diff, file browser, verify) ------------------
+
+    def list_version(self, version_id: str, path: bytes = b"") -> list[Entry]:
+        """The entries of directory ``path`` in a version, without loading it."""
+        raise Unsupported(f"{self.type} versions cannot be browsed")
+
+    def read_version(self, version_id: str, path: bytes) -> bytes:
+        """The bytes of file ``path`` in a version, without loading it."""
+        raise Unsupported(f"{self.type} versions cannot be browsed")
+
+    def diff_versions(self, old: str, new: str) -> ResourceDiff:
+        """What changed from version ``old`` to ``new``.
+
+        The default compares files through :meth:`list_version` and
+        :meth:`read_version` (see :func:`domarkx.workspace.diff.file_diff`), so a
+        plugin that can be browsed can be diffed.
+        """
+        from domarkx.workspace.diff import file_diff
+
+        return file_diff(self, old, new)
+
+    # -- versions elsewhere (save/load, push/pull, prune) --------------------------
+
+    def export_versions(self, version_ids: Sequence[str], into: Path, *, have: Collection[str] = ()) -> list[Layer]:
+        """Write files under ``into`` from which another home can load these versions.
+
+        ``have``: versions the receiver already holds, so only what they lack
+        needs to travel (a git pack of the new objects, a blob per new backup).
+        """
+        raise Unsupported(f"{self.type} versions cannot leave this home")
+
+    def import_versions(self, layers: Sequence[Layer]) -> None:
+        """Take in layers :meth:`export_versions` wrote elsewhere (digests already checked).
+
+        Importing what is already here is a no-op; a layer that does not hold
+        what it claims raises :class:`domarkx.errors.StoreError` and adds nothing.
+        """
+        raise Unsupported(f"{self.type} versions cannot be brought into this home")
+
+    def collect(self, live: Collection[str]) -> int:
+        """Delete stored versions of this plugin not in ``live`` (``domarkx prune``); return bytes freed."""
+        return 0
