@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from domarkx import ids
+from domarkx.data.instances import InstanceRow, lock_name
 from domarkx.data.models import (
     BlockOutput,
     ConversationMessage,
@@ -23,7 +23,7 @@ from domarkx.data.models import (
     SessionSnapshot,
 )
 from domarkx.data.store import Store
-from domarkx.errors import AmbiguousReference, DomarkxError, ReferenceNotFound, UsageError
+from domarkx.errors import DomarkxError, UsageError
 from domarkx.session import convert
 from domarkx.session.snapshot import SnapshotManager
 from domarkx.workspace.plugin import resource_path
@@ -55,49 +55,42 @@ class InstanceManager:
     # -- references ----------------------------------------------------------
 
     def resolve(self, ref: str) -> str:
-        """An instance id from a name, a full id or a unique id prefix (≥ 4 hex)."""
-        return resolve_instance(self.store, ref)
+        """An instance id from a full id, a unique id prefix (≥ 4 hex) or a name."""
+        return self.store.instances.resolve(ref)
 
     # -- persistence -----------------------------------------------------------
 
     def get(self, ref: str) -> SessionInstance:
         instance_id = self.resolve(ref)
-        row = self.store.db.execute("SELECT * FROM instances WHERE id = ?", (instance_id,)).fetchone()
-        rows = self.store.db.execute("SELECT body FROM messages WHERE instance_id = ? ORDER BY idx", (instance_id,))
+        with self.store.read():
+            row = self.store.instances.row(instance_id)
+            bodies = self.store.instances.bodies(instance_id)
         with _gc_paused():
-            messages = [ConversationMessage.model_validate_json(body) for (body,) in rows]
+            messages = [ConversationMessage.model_validate_json(body) for body in bodies]
         return SessionInstance(
-            id=row["id"],
-            name=row["name"],
-            snapshot_id=row["snapshot_id"],
-            workspace_id=row["workspace_id"],
-            status=row["status"],
-            created=row["created"],
-            head_version=row["head_version"],
+            id=row.id,
+            name=row.name,
+            snapshot_id=row.snapshot_id,
+            workspace_id=row.workspace_id,
+            status=row.status,  # type: ignore[arg-type]  # the store holds only statuses it was given
+            created=row.created,
+            head_version=row.head_version,
             messages=messages,
         )
 
     def _insert(self, instance: SessionInstance, initial_version: str) -> None:
-        with self.store.write() as db:
-            db.execute(
-                "INSERT INTO instances(id, name, snapshot_id, workspace_id, status, created, head_version,"
-                " initial_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    instance.id,
-                    instance.name,
-                    instance.snapshot_id,
-                    instance.workspace_id,
-                    instance.status,
-                    instance.created,
-                    instance.head_version,
-                    initial_version,
-                ),
-            )
-            db.executemany(
-                "INSERT INTO messages(instance_id, idx, body) VALUES (?, ?, ?)",
-                [(instance.id, i, m.model_dump_json()) for i, m in enumerate(instance.messages)],
-            )
-            self.workspaces.claim(db, instance.workspace_id)
+        row = InstanceRow(
+            id=instance.id,
+            name=instance.name,
+            snapshot_id=instance.snapshot_id,
+            workspace_id=instance.workspace_id,
+            status=instance.status,
+            created=instance.created,
+            head_version=instance.head_version,
+            initial_version=initial_version,
+            messages=len(instance.messages),
+        )
+        self.store.instances.insert(row, [m.model_dump_json() for m in instance.messages])
 
     def save_messages(self, instance: SessionInstance, start: int, end: int | None = None) -> None:
         """Persist ``instance.messages[start:end]`` and the head version in one transaction.
@@ -106,12 +99,8 @@ class InstanceManager:
         one: rewriting the whole tail each time made an offline run quadratic.
         """
         stop = len(instance.messages) if end is None else end
-        with self.store.write() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO messages(instance_id, idx, body) VALUES (?, ?, ?)",
-                [(instance.id, i, instance.messages[i].model_dump_json()) for i in range(start, stop)],
-            )
-            db.execute("UPDATE instances SET head_version = ? WHERE id = ?", (instance.head_version, instance.id))
+        bodies = [instance.messages[i].model_dump_json() for i in range(start, stop)]
+        self.store.instances.save_messages(instance.id, start, bodies, instance.head_version)
 
     @contextlib.contextmanager
     def using(self, instance: SessionInstance) -> Iterator[SessionInstance]:
@@ -136,18 +125,9 @@ class InstanceManager:
         with self.using(self.get(ref)) as instance:
             if status == "stopped":
                 self.workspaces.close(self.workspaces.open(instance.workspace_id))
-            with self.store.write() as db:
-                db.execute("UPDATE instances SET status = ? WHERE id = ?", (status, instance.id))
+            self.store.instances.set_status(instance.id, status)
         instance.status = status  # type: ignore[assignment]
         return instance
-
-    def listing(self) -> list[dict[str, Any]]:
-        rows = self.store.db.execute(
-            "SELECT i.id, i.name, i.snapshot_id, i.status, i.created, i.head_version,"
-            " (SELECT COUNT(*) FROM messages m WHERE m.instance_id = i.id) AS messages"
-            " FROM instances i ORDER BY i.created DESC, i.id"
-        )
-        return [dict(r) for r in rows]
 
     def remove(self, ref: str, *, force: bool = False) -> str:
         with self.using(self.get(ref)) as instance:
@@ -160,10 +140,7 @@ class InstanceManager:
             with self.store.provisioning():
                 # The rows go first, releasing the workspace in the same transaction: a kill
                 # after it leaves a leftover workspace, never an instance without one.
-                with self.store.write() as db:
-                    db.execute("DELETE FROM messages WHERE instance_id = ?", (instance.id,))
-                    db.execute("DELETE FROM instances WHERE id = ?", (instance.id,))
-                    self.workspaces.claim(db, workspace.id, owned=False)
+                self.store.instances.delete(instance.id, workspace.id)
                 self.workspaces.destroy(workspace)
             self.store.release(lock_name(instance.id))
         return instance.id
@@ -172,7 +149,7 @@ class InstanceManager:
 
     def _new(self, snapshot_id: str, workspace: Workspace, name: str | None) -> SessionInstance:
         if name is not None:
-            self._check_name(name)
+            self.store.instances.check_new_name(name)
         return SessionInstance(
             id=secrets.token_hex(32),
             name=name,
@@ -180,12 +157,6 @@ class InstanceManager:
             workspace_id=workspace.id,
             created=self.store.now(),
         )
-
-    def _check_name(self, name: str) -> None:
-        if not name or not all(c.isalnum() or c in "._-" for c in name) or name[0] in ".-":
-            raise UsageError(f"invalid instance name {name!r}", hint="use letters, digits, '.', '_' and '-'")
-        if self.store.db.execute("SELECT 1 FROM instances WHERE name = ?", (name,)).fetchone():
-            raise UsageError(f"an instance named {name!r} already exists", hint="pick another --name")
 
     def create(
         self, snapshot: SessionSnapshot, *, name: str | None = None, progress: Progress = _quiet
@@ -196,7 +167,7 @@ class InstanceManager:
         workspace is restored to it and nothing is re-executed.
         """
         if name is not None:
-            self._check_name(name)
+            self.store.instances.check_new_name(name)
         config = self.workspaces.config_for(snapshot)
         state = snapshot.workspace_state
         with contextlib.ExitStack() as held:
@@ -365,9 +336,9 @@ class InstanceManager:
         return self.initial_version(instance)
 
     def initial_version(self, instance: SessionInstance) -> str:
-        row = self.store.db.execute("SELECT initial_version FROM instances WHERE id = ?", (instance.id,)).fetchone()
-        if row and row[0]:
-            return str(row[0])
+        initial = self.store.instances.row(instance.id).initial_version
+        if initial:
+            return initial
         raise DomarkxError("the instance has no recorded initial workspace version", hint="run `domarkx doctor`")
 
     # -- export and commit ----------------------------------------------------
@@ -398,36 +369,6 @@ class InstanceManager:
         snapshot.id = ids.digest_json(manifest(snapshot))
         created = self.snapshots.save(snapshot, tags=tags)
         return snapshot.id, created
-
-    def history(self, ref: str) -> list[dict[str, Any]]:
-        """One entry per message for ``domarkx log``.
-
-        Only the fields a summary needs are read, by SQLite's JSON functions:
-        building every message object made ``log`` the slowest-growing command.
-        """
-        instance_id = self.resolve(ref)
-        rows = self.store.db.execute(
-            "SELECT idx, json_extract(body, '$.role'), json_extract(body, '$.content'),"
-            " json_extract(body, '$.tool_calls'), json_extract(body, '$.tool_ok'),"
-            " json_extract(body, '$.code[0].lang'), json_extract(body, '$.code[0].text'),"
-            " json_extract(body, '$.workspace_version')"
-            " FROM messages WHERE instance_id = ? ORDER BY idx",
-            (instance_id,),
-        )
-        return [
-            {
-                "index": index,
-                "role": role,
-                "summary": _summary(role, content, json.loads(calls) if calls else [], bool(ok), lang, code),
-                "workspace_version": version,
-            }
-            for index, role, content, calls, ok, lang, code, version in rows
-        ]
-
-
-def lock_name(instance_id: str) -> str:
-    """The name of an instance's lock (:meth:`Store.hold`)."""
-    return f"instance-{instance_id}"
 
 
 @contextlib.contextmanager
@@ -463,59 +404,3 @@ def _silent(ok: bool, output: Any) -> bool:
     if not ok or not isinstance(output, dict) or "exit_code" not in output:
         return False
     return not output.get("stdout") and not output.get("stderr") and output["exit_code"] == 0
-
-
-def resolve_instance(store: Store, ref: str) -> str:
-    """An instance id from a name, a full id or a unique id prefix (≥ 4 hex)."""
-    row = store.db.execute("SELECT id FROM instances WHERE name = ?", (ref,)).fetchone()
-    if row:
-        return str(row[0])
-    return store.resolve(ref, "instances", what="instance", id_prefix="")
-
-
-def resolve_any(store: Store, ref: str) -> tuple[str, str]:
-    """(``"instance"`` or ``"snapshot"``, id) for a REF that may name either."""
-    found: list[tuple[str, str]] = []
-    for kind, resolver in (
-        ("instance", lambda r: resolve_instance(store, r)),
-        ("snapshot", store.resolve),
-    ):
-        try:
-            found.append((kind, resolver(ref)))
-        except ReferenceNotFound:
-            continue
-    if not found:
-        raise ReferenceNotFound(
-            f"no instance or snapshot matches {ref!r}",
-            hint="see `domarkx instances ls` and `domarkx snapshots ls`",
-        )
-    if len(found) > 1:
-        raise AmbiguousReference(
-            f"{ref!r} names both an instance and a snapshot",
-            hint="give more characters of the id, or use a name or tag",
-        )
-    return found[0]
-
-
-def _summary(
-    role: str,
-    content: str,
-    calls: list[dict[str, Any]],
-    tool_ok: bool,
-    code_lang: str | None,
-    code_text: str | None,
-    width: int = 72,
-) -> str:
-    if calls:
-        shown = ", ".join(
-            f"{c['name']}({json.dumps(c['arguments'], ensure_ascii=False, sort_keys=True)})" for c in calls
-        )
-        text = f"{content} → {shown}" if content else f"→ {shown}"
-    elif role == "tool":
-        text = ("" if tool_ok else "error: ") + content
-    else:
-        text = content
-        if not text and code_text is not None:
-            text = f"[{code_lang or 'code'}] {code_text}"
-    line = " ".join(text.split())
-    return line if len(line) <= width else line[: width - 1] + "…"

@@ -23,8 +23,6 @@ import json
 import os
 import re
 import shutil
-import sqlite3
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,8 +33,10 @@ from pydantic import BaseModel, ConfigDict
 from domarkx import _entrypoints, ids
 from domarkx.data.models import ResourceConfig, SessionSnapshot, WorkspaceConfig
 from domarkx.data.store import Store, disk_error
+from domarkx.data.versions import VersionRow
+from domarkx.data.workspaces import ResourceRow
 from domarkx.errors import DomarkxError, ReferenceNotFound, UsageError
-from domarkx.workspace.plugin import Plugin, PluginContext, Resource, ToolSpec, resource_path
+from domarkx.workspace.plugin import Plugin, PluginContext, Resource, ToolSpec, Unsupported, resource_path
 
 DEFAULT_ENGINE = "local_shell"
 ENGINE_OPTIONS = ("timeout",)
@@ -153,19 +153,10 @@ class WorkspaceManager:
                     self.plugin(resource.type).destroy_resource(resource.id)
                 raise
             workspace = Workspace(id=uuid.uuid4().hex, resources=resources)
-            with self.store.write() as db:
-                db.execute(
-                    "INSERT INTO workspaces(id, config, version, created, pending) VALUES (?, ?, NULL, ?, ?)",
-                    (workspace.id, config.model_dump_json(exclude_none=True), time.time(), int(pending)),
-                )
-                db.executemany(
-                    "INSERT INTO resources(id, workspace_id, position, name, type, config, version, touched)"
-                    " VALUES (?, ?, ?, ?, ?, ?, NULL, 1)",
-                    [
-                        (r.id, workspace.id, i, r.name, r.type, json.dumps(r.config, sort_keys=True))
-                        for i, r in enumerate(resources)
-                    ],
-                )
+            rows = [
+                ResourceRow(r.id, r.name, r.type, r.config, location=self._location(r)) for r in workspace.resources
+            ]
+            self.store.workspaces.insert(workspace.id, config.model_dump_json(exclude_none=True), rows, pending=pending)
             try:
                 self.commit(workspace)
             except BaseException:
@@ -173,24 +164,16 @@ class WorkspaceManager:
                 raise
         return workspace
 
-    @staticmethod
-    def claim(db: sqlite3.Connection, workspace_id: str, *, owned: bool = True) -> None:
-        """Inside the owner's write transaction: the workspace has an owner now (or, ``owned=False``, no longer)."""
-        db.execute("UPDATE workspaces SET pending = ? WHERE id = ?", (int(not owned), workspace_id))
+    def _location(self, resource: Resource) -> str | None:
+        """Where the resource's tools work, if its plugin says (kept in its row for ``inspect``)."""
+        try:
+            return self.plugin(resource.type).location(resource.id)
+        except Unsupported:
+            return None
 
     def open(self, workspace_id: str) -> Workspace:
-        rows = self.store.db.execute(
-            "SELECT r.* FROM workspaces w LEFT JOIN resources r ON r.workspace_id = w.id"
-            " WHERE w.id = ? ORDER BY r.position",
-            (workspace_id,),
-        ).fetchall()
-        if not rows:
-            raise ReferenceNotFound(f"no workspace {workspace_id}")
-        resources = [
-            Resource(id=r["id"], name=r["name"], type=r["type"], config=json.loads(r["config"]))
-            for r in rows
-            if r["id"] is not None
-        ]
+        rows = self.store.workspaces.resources(workspace_id)
+        resources = [Resource(id=r.id, name=r.name, type=r.type, config=r.config) for r in rows]
         return Workspace(id=workspace_id, resources=resources)
 
     def clone(self, source: Workspace | WorkspaceConfig, version_id: str, *, pending: bool = False) -> Workspace:
@@ -220,12 +203,10 @@ class WorkspaceManager:
         :meth:`abandoned` finds, never a row whose resources are gone.
         """
         with self.store.provisioning():
-            with self.store.write() as db:
-                self.claim(db, workspace.id, owned=False)
+            self.store.workspaces.claim(workspace.id, owned=False)
             for resource in workspace.resources:
                 self.plugin(resource.type).destroy_resource(resource.id)
-            with self.store.write() as db:
-                db.execute("DELETE FROM workspaces WHERE id = ?", (workspace.id,))
+            self.store.workspaces.delete(workspace.id)
 
     def abandoned(self) -> tuple[list[Workspace], list[str]]:
         """Pending workspaces, and resource directories no row names: what killed processes left.
@@ -233,9 +214,8 @@ class WorkspaceManager:
         Only true leftovers while the caller holds :meth:`Store.quiescent`;
         otherwise they may be another process's work in progress.
         """
-        rows = self.store.db.execute("SELECT id FROM workspaces WHERE pending = 1 ORDER BY created").fetchall()
-        workspaces = [self.open(row[0]) for row in rows]
-        named = {row[0] for row in self.store.db.execute("SELECT id FROM resources")}
+        workspaces = [self.open(workspace_id) for workspace_id in self.store.workspaces.pending()]
+        named = self.store.workspaces.resource_ids()
         base = self.store.home / "resources"
         stray = sorted(p.name for p in base.iterdir() if p.name not in named) if base.is_dir() else []
         return workspaces, stray
@@ -267,8 +247,7 @@ class WorkspaceManager:
         problem = _check_arguments(spec, arguments)
         if problem:
             return _failed(tool_name, resource.name, problem)
-        with self.store.write() as db:
-            db.execute("UPDATE resources SET touched = 1 WHERE id = ?", (resource.id,))
+        self.store.workspaces.touch(resource.id)
         try:
             output = self.plugin(resource.type).execute_tool(resource.id, tool, **arguments)
             text = render(output)
@@ -300,23 +279,18 @@ class WorkspaceManager:
 
         Idempotent: with no change, the same version comes back.
         """
-        rows = {
-            r["id"]: r
-            for r in self.store.db.execute(
-                "SELECT id, version, touched FROM resources WHERE workspace_id = ?", (workspace.id,)
-            )
-        }
+        rows = {r.id: r for r in self.store.workspaces.resources(workspace.id)}
         versions: dict[str, str] = {}
         committed: list[tuple[str, str]] = []
         for resource in workspace.resources:
             row = rows.get(resource.id)
             if row is None:
                 raise ReferenceNotFound(f"workspace {workspace.id} has no resource {resource.name}")
-            version = row["version"]
-            if version is None or row["touched"]:
+            version = row.version
+            if version is None or row.touched:
                 with _storing(f"committing resource {resource.name}"):
                     version = self.plugin(resource.type).commit_version(resource.id)
-                committed.append((version, resource.id))
+                committed.append((resource.id, version))
             versions[resource.name] = version
         return self._record(workspace, versions, committed)
 
@@ -324,65 +298,46 @@ class WorkspaceManager:
         """Restore every resource to the state of workspace version ``version_id``."""
         stored = self._version(version_id)
         types = {r.name: r.type for r in workspace.resources}
-        if types != stored["types"]:
+        if types != stored.types:
             raise UsageError(
-                f"workspace version {ids.short(version_id)} has resources {_describe(stored['types'])},"
+                f"workspace version {ids.short(version_id)} has resources {_describe(stored.types)},"
                 f" this workspace {_describe(types)}",
                 hint="a version loads only into a workspace made from the same config",
             )
         for resource in workspace.resources:
             with _storing(f"loading resource {resource.name}"):
-                self.plugin(resource.type).load_version(resource.id, stored["versions"][resource.name])
-        self._record(workspace, stored["versions"], [(stored["versions"][r.name], r.id) for r in workspace.resources])
+                self.plugin(resource.type).load_version(resource.id, stored.versions[resource.name])
+        self._record(workspace, stored.versions, [(r.id, stored.versions[r.name]) for r in workspace.resources])
 
     def current_version(self, workspace: Workspace) -> WorkspaceVersion:
         """The version last committed or loaded (uncommitted changes are not in it)."""
-        row = self.store.db.execute("SELECT version FROM workspaces WHERE id = ?", (workspace.id,)).fetchone()
-        if row is None:
-            raise ReferenceNotFound(f"no workspace {workspace.id}")
-        if row[0] is None:
+        current = self.store.workspaces.current_version(workspace.id)
+        if current is None:
             raise DomarkxError(f"workspace {workspace.id} has no version yet", hint="commit it first")
-        return WorkspaceVersion(id=row[0], versions=self._version(row[0])["versions"])
+        return WorkspaceVersion(id=current, versions=self._version(current).versions)
 
     def has_version(self, version_id: str) -> bool:
         """Whether ``version_id`` is a stored workspace version."""
-        return (
-            self.store.db.execute("SELECT 1 FROM workspace_versions WHERE id = ?", (version_id,)).fetchone() is not None
-        )
+        return self.store.versions.exists(version_id)
 
-    def _version(self, version_id: str) -> dict[str, dict[str, str]]:
-        row = self.store.db.execute(
-            "SELECT versions, types FROM workspace_versions WHERE id = ?", (version_id,)
-        ).fetchone()
-        if row is None:
+    def _version(self, version_id: str) -> VersionRow:
+        found = self.store.versions.get(version_id)
+        if found is None:
             raise ReferenceNotFound(f"no workspace version {version_id}")
-        return {"versions": json.loads(row["versions"]), "types": json.loads(row["types"])}
+        return found
 
     def _record(
         self, workspace: Workspace, versions: dict[str, str], resource_versions: list[tuple[str, str]]
     ) -> WorkspaceVersion:
         """Store the aggregate version and make it the workspace's current one."""
-        version_id = ids.digest_json(versions)
-        types = {r.name: r.type for r in workspace.resources}
-        with self.store.write() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO workspace_versions(id, versions, types, created) VALUES (?, ?, ?, ?)",
-                (
-                    version_id,
-                    json.dumps(versions, sort_keys=True),
-                    json.dumps(types, sort_keys=True),
-                    time.time(),
-                ),
-            )
-            db.executemany("UPDATE resources SET version = ?, touched = 0 WHERE id = ?", resource_versions)
-            db.execute("UPDATE workspaces SET version = ? WHERE id = ?", (version_id, workspace.id))
-        return WorkspaceVersion(id=version_id, versions=versions)
+        row = VersionRow(ids.digest_json(versions), versions, {r.name: r.type for r in workspace.resources})
+        with self.store.write():
+            self.store.versions.insert(row)
+            self.store.workspaces.set_version(workspace.id, row.id, resource_versions)
+        return WorkspaceVersion(id=row.id, versions=versions)
 
     def _config(self, workspace: Workspace) -> WorkspaceConfig:
-        row = self.store.db.execute("SELECT config FROM workspaces WHERE id = ?", (workspace.id,)).fetchone()
-        if row is None:
-            raise ReferenceNotFound(f"no workspace {workspace.id}")
-        return WorkspaceConfig.model_validate_json(row[0])
+        return WorkspaceConfig.model_validate_json(self.store.workspaces.config(workspace.id))
 
 
 # -- helpers -----------------------------------------------------------------------
