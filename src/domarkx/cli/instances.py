@@ -19,12 +19,13 @@ def instances() -> None:
 
 
 @instances.command("ls")
+@click.option("-a", "--all", "everything", is_flag=True, help="Also list hidden instances (what `reset` set aside).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only full ids.")
 @json_option
-def ls(quiet: bool, as_json: bool) -> None:
-    """List instances, newest first."""
+def ls(everything: bool, quiet: bool, as_json: bool) -> None:
+    """List instances, newest first, with the instance and message each was forked from."""
     with open_store() as store:
-        rows = store.instances.listing()
+        rows = store.instances.listing(hidden=everything)
     if as_json:
         emit_json([_listed(row) for row in rows])
     elif quiet:
@@ -32,18 +33,22 @@ def ls(quiet: bool, as_json: bool) -> None:
             click.echo(row.id)
     else:
         table(
-            ["ID", "NAME", "SNAPSHOT", "STATUS", "MESSAGES", "CREATED"],
-            [
-                [row.id[:12], row.name or "-", ids.short(row.snapshot_id), row.status, str(row.messages), when]
-                for row in rows
-                for when in [ago(row.created)]
-            ],
+            ["ID", "NAME", "SNAPSHOT", "PARENT", "STATUS", "MESSAGES", "CREATED"],
+            [[row.id[:12], row.name or "-", ids.short(row.snapshot_id), _parent(row), *_state(row)] for row in rows],
         )
 
 
+def _parent(row: InstanceRow) -> str:
+    return f"{row.parent_id[:12]}@{row.parent_at}" if row.parent_id else "-"
+
+
+def _state(row: InstanceRow) -> list[str]:
+    return [row.status + (" (hidden)" if row.hidden else ""), str(row.messages), ago(row.created)]
+
+
 def _listed(row: InstanceRow) -> dict[str, Any]:
-    keys = ("id", "name", "snapshot_id", "status", "created", "head_version", "messages")
-    return {key: getattr(row, key) for key in keys}
+    keys = ("id", "name", "snapshot_id", "status", "created", "head_version", "messages", "parent_id", "parent_at")
+    return {key: getattr(row, key) for key in keys} | {"hidden": row.hidden}
 
 
 @instances.command("inspect")
@@ -61,8 +66,20 @@ def inspect(ref: str, as_json: bool) -> None:
     if as_json:
         emit_json(data)
         return
-    for key in ("id", "name", "snapshot_id", "status", "messages", "workspace_id", "head_version"):
+    shown = (
+        "id",
+        "name",
+        "snapshot_id",
+        "parent_id",
+        "parent_at",
+        "status",
+        "messages",
+        "workspace_id",
+        "head_version",
+    )
+    for key in shown:
         click.echo(f"{key + ':':14} {data[key] if data[key] is not None else '-'}")
+    click.echo(f"{'head_version:':14} {row.head_version or '-'}")
     for res in resources:
         where = f" at {res.location}" if res.location else ""
         click.echo(f"{'resource:':14} {res.name} ({res.type}){where}")

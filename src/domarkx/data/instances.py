@@ -30,7 +30,13 @@ class InstanceRow(NamedTuple):
     created: float
     head_version: str | None
     initial_version: str | None
-    messages: int
+    messages: int = 0
+    parent_id: str | None = None
+    """The instance this one was forked from (or cut from by ``reset``)."""
+    parent_at: int | None = None
+    """The parent's message index it was forked at."""
+    hidden: bool = False
+    """Kept but not listed unless asked (``reset``'s discarded tail)."""
 
 
 class HistoryRow(NamedTuple):
@@ -49,12 +55,17 @@ class HistoryRow(NamedTuple):
 
 _COUNTED = (
     "i.id, i.name, i.snapshot_id, i.workspace_id, i.status, i.created, i.head_version, i.initial_version,"
-    " (SELECT COUNT(*) FROM messages m WHERE m.instance_id = i.id)"
+    " (SELECT COUNT(*) FROM messages m WHERE m.instance_id = i.id), i.parent_id, i.parent_at, i.hidden"
 )
 _VERSION_OF_ASSISTANT = (
     "CASE WHEN json_extract(body, '$.role') = 'assistant' THEN json_extract(body, '$.workspace_version') END"
 )
 """Only assistant messages carry workspace versions (a user message's is never followed)."""
+
+
+def _row(values: Sequence[Any]) -> InstanceRow:
+    row = InstanceRow(*values)
+    return row._replace(hidden=bool(row.hidden))
 
 
 def lock_name(instance_id: str) -> str:
@@ -95,17 +106,36 @@ class Instances:
         rows = self.store.query(f"SELECT {_COUNTED} FROM instances i WHERE i.id = ?", (instance_id,))  # noqa: S608
         if not rows:
             raise ReferenceNotFound(f"no instance {instance_id[:12]}", hint="see `domarkx instances ls`")
-        return InstanceRow(*rows[0])
+        return _row(rows[0])
 
-    def listing(self) -> list[InstanceRow]:
-        """Every instance, newest first."""
-        rows = self.store.query(f"SELECT {_COUNTED} FROM instances i ORDER BY i.created DESC, i.id")  # noqa: S608
-        return [InstanceRow(*r) for r in rows]
+    def listing(self, *, hidden: bool = False) -> list[InstanceRow]:
+        """Every instance, newest first; ``hidden`` ones too when asked."""
+        where = "" if hidden else " WHERE i.hidden = 0"
+        rows = self.store.query(f"SELECT {_COUNTED} FROM instances i{where} ORDER BY i.created DESC, i.id")  # noqa: S608
+        return [_row(r) for r in rows]
 
-    def bodies(self, instance_id: str) -> list[str]:
-        """The JSON of every message, in order."""
-        rows = self.store.query("SELECT body FROM messages WHERE instance_id = ? ORDER BY idx", (instance_id,))
+    def bodies(self, instance_id: str, start: int = 0, stop: int | None = None) -> list[str]:
+        """The JSON of messages ``start`` up to ``stop`` (exclusive; None: the end), in order."""
+        rows = self.store.query(
+            "SELECT body FROM messages WHERE instance_id = ? AND idx >= ? AND (? IS NULL OR idx < ?) ORDER BY idx",
+            (instance_id, start, stop, stop),
+        )
         return [r[0] for r in rows]
+
+    def linked_version(self, instance_id: str, upto: int) -> str | None:
+        """The workspace version the last assistant message at or before ``upto`` links, if this store has it.
+
+        A version a document merely names (one this store never made, nor
+        received with its content) is never followed.
+        """
+        rows = self.store.query(
+            "SELECT v.id FROM messages m JOIN workspace_versions v"
+            " ON v.id = json_extract(m.body, '$.workspace_version')"
+            " WHERE m.instance_id = ? AND m.idx <= ? AND json_extract(m.body, '$.role') = 'assistant'"
+            " ORDER BY m.idx DESC LIMIT 1",
+            (instance_id, upto),
+        )
+        return str(rows[0][0]) if rows else None
 
     def history(self, instance_id: str) -> list[HistoryRow]:
         """One row per message with only the fields ``log`` summarises (linear at 10,000 messages)."""
@@ -151,12 +181,11 @@ class Instances:
                     f"snapshot {row.snapshot_id} was removed while the instance was being made",
                     hint="import the document again, then retry",
                 )
-            row_versions = (row.head_version, row.initial_version)
             try:
                 db.execute(
                     "INSERT INTO instances(id, name, snapshot_id, workspace_id, status, created, head_version,"
-                    " initial_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (row.id, row.name, row.snapshot_id, row.workspace_id, row.status, row.created, *row_versions),
+                    " initial_version, parent_id, parent_at, hidden) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*row[:8], row.parent_id, row.parent_at, int(row.hidden)),
                 )
             except sqlite3.IntegrityError as exc:
                 if row.name is not None and "name" in str(exc):

@@ -161,6 +161,21 @@ def _m6_instances_need_their_snapshot(db: sqlite3.Connection) -> None:
     )
 
 
+def _m7_fork_lineage(db: sqlite3.Connection) -> None:
+    """Where an instance came from: the instance it was forked (or cut by ``reset``) from, at which message.
+
+    ``hidden``: kept but not listed by default (the tail ``reset`` set aside).
+    """
+    run_script(
+        db,
+        """
+        ALTER TABLE instances ADD COLUMN parent_id TEXT;
+        ALTER TABLE instances ADD COLUMN parent_at INTEGER;
+        ALTER TABLE instances ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;
+        """,
+    )
+
+
 MIGRATIONS: list[Migration] = [
     _m1_initial,
     _m2_instances,
@@ -168,5 +183,6 @@ MIGRATIONS: list[Migration] = [
     _m4_pending_workspaces,
     _m5_resource_location,
     _m6_instances_need_their_snapshot,
+    _m7_fork_lineage,
 ]
 """Schema migrations, applied in order, each once; ``PRAGMA user_version`` counts them."""

@@ -26,16 +26,16 @@ from domarkx.data.store import Store
 from domarkx.errors import DomarkxError, UsageError
 from domarkx.session import convert
 from domarkx.session.snapshot import SnapshotManager
-from domarkx.workspace.plugin import resource_path
 
 if TYPE_CHECKING:
-    from domarkx.workspace.manager import Workspace, WorkspaceManager
+    from domarkx.workspace.manager import ToolOutcome, Workspace, WorkspaceManager
 
 Progress = Callable[[str], None]
 
-SHELL_LANGS = {"bash", "sh", "shell", "zsh", "console"}
-PYTHON_LANGS = {"python", "py", "python3"}
-SQL_LANGS = {"sql", "sqlite"}
+SETUP_SCRIPT_LANGS = frozenset({"python", "py", "python3"})
+"""A setup block in one of these that no resource runs declares tools, and domarkx runs it (docs/sessions.md)."""
+COMMAND_LANG = "sh"
+"""What ``domarkx exec -- CMD…`` is written in: it runs where shell code runs, unless told ``--resource``."""
 
 
 def _quiet(_: str) -> None:
@@ -78,7 +78,17 @@ class InstanceManager:
             messages=messages,
         )
 
-    def _insert(self, instance: SessionInstance, initial_version: str) -> None:
+    def messages(self, ref: str, start: int = 0, stop: int | None = None) -> list[ConversationMessage]:
+        """Messages ``start`` up to ``stop`` (exclusive) of an instance, without loading the others."""
+        bodies = self.store.instances.bodies(self.resolve(ref), start, stop)
+        with _gc_paused():
+            return [ConversationMessage.model_validate_json(body) for body in bodies]
+
+    def summary(self, ref: str) -> dict[str, Any]:
+        """The instance's row (message count, fork parent, hidden) without its messages."""
+        return self.store.instances.row(self.resolve(ref))._asdict()
+
+    def _insert(self, instance: SessionInstance, initial_version: str, parent: tuple[str, int] | None = None) -> None:
         row = InstanceRow(
             id=instance.id,
             name=instance.name,
@@ -89,6 +99,8 @@ class InstanceManager:
             head_version=instance.head_version,
             initial_version=initial_version,
             messages=len(instance.messages),
+            parent_id=parent[0] if parent else None,
+            parent_at=parent[1] if parent else None,
         )
         self.store.instances.insert(row, [m.model_dump_json() for m in instance.messages])
 
@@ -195,16 +207,16 @@ class InstanceManager:
         return instance
 
     def run_setup(self, snapshot: SessionSnapshot, workspace: Workspace) -> None:
-        """Run the setup block in the resource that speaks its language.
+        """Run the setup block in the resource that runs its language.
 
-        A Python setup block with no ``python`` resource to run in is a tool
-        declaration script (docs/sessions.md): it runs here, and the tools it
-        lists must not clash with the workspace's own.
+        A Python setup block no resource runs is a tool declaration script
+        (docs/sessions.md): it runs here, and the tools it lists must not clash
+        with the workspace's own.
         """
         setup = snapshot.setup
         assert setup is not None
         outcome = self.run_block(workspace, setup.lang or "", setup.text, setup.attrs)
-        if outcome is None and (setup.lang or "").lower() in PYTHON_LANGS:
+        if outcome is None and (setup.lang or "").lower() in SETUP_SCRIPT_LANGS:
             clash = {t.spec.name for t in self.setup_tools(snapshot, workspace)} & {
                 t.name for t in self.workspaces.tools(workspace)
             }
@@ -222,14 +234,12 @@ class InstanceManager:
     def setup_tools(self, snapshot: SessionSnapshot, workspace: Workspace) -> list[Any]:
         """The tools a Python setup-script declares, loaded in this process (functions are not stored)."""
         setup = snapshot.setup
-        if setup is None or (setup.lang or "").lower() not in PYTHON_LANGS:
-            return []
-        if self.tool_for(workspace, "python", None) is not None:
+        lang = (setup.lang or "").lower() if setup is not None else ""
+        if setup is None or lang not in SETUP_SCRIPT_LANGS or self.workspaces.code_runner(workspace, lang):
             return []
         from domarkx.tools.setup_script import load_setup_tools
 
-        base = resource_path(self.store.home, workspace.resources[0].id)
-        workdir = base / "work" if (base / "work").is_dir() else base
+        workdir = self.workspaces.host_directory(workspace.resources[0])
         tools = load_setup_tools(
             setup.text, workdir=workdir, path=snapshot.source or "<document>", line=setup.start + 2
         )
@@ -260,55 +270,40 @@ class InstanceManager:
             message.workspace_version = instance.head_version
             self.save_messages(instance, index, index + 1)
 
-    def run_block(self, workspace: Workspace, lang: str, code: str, attrs: dict[str, str]) -> Any:
-        """Execute one code block in the resource that speaks its language; None if none does."""
-        target = self.tool_for(workspace, lang.lower(), attrs.get("resource"))
+    def run_block(self, workspace: Workspace, lang: str, code: str, attrs: dict[str, str]) -> ToolOutcome | None:
+        """Execute one code block in the resource that runs its language, as a tool call; None if none does."""
+        target = self.workspaces.code_runner(workspace, lang, attrs.get("resource"))
         if target is None:
             return None
         tool, argument = target
         return self.workspaces.call(workspace, tool, {argument: code})
 
-    def tool_for(self, workspace: Workspace, lang: str, resource: str | None) -> tuple[str, str] | None:
-        """The (tool name, argument) that runs code of ``lang``, preferring a named resource."""
-        tools = {t.name for t in self.workspaces.tools(workspace)}
-        several = len(workspace.resources) > 1
-        wanted: list[tuple[str, str]] = []
-        if lang in PYTHON_LANGS:
-            wanted = [("execute_python", "code")]
-        elif lang in SQL_LANGS:
-            wanted = [("execute", "sql")]
-        if lang in SHELL_LANGS:
-            wanted = [("run_command", "command")]
-        for res in workspace.resources:
-            if resource is not None and res.name != resource:
-                continue
-            for tool, argument in wanted:
-                name = f"{res.name}__{tool}" if several else tool
-                if name in tools:
-                    return name, argument
-        if resource is not None:
-            names = ", ".join(r.name for r in workspace.resources)
-            raise UsageError(f"no resource {resource!r} runs {lang} code", hint=f"resources: {names}")
-        return None
+    def exec(self, ref: str, code: str, *, resource: str | None = None) -> tuple[ToolOutcome, list[str]]:
+        """Run ``code`` out of band (``domarkx exec``) and commit the result as the head; (outcome, notes).
 
-    def exec(self, ref: str, command: str, *, resource: str | None = None) -> Any:
-        """Run a shell command out of band (``domarkx exec``) and commit the result as the head."""
+        Without ``resource``, a command line runs where shell code runs.
+        """
         with self.using(self.get(ref)) as instance:
             if instance.status != "running":
                 raise UsageError("the instance is stopped", hint="start it with `domarkx instances start`")
             workspace = self.workspaces.open(instance.workspace_id)
-            target = self.tool_for(workspace, "bash", resource)
-            if target is None:
-                raise UsageError("the instance has no shell resource", hint="add a local_shell resource")
-            outcome = self.workspaces.call(workspace, target[0], {target[1]: command})
-            instance.head_version = self.workspaces.commit(workspace).id
+            if resource is None:
+                found = self.workspaces.code_resource(workspace, COMMAND_LANG)
+                if found is None:
+                    raise UsageError(
+                        "no resource of this instance runs shell commands", hint="name one with --resource"
+                    )
+                resource = found.name
+            outcome = self.workspaces.run_code(workspace, resource, code)
+            version = self.workspaces.commit(workspace)
+            instance.head_version = version.id
             self.save_messages(instance, len(instance.messages))
-        return outcome
+        return outcome, version.notes
 
     # -- time travel -----------------------------------------------------------
 
     def fork(self, ref: str, at: int, *, name: str | None = None) -> SessionInstance:
-        """A new instance with messages 0..``at`` and the workspace as it was then."""
+        """A new instance with messages 0..``at`` and the workspace as it was then; it records its parent."""
         source = self.get(ref)
         if not 0 <= at < len(source.messages):
             raise UsageError(
@@ -322,18 +317,28 @@ class InstanceManager:
                 fork = self._new(source.snapshot_id, workspace, name)
                 fork.messages = [m.model_copy(deep=True) for m in source.messages[: at + 1]]
                 fork.head_version = version
-                self._insert(fork, self.initial_version(source))
+                self._insert(fork, self.initial_version(source), parent=(source.id, at))
             except BaseException:
                 self.workspaces.destroy(workspace)
                 raise
         return fork
 
     def version_at(self, instance: SessionInstance, at: int) -> str:
-        """The workspace version linked at or before message ``at`` (else the initial one)."""
-        for message in reversed(instance.messages[: at + 1]):
-            if message.workspace_version and self.workspaces.has_version(message.workspace_version):
-                return message.workspace_version
-        return self.initial_version(instance)
+        """The workspace version linked at or before message ``at`` (else the initial one).
+
+        Only assistant messages link versions, and only versions this store has
+        (made here, or brought with their content) are followed.
+        """
+        return self.store.instances.linked_version(instance.id, at) or self.initial_version(instance)
+
+    def version_before(self, ref: str, at: int) -> str:
+        """The workspace version linked before message ``at`` (else the initial one): what ``at`` started from."""
+        instance_id = self.resolve(ref)
+        row = self.store.instances.row(instance_id)
+        linked = self.store.instances.linked_version(instance_id, at - 1)
+        if linked or row.initial_version:
+            return str(linked or row.initial_version)
+        raise DomarkxError("the instance has no recorded initial workspace version", hint="run `domarkx doctor`")
 
     def initial_version(self, instance: SessionInstance) -> str:
         initial = self.store.instances.row(instance.id).initial_version

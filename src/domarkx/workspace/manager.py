@@ -24,11 +24,11 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from domarkx import _entrypoints, ids
 from domarkx.data.models import ResourceConfig, SessionSnapshot, WorkspaceConfig
@@ -36,7 +36,16 @@ from domarkx.data.store import Store, disk_error
 from domarkx.data.versions import VersionRow
 from domarkx.data.workspaces import ResourceRow
 from domarkx.errors import DomarkxError, ReferenceNotFound, UsageError
-from domarkx.workspace.plugin import Plugin, PluginContext, Resource, ToolSpec, Unsupported, resource_path
+from domarkx.workspace.plugin import (
+    PLUGIN_MARKER,
+    Plugin,
+    PluginContext,
+    Resource,
+    ToolSpec,
+    Unsupported,
+    gathering_notes,
+    resource_path,
+)
 
 DEFAULT_ENGINE = "local_shell"
 ENGINE_OPTIONS = ("timeout",)
@@ -71,6 +80,8 @@ class WorkspaceVersion(BaseModel):
 
     id: str
     versions: dict[str, str]
+    notes: list[str] = Field(default_factory=list)
+    """What the plugins could not keep fully (an unreadable file), to show the user; not part of the id."""
 
 
 class ToolOutcome(BaseModel):
@@ -127,7 +138,7 @@ class WorkspaceManager:
             cls = _entrypoints.load(_entrypoints.PLUGINS, plugin_type, what="plugin")
             if not (isinstance(cls, type) and issubclass(cls, Plugin)):
                 raise DomarkxError(f"plugin {plugin_type!r} is not a domarkx.workspace.plugin.Plugin")
-            found = cls(PluginContext(home=self.store.home, store=self.store))
+            found = cls(PluginContext(home=self.store.home, store=self.store, plugin_type=plugin_type))
             self._plugins[plugin_type] = found
         return found
 
@@ -221,11 +232,16 @@ class WorkspaceManager:
         return workspaces, stray
 
     def discard_directory(self, resource_id: str) -> None:
-        """Remove a resource directory no row names, through its plugin when its id tells which."""
+        """Remove a resource directory no row names, through the plugin that made it (its marker says which).
+
+        The plugin tears down what lives outside the directory (a container, a kernel).
+        """
         path = resource_path(self.store.home, resource_id)
-        types = _entrypoints.names(_entrypoints.PLUGINS)
-        plugin_type = next((t for t in types if resource_id.startswith(f"{t}-")), None)
-        if plugin_type is not None:
+        try:
+            plugin_type: str | None = (path / PLUGIN_MARKER).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            plugin_type = None  # made by an older domarkx, or killed before it was marked
+        if plugin_type in _entrypoints.names(_entrypoints.PLUGINS):
             with contextlib.suppress(DomarkxError, OSError):  # its state may be half-made
                 self.plugin(plugin_type).destroy_resource(resource_id)
         if path.exists() or path.is_symlink():
@@ -247,9 +263,29 @@ class WorkspaceManager:
         problem = _check_arguments(spec, arguments)
         if problem:
             return _failed(tool_name, resource.name, problem)
+        plugin = self.plugin(resource.type)
+        return self._guarded(tool_name, resource, lambda: plugin.execute_tool(resource.id, tool, **arguments))
+
+    def run_code(self, workspace: Workspace, resource_name: str, code: str) -> ToolOutcome:
+        """Run ``code`` in the named resource as its plugin runs code (``domarkx exec``); a failure is an outcome.
+
+        A resource that runs no code is a usage error.
+        """
+        resource = next((r for r in workspace.resources if r.name == resource_name), None)
+        if resource is None:
+            names = ", ".join(r.name for r in workspace.resources)
+            raise UsageError(f"no resource named {resource_name!r}", hint=f"resources: {names}")
+        plugin = self.plugin(resource.type)
+        if plugin.code is None:
+            raise UsageError(f"resource {resource.name} ({resource.type}) runs no code", hint="pick another --resource")
+        name = self.tool_name(workspace, resource, plugin.code.tool)
+        return self._guarded(name, resource, lambda: plugin.run_code(resource.id, code))
+
+    def _guarded(self, tool_name: str, resource: Resource, run: Callable[[], Any]) -> ToolOutcome:
+        """Run a plugin's tool; whatever goes wrong becomes an ``ok=False`` outcome the model can read."""
         self.store.workspaces.touch(resource.id)
         try:
-            output = self.plugin(resource.type).execute_tool(resource.id, tool, **arguments)
+            output = run()
             text = render(output)
         except DomarkxError as exc:
             message = exc.message + (f" ({exc.hint})" if exc.hint else "")
@@ -261,16 +297,57 @@ class WorkspaceManager:
             return _failed(tool_name, resource.name, f"internal error in {resource.type}: {type(exc).__name__}: {exc}")
         return ToolOutcome(tool=tool_name, resource=resource.name, ok=True, output=output, text=text)
 
+    @staticmethod
+    def tool_name(workspace: Workspace, resource: Resource, tool: str) -> str:
+        """A plugin's tool as the model calls it: its own name alone, ``<resource>__<tool>`` among several."""
+        return f"{resource.name}{_SEPARATOR}{tool}" if len(workspace.resources) > 1 else tool
+
+    def code_resource(self, workspace: Workspace, lang: str, named: str | None = None) -> Resource | None:
+        """The first resource (or the ``named`` one) whose plugin runs code of fence language ``lang``.
+
+        Asking a named resource for a language it does not run is a usage error.
+        """
+        wanted = lang.lower()
+        for resource in workspace.resources:
+            if named is not None and resource.name != named:
+                continue
+            code = self.plugin(resource.type).code
+            if code is not None and wanted in code.languages:
+                return resource
+        if named is not None:
+            names = ", ".join(r.name for r in workspace.resources)
+            raise UsageError(f"no resource {named!r} runs {lang} code", hint=f"resources: {names}")
+        return None
+
+    def code_runner(self, workspace: Workspace, lang: str, named: str | None = None) -> tuple[str, str] | None:
+        """(tool name, argument) of the call that runs a ``lang`` block (offline ``run``); None if nothing runs it."""
+        resource = self.code_resource(workspace, lang, named)
+        if resource is None:
+            return None
+        code = self.plugin(resource.type).code
+        assert code is not None
+        return self.tool_name(workspace, resource, code.tool), code.argument
+
     def _routes(self, workspace: Workspace) -> dict[str, tuple[ToolSpec, Resource, str]]:
-        several = len(workspace.resources) > 1
         routes: dict[str, tuple[ToolSpec, Resource, str]] = {}
         for resource in workspace.resources:
             for spec in self.plugin(resource.type).list_tools(resource.id):
-                name = f"{resource.name}{_SEPARATOR}{spec.name}" if several else spec.name
+                name = self.tool_name(workspace, resource, spec.name)
                 if not _TOOL_NAME_RE.fullmatch(name):
                     raise DomarkxError(f"tool name {name!r} is not valid for models (plugin {resource.type})")
                 routes[name] = (spec.model_copy(update={"name": name}), resource, spec.name)
         return routes
+
+    def host_directory(self, resource: Resource) -> Path:
+        """A directory on this machine where the resource's files are, for code domarkx itself runs there.
+
+        The plugin's :meth:`~Plugin.location` when that is a host directory, else the resource's state directory.
+        """
+        try:
+            where = Path(self.plugin(resource.type).location(resource.id))
+        except Unsupported:
+            where = Path()
+        return where if where.is_absolute() and where.is_dir() else resource_path(self.store.home, resource.id)
 
     # -- versions --------------------------------------------------------------------
 
@@ -279,20 +356,23 @@ class WorkspaceManager:
 
         Idempotent: with no change, the same version comes back.
         """
-        rows = {r.id: r for r in self.store.workspaces.resources(workspace.id)}
-        versions: dict[str, str] = {}
-        committed: list[tuple[str, str]] = []
-        for resource in workspace.resources:
-            row = rows.get(resource.id)
-            if row is None:
-                raise ReferenceNotFound(f"workspace {workspace.id} has no resource {resource.name}")
-            version = row.version
-            if version is None or row.touched:
-                with _storing(f"committing resource {resource.name}"):
-                    version = self.plugin(resource.type).commit_version(resource.id)
-                committed.append((resource.id, version))
-            versions[resource.name] = version
-        return self._record(workspace, versions, committed)
+        # Shared with every committer, exclusive for `prune`: a version is recorded before it can be collected.
+        with self.store.provisioning(), gathering_notes() as notes:
+            rows = {r.id: r for r in self.store.workspaces.resources(workspace.id)}
+            versions: dict[str, str] = {}
+            committed: list[tuple[str, str]] = []
+            for resource in workspace.resources:
+                row = rows.get(resource.id)
+                if row is None:
+                    raise ReferenceNotFound(f"workspace {workspace.id} has no resource {resource.name}")
+                version = row.version
+                if version is None or row.touched:
+                    with _storing(f"committing resource {resource.name}"):
+                        version = self.plugin(resource.type).commit_version(resource.id)
+                    committed.append((resource.id, version))
+                versions[resource.name] = version
+            recorded = self._record(workspace, versions, committed)
+        return recorded.model_copy(update={"notes": notes})
 
     def load(self, workspace: Workspace, version_id: str) -> None:
         """Restore every resource to the state of workspace version ``version_id``."""
@@ -319,6 +399,11 @@ class WorkspaceManager:
     def has_version(self, version_id: str) -> bool:
         """Whether ``version_id`` is a stored workspace version."""
         return self.store.versions.exists(version_id)
+
+    def version_info(self, version_id: str) -> dict[str, tuple[str, str]]:
+        """Resource name → (plugin type, resource version) of a stored workspace version."""
+        row = self._version(version_id)
+        return {name: (row.types[name], version) for name, version in row.versions.items()}
 
     def _version(self, version_id: str) -> VersionRow:
         found = self.store.versions.get(version_id)

@@ -40,7 +40,7 @@ from domarkx import ids
 from domarkx.errors import DomarkxError, ReferenceNotFound, StoreError, UsageError
 from domarkx.tools.kernel import CellOutput, Kernel, KernelDied
 from domarkx.tools.schema import parameters_schema
-from domarkx.workspace.plugin import Plugin, Resource, ToolError, ToolSpec, resource_path
+from domarkx.workspace.plugin import CodeRunner, Plugin, Resource, ToolError, ToolSpec, resource_path
 from domarkx.workspace.plugins._state import parse_config, read_state, write_state
 
 _KERNELS: dict[Path, Kernel] = {}
@@ -87,6 +87,9 @@ EXECUTE_PYTHON = ToolSpec(
 
 class PythonPlugin(Plugin):
     """Resources that are IPython kernels, versioned by replayable cell logs."""
+
+    code = CodeRunner(tool="execute_python", argument="code", languages=frozenset({"python", "py", "python3"}))
+    config_model = PythonConfig
 
     @property
     def type(self) -> str:
