@@ -156,6 +156,9 @@ class _Doctor:
             except DomarkxError as exc:
                 self.report.notes.append(f"{plugin_type} versions were not checked: {exc.message}")
                 continue
+            except Exception as exc:  # a plugin bug, or data it cannot read: report, never crash the check
+                self.report.notes.append(f"{plugin_type} versions were not checked: {type(exc).__name__}: {exc}")
+                continue
             missing |= {(plugin_type, v) for v in lost}
         self.report.checked["resource versions"] = sum(len(v) for v in wanted.values())
         for label, linked in sorted(self.links.items()):
