@@ -1,0 +1,310 @@
+"""Checkpoints of a ``python`` resource, on domarkx's side: what a version stores and how it comes back.
+
+A version is a *manifest* blob (its digest is the version id) naming
+
+* ``files``: the git commit of the kernel's work directory (the home's python
+  object store, as ``local_shell`` versions files);
+* ``pieces``: the user namespace in groups of variables, each a pickle blob
+  written by the kernel, or — for a group that could not be pickled — the
+  reason, so that load recomputes it;
+* ``history``: the cells run so far (a chain of blobs, newest last), each with
+  the names it read and wrote, which is what recomputation re-runs.
+
+The kernel is as hostile as the document: domarkx takes its pickles as bytes
+(re-hashed by the store, size-checked, regular files only) and never loads
+them; it validates every JSON answer; a group the kernel says is unchanged
+must be one of the parent version's, so a kernel cannot make a version name
+blobs it never had. Pickles are loaded only by a kernel
+(:mod:`domarkx.tools._kernel_agent`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from domarkx import ids
+from domarkx.data.store import Store
+from domarkx.errors import DomarkxError, ReferenceNotFound, StoreError, UsageError
+from domarkx.tools.kernel import Kernel
+
+_HEX = re.compile(r"[0-9a-f]{64}")
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029]")
+_AGENT = "__import__('domarkx.tools._kernel_agent', fromlist=['call']).call({method!r}, {arguments!r})"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Variable(_Model):
+    type: str = Field(max_length=100)
+    repr: str = Field(max_length=200)
+
+
+class Piece(_Model):
+    """One group of variables: a pickle blob, or (``blob`` empty) the reason it is recomputed."""
+
+    names: list[str] = Field(min_length=1)
+    blob: str = ""
+    size: int = Field(default=0, ge=0)
+    error: str = Field(default="", max_length=300)
+    vars: dict[str, Variable] = Field(default_factory=dict)
+
+
+class Manifest(_Model):
+    format: Literal["domarkx.python/2"] = "domarkx.python/2"
+    files: str
+    history: str = ""
+    pieces: list[Piece] = Field(default_factory=list)
+
+
+class Cell(_Model):
+    code: str
+    ok: bool
+    interrupted: bool = False
+    reads: list[str] = Field(default_factory=list)
+    writes: list[str] = Field(default_factory=list)
+
+
+class History(_Model):
+    format: Literal["domarkx.python.history/1"] = "domarkx.python.history/1"
+    parent: str = ""
+    cells: list[Cell]
+
+
+class _Capture(_Model):
+    """The kernel's answer to ``checkpoint``: groups kept from the parent, new pieces, the cells run."""
+
+    kept: list[tuple[list[str], str]]
+    pieces: list[dict[str, Any]]
+    cells: list[Cell]
+
+
+def call(kernel: Kernel, method: str, timeout: float, **arguments: Any) -> Any:
+    """Run an agent method in the kernel (a silent cell) and return its JSON answer."""
+    code = _AGENT.format(method=method, arguments=json.dumps(arguments))
+    out = kernel.execute(code, timeout=timeout, silent=True, limit=2000)
+    if out.timed_out:
+        raise DomarkxError(f"the python kernel took over {timeout:g} s to {method}")
+    if out.error is not None or not out.values or not isinstance(out.values[-1], dict):
+        hint = "install domarkx[python] (cloudpickle)" if "cloudpickle" in (out.error or "") else None
+        raise DomarkxError(f"the python kernel could not {method}: {out.error or 'no answer'}", hint=hint)
+    return out.values[-1].get("value")
+
+
+def clean(text: str) -> str:
+    """A kernel-made repr, safe to show: no control characters, no memory addresses (stable across runs)."""
+    return _CONTROL.sub("?", _ADDRESS.sub("", text))[:200]
+
+
+# -- capture -------------------------------------------------------------------------
+
+
+def capture(kernel: Kernel, parent: Manifest | None, store: Store, timeout: float) -> tuple[list[Piece], list[Cell]]:
+    """Ask the kernel for what changed since ``parent``; store the new pickles; return all pieces and new cells."""
+    try:
+        answer = _Capture.model_validate(call(kernel, "checkpoint", timeout, outbox=kernel.outbox_inside))
+    except ValidationError as exc:
+        raise DomarkxError(f"the python kernel gave a malformed checkpoint: {exc.errors()[0]['msg']}") from exc
+    known = {tuple(p.names): p for p in (parent.pieces if parent else [])}
+    pieces: list[Piece] = []
+    for names, digest in answer.kept:
+        old = known.get(tuple(names))
+        if old is None or old.blob != digest:
+            raise DomarkxError("the python kernel claimed a group the parent version does not have")
+        pieces.append(old)
+    try:
+        for raw in answer.pieces:
+            pieces.append(_receive(kernel, raw, store))
+    finally:
+        _empty(kernel.outbox)
+    _check_disjoint(pieces)
+    return sorted(pieces, key=lambda p: p.names), answer.cells
+
+
+def _receive(kernel: Kernel, raw: dict[str, Any], store: Store) -> Piece:
+    """One new piece from the kernel: its pickle read from the outbox (safely) and stored."""
+    try:
+        names = [str(n) for n in raw["names"]]
+        described = {
+            str(k): Variable(type=clean(str(v["type"]))[:100], repr=clean(str(v["repr"])))
+            for k, v in dict(raw.get("vars", {})).items()
+        }
+        if "error" in raw:
+            return Piece(names=names, error=clean(str(raw["error"])), vars=described)
+        filename = str(raw["file"])
+    except (KeyError, TypeError, ValueError, ValidationError) as exc:
+        raise DomarkxError(f"the python kernel described a checkpoint piece badly: {exc}") from exc
+    if not _HEX.fullmatch(filename):
+        raise DomarkxError("the python kernel named a checkpoint file outside its outbox")
+    data = read_regular(kernel.outbox / filename)
+    with store.write():
+        digest = store.put_blob(data)
+    return Piece(names=names, blob=digest, size=len(data), vars=described)
+
+
+def read_regular(path: os.PathLike[str] | str) -> bytes:
+    """The bytes of a regular file the kernel wrote, never following a link nor blocking on a FIFO."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise DomarkxError(f"cannot read the kernel's checkpoint file: {exc.strerror}") from exc
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise DomarkxError("the kernel's checkpoint file is not a regular file")
+        return fh.read()
+
+
+def _check_disjoint(pieces: Iterable[Piece]) -> None:
+    seen: set[str] = set()
+    for piece in pieces:
+        if seen & set(piece.names) or len(set(piece.names)) != len(piece.names):
+            raise DomarkxError("the python kernel listed a variable in two groups")
+        seen |= set(piece.names)
+
+
+def _empty(folder: os.PathLike[str] | str) -> None:
+    for entry in os.scandir(folder):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            os.unlink(entry.path)
+
+
+def store_history(store: Store, parent: str, cells: list[Cell]) -> str:
+    """Append ``cells`` to the history chain ending at ``parent``; the new head (or ``parent`` if none)."""
+    if not cells:
+        return parent
+    with store.write():
+        return store.put_blob(ids.canonical_json(History(parent=parent, cells=cells).model_dump()))
+
+
+def blobs_of(manifest: Manifest, store: Store) -> set[str]:
+    """Every blob a version needs: its pickles and its whole history chain."""
+    found = {p.blob for p in manifest.pieces if p.blob}
+    head = manifest.history
+    while head and head not in found:
+        found.add(head)
+        head = read_history(store, head).parent
+    return found
+
+
+# -- reading -------------------------------------------------------------------------
+
+
+def read_manifest(store: Store, version_id: str) -> Manifest | list[dict[str, Any]]:
+    """A version: a manifest, or (made by domarkx before checkpoints) the list of cells to replay."""
+    if not ids.is_digest(version_id):
+        raise UsageError(f"{version_id!r} is not a python resource version", hint="versions are sha256 ids")
+    try:
+        value = json.loads(store.get_blob(version_id))
+    except StoreError as exc:
+        raise ReferenceNotFound(f"no python resource version {ids.short(version_id)} in the store") from exc
+    except ValueError as exc:
+        raise UsageError(f"{ids.short(version_id)} is not a python resource version") from exc
+    if isinstance(value, list) and all(_is_legacy_cell(c) for c in value):
+        return value
+    try:
+        return Manifest.model_validate(value)
+    except ValidationError as exc:
+        raise UsageError(f"{ids.short(version_id)} is not a python resource version") from exc
+
+
+def _is_legacy_cell(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"code", "ok"} and isinstance(value["code"], str)
+
+
+def read_history(store: Store, digest: str) -> History:
+    try:
+        return History.model_validate_json(store.get_blob(digest))
+    except ValidationError as exc:
+        raise StoreError(f"python history {ids.short(digest)} is damaged", hint="run `domarkx doctor`") from exc
+
+
+def all_cells(store: Store, head: str) -> list[Cell]:
+    """The whole history ending at ``head``, oldest first."""
+    chunks: list[list[Cell]] = []
+    while head:
+        history = read_history(store, head)
+        chunks.append(history.cells)
+        head = history.parent
+    return [cell for chunk in reversed(chunks) for cell in chunk]
+
+
+# -- restore -------------------------------------------------------------------------
+
+
+def cells_for(cells: list[Cell], names: Iterable[str]) -> list[int]:
+    """Which cells to re-run, in order, to recompute ``names`` (ElasticNotebook-style lineage).
+
+    Walking back from the end, a cell that touched (read or wrote) a needed name
+    is needed, and the names it read become needed before it. Reads count as
+    writes because a read may mutate (``next(g)``). Interrupted cells are left
+    out: their partial effects cannot be repeated exactly.
+    """
+    needed = set(names)
+    chosen: list[int] = []
+    for index in range(len(cells) - 1, -1, -1):
+        cell = cells[index]
+        if cell.interrupted or not (needed & (set(cell.reads) | set(cell.writes))):
+            continue
+        chosen.append(index)
+        needed |= set(cell.reads)
+    return sorted(chosen)
+
+
+def restore(kernel: Kernel, manifest: Manifest, store: Store, timeout: float) -> list[str]:
+    """Load the version's pickles into ``kernel`` and recompute what could not be pickled; return notes."""
+    loadable = [p for p in manifest.pieces if p.blob]
+    try:
+        for piece in loadable:
+            _hand_in(store, piece.blob, kernel.inbox / piece.blob.removeprefix(ids.PREFIX))
+        listed = [[p.names, p.blob.removeprefix(ids.PREFIX), p.blob] for p in loadable]
+        call(kernel, "restore", max(timeout, 60.0), inbox=kernel.inbox_inside, pieces=listed)
+    finally:
+        _empty(kernel.inbox)
+    recomputed = [p for p in manifest.pieces if not p.blob]
+    if not recomputed:
+        return []
+    cells = all_cells(store, manifest.history)
+    return [_recompute(kernel, piece, cells, timeout) for piece in recomputed]
+
+
+def _hand_in(store: Store, digest: str, target: os.PathLike[str] | str) -> None:
+    """Put a blob where the kernel reads it: a hard link when possible (the inbox is read-only inside)."""
+    try:
+        os.link(store.blob_path(digest), target)
+    except OSError:
+        shutil.copyfile(store.blob_path(digest), target)
+
+
+def _recompute(kernel: Kernel, piece: Piece, cells: list[Cell], timeout: float) -> str:
+    chosen = cells_for(cells, piece.names)
+    names = ", ".join(piece.names)
+    answer = call(
+        kernel,
+        "recompute",
+        timeout * max(1, len(chosen)),
+        cells=[cells[i].code for i in chosen],
+        names=piece.names,
+        digest="",
+    )
+    found = answer.get("found", []) if isinstance(answer, dict) else []
+    problems = [clean(str(p)) for p in answer.get("problems", [])] if isinstance(answer, dict) else []
+    numbers = ", ".join(str(i + 1) for i in chosen) or "none"
+    note = f"{names} could not be saved ({piece.error}) and were recomputed by re-running cells {numbers}"
+    missing = [n for n in piece.names if n not in found]
+    if missing:
+        note += f"; {', '.join(missing)} could not be recomputed"
+    if problems:
+        note += f" ({'; '.join(problems[:3])})"
+    return note
