@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import stat
+import subprocess
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -34,6 +35,8 @@ from domarkx import ids
 from domarkx.data.store import Store
 from domarkx.errors import DomarkxError, ReferenceNotFound, StoreError, UsageError
 from domarkx.tools.kernel import Kernel
+from domarkx.workspace.plugin import Change, Entry
+from domarkx.workspace.plugins._gitstore import GitStore
 
 _HEX = re.compile(r"[0-9a-f]{64}")
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
@@ -308,3 +311,85 @@ def _recompute(kernel: Kernel, piece: Piece, cells: list[Cell], timeout: float) 
     if problems:
         note += f" ({'; '.join(problems[:3])})"
     return note
+
+
+# -- browsing ------------------------------------------------------------------------
+
+
+def _git(git: GitStore, args: list[bytes]) -> bytes:
+    """Run git on the python object store for raw bytes (paths are not always UTF-8).
+
+    A stand-in until :class:`GitStore` offers byte-path listing and reading.
+    """
+    env = {"PATH": os.environ.get("PATH", os.defpath), "GIT_DIR": str(git.git_dir), "LC_ALL": "C",
+           "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}  # fmt: skip
+    done = subprocess.run(["git", *args], env=env, capture_output=True, check=False)
+    if done.returncode != 0:
+        raise UsageError(f"not in this version: {done.stderr.decode(errors='replace').strip()[:200]}")
+    return done.stdout
+
+
+def list_files(git: GitStore, commit: str, path: bytes) -> list[Entry]:
+    """The entries of directory ``path`` of the files commit (empty directories included)."""
+    snapshot = git.read(commit)
+    spec = commit.encode() + b":" + path.strip(b"/")
+    prefix = path.strip(b"/") + b"/" if path.strip(b"/") else b""
+    under_empty = any(os.fsencode(rel + "/").startswith(prefix) for rel in snapshot.empty_dirs) and bool(prefix)
+    try:
+        listing = _git(git, [b"ls-tree", b"-z", b"-l", spec])
+    except UsageError:
+        if not under_empty:  # a directory that holds only empty directories is not in git's tree
+            raise
+        listing = b""
+    entries: dict[bytes, Entry] = {}
+    for record in filter(None, listing.split(b"\0")):
+        meta, name = record.split(b"\t", 1)
+        mode, kind, oid, size = meta.split()
+        if kind == b"tree":
+            entries[name] = Entry(name=name, kind="dir")
+        elif mode == b"120000":
+            entries[name] = Entry(name=name, kind="link", target=_git(git, [b"cat-file", b"blob", oid]))
+        elif kind == b"blob":
+            entries[name] = Entry(name=name, kind="file", size=int(size), executable=mode == b"100755")
+        else:
+            entries[name] = Entry(name=name, kind="other")
+    for rel in snapshot.empty_dirs:
+        raw = os.fsencode(rel)
+        if raw.startswith(prefix) and b"/" not in raw[len(prefix) :]:
+            entries[raw[len(prefix) :]] = Entry(name=raw[len(prefix) :], kind="dir")
+    return [entries[k] for k in sorted(entries)]
+
+
+def read_file(git: GitStore, commit: str, path: bytes) -> bytes:
+    git.read(commit)  # a usage error for what is not one of our commits
+    spec = commit.encode() + b":" + path.strip(b"/")
+    if _git(git, [b"cat-file", b"-t", spec]).strip() != b"blob":
+        raise UsageError("not a file in this version")
+    return _git(git, [b"cat-file", b"blob", spec])
+
+
+def variable_changes(old: Manifest, new: Manifest) -> list[Change]:
+    """Variables added, removed or changed between two versions, shown by the reprs stored with them."""
+
+    def index(manifest: Manifest) -> dict[str, tuple[Piece, Variable | None]]:
+        return {name: (p, p.vars.get(name)) for p in manifest.pieces for name in p.names}
+
+    before, after = index(old), index(new)
+    changes: list[Change] = []
+    for name in sorted(before.keys() | after.keys()):
+        a, b = before.get(name), after.get(name)
+        if a is not None and b is not None and a[0] == b[0]:
+            continue
+        status: Literal["added", "removed", "modified"] = (
+            "added" if a is None else "removed" if b is None else "modified"
+        )
+        detail = " → ".join(_shown(x) for x in (a, b) if x is not None)
+        changes.append(Change(kind="variable", name=name, status=status, detail=detail))
+    return changes
+
+
+def _shown(entry: tuple[Piece, Variable | None]) -> str:
+    piece, var = entry
+    kind, text = (var.type, var.repr) if var is not None else ("?", "?")
+    size = f"{piece.size} bytes" if piece.blob else "recomputed"
+    return f"{text} ({kind}, {size})"

@@ -43,7 +43,18 @@ from domarkx import ids
 from domarkx.errors import DomarkxError, StoreError, UsageError
 from domarkx.tools.kernel import CellOutput, Kernel, KernelDied, confinement_available
 from domarkx.tools.schema import parameters_schema
-from domarkx.workspace.plugin import CodeRunner, Plugin, Resource, ToolError, ToolSpec, report_progress, resource_path
+from domarkx.workspace.plugin import (
+    CodeRunner,
+    Entry,
+    Plugin,
+    Resource,
+    ResourceDiff,
+    ToolError,
+    ToolSpec,
+    Unsupported,
+    report_progress,
+    resource_path,
+)
 from domarkx.workspace.plugins import _pycheckpoint as ckpt
 from domarkx.workspace.plugins._gitstore import GitStore, Snapshot
 from domarkx.workspace.plugins._state import parse_config, read_state, write_state
@@ -299,6 +310,46 @@ class PythonPlugin(Plugin):
         lost = self._git.missing(set(commits.values()))
         return missing | {v for v, c in commits.items() if c in lost}
 
+    # -- live files and versions without loading them ------------------------------
+
+    def location(self, resource_id: str) -> str:
+        return str(self._dir(resource_id) / "work")
+
+    def copy_out(self, resource_id: str, path: bytes, dest: Path) -> None:
+        source = _inside(self._dir(resource_id) / "work", path)
+        if source.is_dir() and not source.is_symlink():
+            shutil.copytree(source, dest, symlinks=True)
+        else:
+            shutil.copy2(source, dest, follow_symlinks=False)
+
+    def copy_in(self, resource_id: str, source: Path, path: bytes) -> None:
+        target = _inside(self._dir(resource_id) / "work", path)
+        self._mark_dirty(resource_id)
+        if source.is_dir():
+            shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+        else:
+            shutil.copy2(source, target, follow_symlinks=False)
+
+    def list_version(self, version_id: str, path: bytes = b"") -> list[Entry]:
+        return ckpt.list_files(self._git, self._files_of(version_id), path)
+
+    def read_version(self, version_id: str, path: bytes) -> bytes:
+        return ckpt.read_file(self._git, self._files_of(version_id), path)
+
+    def diff_versions(self, old: str, new: str) -> ResourceDiff:
+        """Files as for any browsable plugin, then variables added, removed or changed (reprs the kernel made)."""
+        files = super().diff_versions(old, new)
+        before, after = self._manifest(old), self._manifest(new)
+        changes = ckpt.variable_changes(before, after) if before and after else []
+        notes = [] if before and after else ["variables are not compared with a version made before checkpoints"]
+        return ResourceDiff(changes=[*files.changes, *changes], notes=[*files.notes, *notes])
+
+    def _files_of(self, version_id: str) -> str:
+        manifest = self._manifest(version_id)
+        if manifest is None:
+            raise Unsupported("a python version made before checkpoints has no files to browse")
+        return manifest.files
+
     # -- restore -------------------------------------------------------------------
 
     def _restore(self, resource_id: str, kernel: Kernel, state: PythonState) -> list[str]:
@@ -377,6 +428,17 @@ class PythonPlugin(Plugin):
 
     def _write_cells(self, resource_id: str, cells: list[Cell]) -> None:
         _write_json(self._dir(resource_id) / "cells.json", cells)
+
+
+def _inside(work: Path, path: bytes) -> Path:
+    """``path`` under ``work``, refused when it is absolute or climbs out (symlinks resolved)."""
+    from domarkx import paths
+
+    target = work / os.fsdecode(path)
+    real, base = os.path.realpath(target.parent), os.path.realpath(work)
+    if os.path.isabs(os.fsdecode(path)) or not (real == base or real.startswith(base + os.sep)):
+        raise UsageError(f"{paths.escape(path)} is outside the python resource's work directory")
+    return target
 
 
 def _megabytes(size: int) -> str:
