@@ -241,3 +241,33 @@ def test_a_fork_in_a_new_process_has_the_recorded_values_and_files(tmp_path: Pat
     parent = step(step="look", rid=built["rid"])
     assert parent.startswith("[result]\n(2, 'later', ")
     assert parent.endswith(", ['a.txt', 'b.txt'])")
+
+
+def test_versions_travel_to_another_home_and_unused_ones_are_collected(
+    plugin: PythonPlugin, context: PluginContext, resource: str, tmp_path: Path
+) -> None:
+    run(plugin, resource, "import random\ndraw = random.random()\nopen('f.txt', 'w').write('files too')")
+    first = plugin.commit_version(resource)
+    recorded = run(plugin, resource, "draw")
+    run(plugin, resource, "later = bytearray(100_000)")
+    second = plugin.commit_version(resource)
+    out = tmp_path / "layers"
+    out.mkdir()
+    layers = plugin.export_versions([first], out)
+    assert {layer.media_type for layer in layers} == {ckpt.BLOB_MEDIA, ckpt.PACK_MEDIA}
+    assert plugin.export_versions([first], out / "..", have=[first]) == []
+    other_home = tmp_path / "home"
+    with Store(other_home) as store:
+        other = PythonPlugin(PluginContext(home=other_home, store=store))
+        assert other.missing_versions([first]) == {first}
+        other.import_versions(layers)
+        other.import_versions(layers)  # again: nothing changes
+        assert other.missing_versions([first]) == set()
+        fresh = other.create_resource({}).id
+        other.load_version(fresh, first)
+        assert run(other, fresh, "draw") == recorded
+        assert run(other, fresh, "open('f.txt').read()") == "[result]\n'files too'"
+        other.destroy_resource(fresh)
+    plugin.collect([first])
+    context.store.prune()
+    assert plugin.missing_versions([first, second]) == {second}

@@ -27,6 +27,7 @@ import shutil
 import stat
 import subprocess
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -35,7 +36,7 @@ from domarkx import ids
 from domarkx.data.store import Store
 from domarkx.errors import DomarkxError, ReferenceNotFound, StoreError, UsageError
 from domarkx.tools.kernel import Kernel
-from domarkx.workspace.plugin import Change, Entry
+from domarkx.workspace.plugin import Change, Entry, Layer
 from domarkx.workspace.plugins._gitstore import GitStore
 
 _HEX = re.compile(r"[0-9a-f]{64}")
@@ -316,14 +317,14 @@ def _recompute(kernel: Kernel, piece: Piece, cells: list[Cell], timeout: float) 
 # -- browsing ------------------------------------------------------------------------
 
 
-def _git(git: GitStore, args: list[bytes]) -> bytes:
+def _git(git: GitStore, args: list[bytes], stdin: bytes | None = None) -> bytes:
     """Run git on the python object store for raw bytes (paths are not always UTF-8).
 
     A stand-in until :class:`GitStore` offers byte-path listing and reading.
     """
     env = {"PATH": os.environ.get("PATH", os.defpath), "GIT_DIR": str(git.git_dir), "LC_ALL": "C",
            "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}  # fmt: skip
-    done = subprocess.run(["git", *args], env=env, capture_output=True, check=False)
+    done = subprocess.run(["git", *args], env=env, input=stdin, capture_output=True, check=False)
     if done.returncode != 0:
         raise UsageError(f"not in this version: {done.stderr.decode(errors='replace').strip()[:200]}")
     return done.stdout
@@ -393,3 +394,61 @@ def _shown(entry: tuple[Piece, Variable | None]) -> str:
     kind, text = (var.type, var.repr) if var is not None else ("?", "?")
     size = f"{piece.size} bytes" if piece.blob else "recomputed"
     return f"{text} ({kind}, {size})"
+
+
+# -- moving versions between homes -----------------------------------------------------
+
+BLOB_MEDIA = "application/vnd.domarkx.python.blob"
+PACK_MEDIA = "application/vnd.domarkx.python.git-pack"
+
+
+def needed(store: Store, version_ids: Iterable[str]) -> tuple[set[str], set[str]]:
+    """The blobs (manifests included) and files commits these versions need."""
+    blobs: set[str] = set()
+    commits: set[str] = set()
+    for version in version_ids:
+        manifest = read_manifest(store, version)
+        blobs.add(version)
+        if isinstance(manifest, Manifest):
+            blobs |= blobs_of(manifest, store)
+            commits.add(manifest.files)
+    return blobs, commits
+
+
+def export(git: GitStore, store: Store, version_ids: Iterable[str], into: Path, have: Iterable[str]) -> list[Layer]:
+    """One layer per blob the receiver lacks, and one git pack of the files it lacks."""
+    try:
+        blobs, commits = needed(store, version_ids)
+        had_blobs, had_commits = needed(store, have)
+    except (ReferenceNotFound, UsageError) as exc:
+        raise StoreError(exc.message) from exc
+    layers: list[Layer] = []
+    for digest in sorted(blobs - had_blobs):
+        target = into / digest.removeprefix(ids.PREFIX)
+        shutil.copyfile(store.blob_path(digest), target)
+        layers.append(Layer(BLOB_MEDIA, target, digest, target.stat().st_size))
+    new_commits = commits - had_commits
+    if new_commits:
+        revs = "".join(f"{c}\n" for c in sorted(new_commits)) + "".join(f"^{c}\n" for c in sorted(had_commits))
+        pack = _git(git, [b"pack-objects", b"--revs", b"--stdout", b"-q"], stdin=revs.encode())
+        target = into / "files.pack"
+        target.write_bytes(pack)
+        layers.append(Layer(PACK_MEDIA, target, ids.digest_bytes(pack), len(pack)))
+    return layers
+
+
+def import_layers(git: GitStore, store: Store, layers: Iterable[Layer], owner: str) -> None:
+    """Take in what :func:`export` wrote; each blob is re-hashed, the pack is checked by git."""
+    for layer in layers:
+        data = layer.path.read_bytes()
+        if ids.digest_bytes(data) != layer.digest:
+            raise StoreError(f"layer {ids.short(layer.digest)} does not hold what it claims")
+        if layer.media_type == PACK_MEDIA:
+            try:
+                _git(git, [b"index-pack", b"--stdin", b"--fix-thin"], stdin=data)
+            except UsageError as exc:
+                raise StoreError(f"a python files pack is damaged: {exc.message}") from exc
+        elif layer.media_type == BLOB_MEDIA:
+            with store.write():
+                store.put_blob(data)
+                store.add_refs(owner, [layer.digest])

@@ -32,7 +32,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -46,6 +46,7 @@ from domarkx.tools.schema import parameters_schema
 from domarkx.workspace.plugin import (
     CodeRunner,
     Entry,
+    Layer,
     Plugin,
     Resource,
     ResourceDiff,
@@ -349,6 +350,27 @@ class PythonPlugin(Plugin):
         if manifest is None:
             raise Unsupported("a python version made before checkpoints has no files to browse")
         return manifest.files
+
+    # -- versions elsewhere ----------------------------------------------------------
+
+    def export_versions(self, version_ids: Sequence[str], into: Path, *, have: Collection[str] = ()) -> list[Layer]:
+        return ckpt.export(self._git, self.context.store, version_ids, into, have)
+
+    def import_versions(self, layers: Sequence[Layer]) -> None:
+        ckpt.import_layers(self._git, self.context.store, layers, f"plugin:{self.type}")
+
+    def collect(self, live: Collection[str]) -> int:
+        """Keep references only to the blobs live versions need; ``prune`` then deletes the rest.
+
+        Returns 0: the bytes are freed (and counted) by the store's prune. The
+        git objects of dead versions' files stay (the object store is shared).
+        """
+        store = self.context.store
+        keep, _commits = ckpt.needed(store, [v for v in live if v not in self.missing_versions([v])])
+        with store.write():
+            store.drop_refs(f"plugin:{self.type}")
+            store.add_refs(f"plugin:{self.type}", keep)
+        return 0
 
     # -- restore -------------------------------------------------------------------
 
