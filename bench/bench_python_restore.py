@@ -21,7 +21,6 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +65,8 @@ def bench(plugin: PythonPlugin, home: Path, repeat: int) -> dict[str, Any]:
             plugin.destroy_resource(fresh)
     check = plugin.create_resource({}).id
     plugin.load_version(check, version)
-    shape = plugin.execute_tool(check, "execute_python", code="len(big), len(floats), len(table), holder.data is floats")
+    probe = "len(big), len(floats), len(table), holder.data is floats"
+    shape = plugin.execute_tool(check, "execute_python", code=probe)
     assert shape == "[result]\n(50000000, 1000000, 100000, True)", shape
     return {
         "build_s": build,
