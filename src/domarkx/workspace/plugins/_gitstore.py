@@ -521,6 +521,24 @@ class GitStore:
 # -- helpers ---------------------------------------------------------------------------------
 
 
+def dirs_to_text(dirs: Sequence[bytes]) -> list[str]:
+    """Empty-directory names as a resource's JSON state keeps them (:func:`domarkx.paths.escape`)."""
+    return [paths.escape(d) for d in dirs]
+
+
+def dirs_from_text(dirs: Sequence[str]) -> tuple[bytes, ...]:
+    return tuple(paths.unescape(d) for d in dirs)
+
+
+def unreadable_note(plugin_type: str, unreadable: Sequence[bytes]) -> str:
+    """What to tell the user when :meth:`GitStore.stage` could not read some paths."""
+    shown = ", ".join(paths.escape(p) for p in unreadable[:5]) + (" …" if len(unreadable) > 5 else "")
+    return (
+        f"{plugin_type} could not read {len(unreadable)} path(s), so this version leaves them out"
+        f" (or keeps what it had): {shown}; make them readable (chmod u+r) and they are kept next time"
+    )
+
+
 def parse_commit(commit: str, body: bytes) -> Snapshot:
     """A commit's tree and empty directories; a damaged or foreign commit is an error that says so."""
     header, _sep, message = body.partition(b"\n\n")

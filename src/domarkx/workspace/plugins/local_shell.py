@@ -38,7 +38,16 @@ from domarkx.workspace.plugin import (
     resource_path,
 )
 from domarkx.workspace.plugins import _hostcopy, _sandbox
-from domarkx.workspace.plugins._gitstore import Changed, GitStore, Snapshot, TreeEntry, remove_path
+from domarkx.workspace.plugins._gitstore import (
+    Changed,
+    GitStore,
+    Snapshot,
+    TreeEntry,
+    dirs_from_text,
+    dirs_to_text,
+    remove_path,
+    unreadable_note,
+)
 from domarkx.workspace.plugins._state import parse_config, read_state, write_state
 
 TYPE = "local_shell"
@@ -199,7 +208,7 @@ class LocalShellPlugin(Plugin):
         work, index = self._paths(resource_id)
         snapshot, unreadable = self._git.stage(work, index)
         if unreadable:
-            note(_unreadable_note(unreadable))
+            note(unreadable_note(TYPE, unreadable))
         if state.version is not None and _same(state, snapshot):
             if state.dirty:  # the index describes the work tree again, and it is this version
                 self._record(base, state, state.version, snapshot)
@@ -238,7 +247,7 @@ class LocalShellPlugin(Plugin):
     @staticmethod
     def _record(base: Path, state: _State, commit: str, snapshot: Snapshot) -> None:
         state.version, state.tree = commit, snapshot.tree
-        state.empty_dirs = [paths.escape(d) for d in snapshot.empty_dirs]
+        state.empty_dirs = dirs_to_text(snapshot.empty_dirs)
         state.dirty = False
         write_state(base, state)
 
@@ -428,15 +437,7 @@ def _same(state: _State, snapshot: Snapshot) -> bool:
 
 
 def _empty_dirs(state: _State) -> tuple[bytes, ...]:
-    return tuple(paths.unescape(d) for d in state.empty_dirs)
-
-
-def _unreadable_note(unreadable: list[bytes]) -> str:
-    shown = ", ".join(paths.escape(p) for p in unreadable[:5]) + (" …" if len(unreadable) > 5 else "")
-    return (
-        f"local_shell could not read {len(unreadable)} path(s), so this version leaves them out"
-        f" (or keeps what it had): {shown}; make them readable (chmod u+r) and they are kept next time"
-    )
+    return dirs_from_text(state.empty_dirs)
 
 
 def _check_writable(path: str, work: Path | None = None) -> str:
