@@ -137,7 +137,9 @@ class Workspaces:
         return live
 
     def current_workspace_versions(self) -> set[str]:
-        return {r[0] for r in self.store.query("SELECT version FROM workspaces WHERE version IS NOT NULL")}
+        """The versions owned workspaces are at (a pending one is being made, or is a leftover)."""
+        rows = self.store.query("SELECT version FROM workspaces WHERE version IS NOT NULL AND pending = 0")
+        return {r[0] for r in rows}
 
     def of_instances(self) -> list[InstanceResource]:
         """Every resource of every instance's workspace."""

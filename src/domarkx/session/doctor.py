@@ -195,7 +195,7 @@ class _Doctor:
                 self.report.notes.append(BUSY)
                 return
             self._resource_directories()
-            found = _abandoned(self.workspaces, remove=repair)
+            found = leftovers(self.workspaces, remove=repair)
         if repair:
             self.report.repaired += [f"removed {line}" for line in found]
         else:
@@ -214,17 +214,7 @@ class _Doctor:
 BUSY = "another domarkx is creating or removing a workspace: workspaces on disk were not checked"
 
 
-def sweep(store: Store, *, dry_run: bool = False) -> list[str] | None:
-    """Remove (or, dry, list) the workspaces and resource directories killed processes left.
-
-    ``None`` when another process is creating or removing a workspace: then
-    nothing can be told apart from its work in progress, and nothing is touched.
-    """
-    with store.quiescent() as free:
-        return _abandoned(WorkspaceManager(store), remove=not dry_run) if free else None
-
-
-def _abandoned(workspaces: WorkspaceManager, *, remove: bool) -> list[str]:
+def leftovers(workspaces: WorkspaceManager, *, remove: bool) -> list[str]:
     """Describe (and remove) the leftovers; the caller holds :meth:`Store.quiescent`."""
     found: list[str] = []
     pending, directories = workspaces.abandoned()
