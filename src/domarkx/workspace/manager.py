@@ -151,6 +151,10 @@ class WorkspaceManager:
         instance); the owner's row claims it (:meth:`claim`) in the same transaction. A
         process killed before that leaves it pending, for :meth:`abandoned` to find.
         """
+        return self._made(config, pending, self.commit)
+
+    def _made(self, config: WorkspaceConfig, pending: bool, then: Callable[[Workspace], object]) -> Workspace:
+        """Create the resources and rows of ``config``, then ``then`` (a commit, a load); undone if anything fails."""
         names = _resource_names(config)
         with self.store.provisioning():
             resources: list[Resource] = []
@@ -169,7 +173,7 @@ class WorkspaceManager:
             ]
             self.store.workspaces.insert(workspace.id, config.model_dump_json(exclude_none=True), rows, pending=pending)
             try:
-                self.commit(workspace)
+                then(workspace)
             except BaseException:
                 self.destroy(workspace)
                 raise
@@ -190,17 +194,12 @@ class WorkspaceManager:
     def clone(self, source: Workspace | WorkspaceConfig, version_id: str, *, pending: bool = False) -> Workspace:
         """A new workspace with the same resources as ``source``, loaded at ``version_id``.
 
-        ``pending``: as in :meth:`create`.
+        ``pending``: as in :meth:`create`. The new resources are loaded straight
+        away, never committed empty first: a fork costs what writing its files costs.
         """
         config = self._config(source) if isinstance(source, Workspace) else source
         self._version(version_id)  # fail before creating anything
-        workspace = self.create(config, pending=pending)
-        try:
-            self.load(workspace, version_id)
-        except BaseException:
-            self.destroy(workspace)
-            raise
-        return workspace
+        return self._made(config, pending, lambda workspace: self.load(workspace, version_id))
 
     def close(self, workspace: Workspace) -> None:
         """Release what the plugins hold for the workspace (kernels, connections); state stays."""

@@ -37,7 +37,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +61,10 @@ _ATTRIBUTES = "* -text -eol -filter -ident -working-tree-encoding\n"
 _MESSAGE = b"domarkx local_shell\n"
 _EMPTY_DIRS = b"empty-dirs: "
 _SURROGATE = re.compile("[\udc80-\udcff]")
+Reader = Callable[[str], tuple[str, bytes]]
+"""Asks a running ``cat-file --batch`` for one object: id → (type, content)."""
+_ZERO_ID = "0" * 40
+"""The object id ``diff-tree`` shows for the side a path is absent from."""
 _LIVE_REFS = "refs/domarkx/"
 """Refs ``collect`` sets for what must survive a garbage collection (and nothing else)."""
 
@@ -94,6 +98,16 @@ class Changed:
     new_id: str
     status: str
     path: bytes
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two versions compared: the changed paths, both snapshots, and the changed blobs' bytes by id."""
+
+    changes: list[Changed]
+    before: Snapshot
+    after: Snapshot
+    blobs: dict[str, bytes]
 
 
 class GitStore:
@@ -136,10 +150,10 @@ class GitStore:
             "GIT_CONFIG_COUNT": "3",
             "GIT_CONFIG_KEY_0": "core.hooksPath",
             "GIT_CONFIG_VALUE_0": os.devnull,
-            # objects and the index reach the disk before the store records a version naming
-            # them (batched: one flush per git run, not one per file)
+            # objects reach the disk before the store records a version naming them (batched:
+            # one flush per git run, not one per file); the index is a cache, rebuilt from the tree
             "GIT_CONFIG_KEY_1": "core.fsync",
-            "GIT_CONFIG_VALUE_1": "objects,index",
+            "GIT_CONFIG_VALUE_1": "objects",
             "GIT_CONFIG_KEY_2": "core.fsyncMethod",
             "GIT_CONFIG_VALUE_2": "batch",
             **_IDENTITY,
@@ -226,20 +240,7 @@ class GitStore:
         ids = list(dict.fromkeys(object_ids))
         if not ids:
             return {}
-        out = self._run(["cat-file", "--batch"], stdin=_lines(ids), env=env)
-        found: dict[str, tuple[str, bytes]] = {}
-        pos = 0
-        for object_id in ids:
-            end = out.index(b"\n", pos)
-            header = out[pos:end].split(b" ")
-            if len(header) != 3:  # "<id> missing"
-                found[object_id] = ("missing", b"")
-                pos = end + 1
-                continue
-            size = int(header[2])
-            found[object_id] = (header[1].decode(), out[end + 1 : end + 1 + size])
-            pos = end + 1 + size + 1
-        return found
+        return _batch(ids, self._run(["cat-file", "--batch"], stdin=_lines(ids), env=env))
 
     def read(self, commit: str) -> Snapshot:
         """The tree and empty directories of a commit; a usage error if it is not one of ours."""
@@ -424,17 +425,59 @@ class GitStore:
         except DomarkxError as exc:
             raise UsageError(f"no file {paths.escape(path)} in local_shell version {commit}") from exc
 
-    def changed(self, old: str, new: str) -> tuple[list[Changed], Snapshot, Snapshot]:
-        """The paths that differ between two versions (git's tree diff), and both snapshots."""
-        before, after = self.read(old), self.read(new)
-        out = self._run(["diff-tree", "-r", "-z", "--raw", "--no-renames", before.tree, after.tree])
-        fields = out.split(b"\0")
-        changes = []
-        for header, path in zip(fields[0::2], fields[1::2], strict=False):
-            if header.startswith(b":"):
-                old_mode, new_mode, old_id, new_id, status = header[1:].decode().split(" ")
-                changes.append(Changed(old_mode, new_mode, old_id, new_id, status, path))
-        return changes, before, after
+    def compare(self, old: str, new: str) -> Comparison:
+        """What differs between two versions: a tree diff, both snapshots, and the changed blobs' bytes.
+
+        One ``cat-file --batch`` process answers everything: the two commits,
+        then only the trees whose ids differ (as ``diff-tree`` descends), then
+        the changed blobs. A one-file change in 10,000 files reads a handful of
+        objects, in one process (a second one costs more than all the reading).
+        """
+        for commit in (old, new):
+            if not _is_commit_id(commit):
+                raise UsageError(f"{commit!r} is not a local_shell version", hint="versions are 40-hex commit ids")
+        with self._reader() as read:
+            snapshots = []
+            for commit in (old, new):
+                kind, body = read(commit)
+                if kind != "commit":
+                    raise UsageError(f"unknown local_shell version {commit}")
+                snapshots.append(parse_commit(commit, body))
+            changes = _tree_diff(read, snapshots[0].tree, snapshots[1].tree, b"")
+            wanted = {i for c in changes for i in (c.old_id, c.new_id) if i != _ZERO_ID}
+            blobs = {i: body for i in sorted(wanted) for kind, body in [read(i)] if kind == "blob"}
+        return Comparison(changes, snapshots[0], snapshots[1], blobs)
+
+    @contextlib.contextmanager
+    def _reader(self) -> Iterator[Reader]:
+        """A ``cat-file --batch`` process to ask for objects one at a time: id → (type, content)."""
+        assert self._git is not None
+        with subprocess.Popen(
+            [self._git, "cat-file", "--batch"],
+            cwd=self.git_dir,
+            env=self._env(self.git_dir, None, None),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        ) as process:
+            assert process.stdin is not None and process.stdout is not None
+            ask, answer = process.stdin, process.stdout
+
+            def read(object_id: str) -> tuple[str, bytes]:
+                ask.write(f"{object_id}\n".encode())
+                ask.flush()
+                header = answer.readline().split()
+                if len(header) != 3:
+                    if not header:
+                        raise DomarkxError("git cat-file stopped answering")
+                    return "missing", b""
+                body = answer.read(int(header[2]) + 1)
+                return header[1].decode(), body[:-1]
+
+            try:
+                yield read
+            finally:
+                process.kill()  # closing the pipes and waiting is Popen's exit
 
     def blobs(self, object_ids: Iterable[str]) -> dict[str, bytes]:
         """The content of blobs by id, in one read."""
@@ -573,6 +616,69 @@ def _dirs_json(dirs: Sequence[bytes]) -> bytes:
     """The empty-dirs list as one line of UTF-8 JSON (undecodable bytes as ``\\udcXX`` escapes)."""
     text = json.dumps([os.fsdecode(d) for d in dirs], ensure_ascii=False)
     return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode("utf-8")
+
+
+def _batch(ids: Sequence[str], out: bytes) -> dict[str, tuple[str, bytes]]:
+    """``cat-file --batch`` output for ``ids``, in order: each object's type and content (``missing``)."""
+    found: dict[str, tuple[str, bytes]] = {}
+    pos = 0
+    for object_id in ids:
+        end = out.index(b"\n", pos)
+        header = out[pos:end].split(b" ")
+        if len(header) != 3:  # "<id> missing"
+            found[object_id] = ("missing", b"")
+            pos = end + 1
+            continue
+        size = int(header[2])
+        found[object_id] = (header[1].decode(), out[end + 1 : end + 1 + size])
+        pos = end + 1 + size + 1
+    return found
+
+
+_TREE_MODE = "40000"
+
+
+def _tree(read: Reader, tree_id: str | None) -> dict[bytes, tuple[str, str]]:
+    """A tree object's entries: name → (mode, object id)."""
+    if tree_id is None:
+        return {}
+    kind, body = read(tree_id)
+    if kind != "tree":
+        raise DomarkxError(f"local_shell object {tree_id} is not a tree (the store is damaged)")
+    entries: dict[bytes, tuple[str, str]] = {}
+    pos = 0
+    while pos < len(body):
+        space = body.index(b" ", pos)
+        nul = body.index(b"\0", space)
+        entries[body[space + 1 : nul]] = (body[pos:space].decode(), body[nul + 1 : nul + 21].hex())
+        pos = nul + 21
+    return entries
+
+
+def _tree_diff(
+    read: Callable[[str], tuple[str, bytes]], old: str | None, new: str | None, prefix: bytes
+) -> list[Changed]:
+    """The files that differ between two trees, descending only into subtrees whose ids differ."""
+    before, after = _tree(read, old), _tree(read, new)
+    changes: list[Changed] = []
+    for name in sorted(before.keys() | after.keys()):
+        a, b = before.get(name), after.get(name)
+        if a == b:
+            continue
+        a_tree = a is not None and a[0] == _TREE_MODE
+        b_tree = b is not None and b[0] == _TREE_MODE
+        if a_tree or b_tree:
+            changes += _tree_diff(
+                read, a[1] if a and a_tree else None, b[1] if b and b_tree else None, prefix + name + b"/"
+            )
+        a_file = None if a is None or a_tree else a
+        b_file = None if b is None or b_tree else b
+        if a_file or b_file:
+            status = "A" if a_file is None else "D" if b_file is None else "M"
+            old_mode, old_id = a_file or ("000000", _ZERO_ID)
+            new_mode, new_id = b_file or ("000000", _ZERO_ID)
+            changes.append(Changed(old_mode, new_mode, old_id, new_id, status, prefix + name))
+    return changes
 
 
 def _is_commit_id(text: str) -> bool:

@@ -296,14 +296,9 @@ class LocalShellPlugin(Plugin):
 
     def diff_versions(self, old: str, new: str) -> ResourceDiff:
         """Git's tree diff: the cost follows what changed, not the size of the work tree."""
-        changed, before, after = self._git.changed(old, new)
-        contents = self._git.blobs(
-            object_id
-            for c in changed
-            for mode, object_id in ((c.old_mode, c.old_id), (c.new_mode, c.new_id))
-            if mode not in (ABSENT, SUBMODULE)
-        )
-        changes = [_file_change(c, contents) for c in changed]
+        found = self._git.compare(old, new)
+        changes = [_file_change(c, found.blobs) for c in found.changes]
+        before, after = found.before, found.after
         old_dirs, new_dirs = set(before.empty_dirs), set(after.empty_dirs)
         changes += [Change(kind="dir", name=paths.escape(d), status="added") for d in new_dirs - old_dirs]
         changes += [Change(kind="dir", name=paths.escape(d), status="removed") for d in old_dirs - new_dirs]
