@@ -256,3 +256,20 @@ def test_collect_drops_what_no_live_version_or_index_needs(plugin: LocalShellPlu
     assert count_objects(plugin) < before
     assert plugin.missing_versions([kept, dropped]) == {dropped}
     assert plugin.commit_version(keep) != kept  # the staged blob survived: the commit can be written
+
+
+@pytest.mark.parametrize("damage", [b"", b"DIRC\0\0\0\2garbage", b"\xff" * 64])
+def test_a_damaged_index_is_rebuilt_from_the_last_version(plugin: LocalShellPlugin, damage: bytes) -> None:
+    """A power cut while git wrote the index (it is a cache, not fsynced) must not wedge the resource."""
+    rid = plugin.create_resource({"sandbox": "none", "files": {"a.txt": "a\n"}}).id
+    first = plugin.get_version(rid)
+    index = plugin.work_dir(rid).parent / "index"
+    index.write_bytes(damage)
+    (plugin.work_dir(rid) / "b.txt").write_text("b\n")
+
+    second = plugin.commit_version(rid)
+
+    assert plugin.read_version(second, b"b.txt") == b"b\n"
+    index.write_bytes(damage)
+    plugin.load_version(rid, first)
+    assert sorted(p.name for p in plugin.work_dir(rid).iterdir()) == ["a.txt"]

@@ -69,6 +69,13 @@ _LIVE_REFS = "refs/domarkx/"
 """Refs ``collect`` sets for what must survive a garbage collection (and nothing else)."""
 
 
+class IndexDamaged(DomarkxError):
+    """A resource's index that git cannot read (a power cut while it was written): rebuild it, then retry."""
+
+
+_INDEX_DAMAGE = (b"index file corrupt", b"bad signature", b"index file smaller than expected", b"bad index file")
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """What a version records: the tree and the empty directories beside it."""
@@ -177,7 +184,7 @@ class GitStore:
         """Run git and return its stdout; a failure is one line (:func:`_failure`)."""
         done = self._spawn(args, git_dir=git_dir, work=work, index=index, stdin=stdin, env=env)
         if done.returncode != 0:
-            raise _failure(str(args[0]), done.stderr, done.returncode)
+            raise _failure(str(args[0]), done.stderr, done.returncode, index)
         return done.stdout
 
     def _spawn(
@@ -272,7 +279,7 @@ class GitStore:
             env=None,
         )
         if added.returncode != 0 and not _only_file_errors(added.stderr):
-            raise _failure("add", added.stderr, added.returncode)
+            raise _failure("add", added.stderr, added.returncode, index)
         tree = self._run(["write-tree"], work=work, index=index).strip().decode()
         empty, unreadable = self._untracked(work, index)
         if added.returncode != 0:  # tracked files it could not read again keep their indexed content
@@ -379,6 +386,12 @@ class GitStore:
                 stdin=_nul_list(sorted(written)),
             )
         self._empty_dirs_to(work, current_empty, target.empty_dirs)
+
+    def rebuild_index(self, work: Path, index: Path, tree: str) -> None:
+        """A fresh index describing ``tree``, for one git could not read; its stat data is unknown, so
+        the next ``add`` hashes every file again."""
+        index.unlink(missing_ok=True)
+        self._run(["read-tree", tree], work=work, index=index)
 
     def fill(self, work: Path, index: Path, target: Snapshot) -> None:
         """Write ``target`` into an empty work tree with a fresh index: every file once, no comparisons.
@@ -757,10 +770,12 @@ def _index_lock(index: Path) -> Iterator[int]:
         os.close(fd)
 
 
-def _failure(command: str, stderr: bytes, code: int) -> DomarkxError:
-    """A failed git run as one line: its first error line, and a full disk said plainly."""
+def _failure(command: str, stderr: bytes, code: int, index: Path | None = None) -> DomarkxError:
+    """A failed git run as one line: its first error line, a full disk said plainly, a broken index told apart."""
     from domarkx.data.store import DISK_FULL_HINT
 
+    if index is not None and any(sign in stderr for sign in _INDEX_DAMAGE):
+        return IndexDamaged(f"the git index {index} is damaged")
     lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
     full = [line for line in lines if "No space left on device" in line or "Disk quota exceeded" in line]
     first = next((line for line in lines if line.startswith(("fatal:", "error:"))), lines[0] if lines else "")

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Collection, Sequence
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,6 +41,7 @@ from domarkx.workspace.plugins import _hostcopy, _sandbox
 from domarkx.workspace.plugins._gitstore import (
     Changed,
     GitStore,
+    IndexDamaged,
     Snapshot,
     TreeEntry,
     dirs_from_text,
@@ -51,6 +52,7 @@ from domarkx.workspace.plugins._gitstore import (
 from domarkx.workspace.plugins._state import parse_config, read_state, write_state
 
 TYPE = "local_shell"
+T = TypeVar("T")
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 """Git's id of the empty tree: a resource at it (and not dirty) has an empty work tree."""
 PACK_MEDIA_TYPE = "application/vnd.domarkx.local-shell.pack.v1"
@@ -203,6 +205,21 @@ class LocalShellPlugin(Plugin):
         return state.version
 
     def commit_version(self, resource_id: str) -> str:
+        return self._index_repaired(resource_id, self._commit)
+
+    def _index_repaired(self, resource_id: str, action: Callable[[str], T]) -> T:
+        """Run ``action``; if the resource's git index turns out damaged, rebuild it from the last version and retry."""
+        try:
+            return action(resource_id)
+        except IndexDamaged:
+            base = self._dir(resource_id)
+            state = read_state(base, _State)
+            work, index = self._paths(resource_id)
+            self._git.rebuild_index(work, index, state.tree or EMPTY_TREE)
+            self._mark_dirty(base, state)  # the index no longer vouches for the work tree
+            return action(resource_id)
+
+    def _commit(self, resource_id: str) -> str:
         base = self._dir(resource_id)
         state = read_state(base, _State)
         work, index = self._paths(resource_id)
@@ -227,6 +244,9 @@ class LocalShellPlugin(Plugin):
         not know are deleted and changed tracked files rewritten too (like
         ``git checkout -f`` followed by ``git clean -fdx``).
         """
+        self._index_repaired(resource_id, lambda rid: self._load(rid, version_id))
+
+    def _load(self, resource_id: str, version_id: str) -> None:
         base = self._dir(resource_id)
         state = read_state(base, _State)
         work, index = self._paths(resource_id)
