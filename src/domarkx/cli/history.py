@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from domarkx import ids
@@ -33,23 +35,48 @@ def log(ref: str, as_json: bool) -> None:
             for e in entries
         ],
     )
+    first = _unanswered(entries)
+    if first is not None:
+        last = entries[-1]["index"]
+        which = f"message {first} is" if first == last else f"messages {first}-{last} are"
+        click.secho(f"· {which} not answered yet: `domarkx continue {ref}` answers", err=True, dim=True)
+
+
+def _unanswered(entries: list[dict[str, Any]]) -> int | None:
+    """Where the tail the model owes an answer to starts (user messages or tool results), if any."""
+    first = None
+    for entry in reversed(entries):
+        if entry["role"] not in ("user", "tool"):
+            break
+        first = entry["index"]
+    return first
 
 
 @click.command("fork")
 @click.argument("ref", metavar="INSTANCE")
 @click.option("--at", "at", type=int, required=True, metavar="N", help="Keep messages 0..N.")
 @click.option("--name", metavar="NAME", help="Name the new instance.")
+@json_option
 @click.option("-q", "--quiet", is_flag=True, help="Print only the new instance id.")
-def fork(ref: str, at: int, name: str | None, quiet: bool) -> None:
+def fork(ref: str, at: int, name: str | None, as_json: bool, quiet: bool) -> None:
     """A new instance with messages 0..N and the workspace as it was at message N.
 
-    The original instance is untouched. See `domarkx log` for indices.
+    The original instance is untouched; the fork remembers its model. See
+    `domarkx log` for indices.
+
+    
+    Example:
+      domarkx fork try1 --at 4 --name try2
     """
     from domarkx.cli._session import managers
 
-    manager, _ = managers()
+    manager, sessions = managers()
     with manager.store:
-        new = manager.fork(ref, at, name=name)
+        parent = manager.resolve(ref)
+        new = sessions.fork(parent, at, name=name)
+    if as_json:
+        emit_json({"id": new.id, "name": new.name, "parent": parent, "at": at, "head_version": new.head_version})
+        return
     if not quiet:
         click.secho(f"· forked at message {at}, workspace {ids.short(new.head_version or '')}", err=True)
     click.echo(new.id)

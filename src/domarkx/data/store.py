@@ -145,7 +145,18 @@ def _m4_pending_workspaces(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE workspaces ADD COLUMN pending INTEGER NOT NULL DEFAULT 0")
 
 
-MIGRATIONS: list[Migration] = [_m1_initial, _m2_instances, _m3_workspaces, _m4_pending_workspaces]
+def _m5_instance_settings(db: sqlite3.Connection) -> None:
+    """``settings``: what an instance remembers for its next turn (model, approval; a JSON object), NULL if nothing."""
+    db.execute("ALTER TABLE instances ADD COLUMN settings TEXT")
+
+
+MIGRATIONS: list[Migration] = [
+    _m1_initial,
+    _m2_instances,
+    _m3_workspaces,
+    _m4_pending_workspaces,
+    _m5_instance_settings,
+]
 """Schema migrations, applied in order, each once; ``PRAGMA user_version`` counts them."""
 
 

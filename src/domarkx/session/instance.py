@@ -113,6 +113,19 @@ class InstanceManager:
             )
             db.execute("UPDATE instances SET head_version = ? WHERE id = ?", (instance.head_version, instance.id))
 
+    def settings(self, instance_id: str) -> dict[str, Any]:
+        """What the instance remembers for its next turn (``model``, ``approve``…; see docs/sessions.md)."""
+        row = self.store.db.execute("SELECT settings FROM instances WHERE id = ?", (instance_id,)).fetchone()
+        found: dict[str, Any] = json.loads(row[0]) if row and row[0] else {}
+        return found
+
+    def set_settings(self, instance_id: str, settings: dict[str, Any]) -> None:
+        with self.store.write() as db:
+            db.execute(
+                "UPDATE instances SET settings = ? WHERE id = ?",
+                (json.dumps(settings, sort_keys=True) if settings else None, instance_id),
+            )
+
     @contextlib.contextmanager
     def using(self, instance: SessionInstance) -> Iterator[SessionInstance]:
         """Work on ``instance`` alone: other processes wait for nothing, they are told it is busy.
