@@ -18,18 +18,17 @@ DEADLINE = 60.0
 class Watched:
     """``domarkx ARGS`` in its own process, stdout and stderr collected as they come."""
 
-    def __init__(self, args: Sequence[str], *, stdin: bytes | None = None) -> None:
+    def __init__(self, args: Sequence[str], *, stdin: bytes | None = None, more_input: bool = False) -> None:
+        """``stdin``: what the process reads, then end of input (``more_input``: :meth:`type` adds more)."""
         self.proc = subprocess.Popen(
             ["domarkx", *args],
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdin=subprocess.PIPE if stdin is not None or more_input else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=os.environ.copy(),
         )
-        if stdin is not None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(stdin)
-            self.proc.stdin.close()
+        if stdin is not None or more_input:
+            self.type(stdin or b"", close=not more_input)
         self.chunks: dict[str, bytearray] = {"out": bytearray(), "err": bytearray()}
         self._lock = threading.Lock()
         self._readers = [
@@ -68,6 +67,14 @@ class Watched:
                 raise AssertionError(f"never saw {what}: out={self.out!r} err={self.err!r}")
             time.sleep(0.02)
 
+    def type(self, data: bytes, *, close: bool = False) -> None:
+        """Write ``data`` to the process's standard input (and end it)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+        if close:
+            self.proc.stdin.close()
+
     def signal(self, number: int) -> None:
         self.proc.send_signal(number)
 
@@ -75,9 +82,70 @@ class Watched:
         code = self.proc.wait(timeout=DEADLINE)
         for reader in self._readers:
             reader.join(timeout=DEADLINE)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None and not stream.closed:
                 stream.close()
+        return code
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.finish()
+
+
+class OnTerminal:
+    """``domarkx ARGS`` on a pseudo-terminal, typed at like a person would (readline sees a real tty)."""
+
+    def __init__(self, args: Sequence[str]) -> None:
+        import pty
+
+        self.master, slave = pty.openpty()
+        env = {**os.environ, "TERM": "xterm", "COLUMNS": "200", "LINES": "50"}
+        self.proc = subprocess.Popen(
+            ["domarkx", *args], stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
+        )
+        os.close(slave)
+        self.screen = bytearray()
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:  # the other end closed
+                return
+            if not chunk:
+                return
+            with self._lock:
+                self.screen += chunk
+
+    @property
+    def text(self) -> str:
+        with self._lock:
+            return self.screen.decode("utf-8", "replace")
+
+    def wait_for(self, text: str, *, count: int = 1) -> None:
+        """Until ``text`` has appeared ``count`` times in all that was shown."""
+        deadline = time.monotonic() + DEADLINE
+        while self.text.count(text) < count:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"never saw {text!r} x{count}: {self.text!r}")
+            time.sleep(0.02)
+
+    def type(self, keys: str | bytes) -> None:
+        os.write(self.master, keys.encode() if isinstance(keys, str) else keys)
+
+    def finish(self) -> int:
+        code = self.proc.wait(timeout=DEADLINE)
+        self._reader.join(timeout=DEADLINE)
+        if self.master >= 0:
+            os.close(self.master)
+            self.master = -1
         return code
 
     def __enter__(self) -> Self:

@@ -3,7 +3,7 @@
 Line editing and history come from the standard library's ``readline`` (the
 arrow keys, Ctrl-A/E/R…, a history file in the domarkx home), so chat needs no
 extra dependency; without a terminal (input from a pipe) lines are read plainly
-and the prompt goes to stderr. A line of three quotes starts a message of
+and no prompt is shown. A line of three quotes starts a message of
 several lines and another ends it; a line starting with ``/`` is a command.
 """
 
@@ -182,6 +182,5 @@ class LineReader:
             except EOFError:
                 click.echo(err=True)
                 return None
-        click.secho(prompt, err=True, nl=False, bold=True)
-        line = sys.stdin.readline()
+        line = sys.stdin.readline()  # no prompt: nobody is typing at a pipe
         return line.removesuffix("\n") if line else None

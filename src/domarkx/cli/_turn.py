@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from domarkx.cli._session import DEFAULT_MAX_STEPS, label, progress
+from domarkx.session._reply import printable
 from domarkx.session.manager import TurnObserver
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class Terminal(TurnObserver):
     def text(self, delta: str) -> None:
         if not self.show_text or not delta:
             return
-        click.echo(_printable(delta), nl=False)
+        click.echo(printable(delta), nl=False)
         self.column = 0 if delta.endswith("\n") else self.column + len(delta)
 
     def call(self, call: ToolCallRecord) -> None:
@@ -77,7 +78,7 @@ class Terminal(TurnObserver):
         if self.quiet:
             return
         self.streamed = True
-        lines = _printable(chunk).split("\n")
+        lines = printable(chunk).split("\n")
         for index, line in enumerate(lines):
             if index:
                 click.echo(err=True)
@@ -99,9 +100,9 @@ class Terminal(TurnObserver):
         shown = lines if self.verbose else lines[:RESULT_LINES]
         mark, colour = ("✓", "green") if result.tool_ok else ("✗", "red")
         first, *rest = shown or [""]
-        click.secho(f"  {mark} {_printable(first)}", err=True, fg=colour)
+        click.secho(f"  {mark} {printable(first)}", err=True, fg=colour)
         for line in rest:
-            click.secho(f"    {_printable(line)}", err=True, dim=True)
+            click.secho(f"    {printable(line)}", err=True, dim=True)
         if len(lines) > len(shown):
             click.secho(f"    … {len(lines) - len(shown)} more lines (-v shows all)", err=True, dim=True)
 
@@ -120,14 +121,14 @@ class Terminal(TurnObserver):
 
     def _arguments(self, arguments: dict[str, Any]) -> str:
         shown = ", ".join(f"{key}={json.dumps(value, ensure_ascii=False)}" for key, value in arguments.items())
-        shown = _printable(shown)
+        shown = printable(shown)
         if not self.verbose and len(shown) > CALL_WIDTH:
             shown = shown[: CALL_WIDTH - 1] + "…"
         return shown
 
 
 def ask(question: str, choices: str) -> str | None:
-    """One letter of ``choices`` (the first if the line is empty) from the person at the terminal; None at end of input."""
+    """One letter of ``choices`` from the person at the terminal (the first for an empty line); None at end of input."""
     while True:
         click.secho(f"{question} ", err=True, nl=False, bold=True)
         line = sys.stdin.readline()
@@ -136,11 +137,6 @@ def ask(question: str, choices: str) -> str | None:
         answer = line.strip().lower()[:1] or choices[0]
         if answer in choices:
             return answer
-
-
-def _printable(text: str) -> str:
-    """Text a terminal can take: a lone surrogate (which stdout cannot encode) becomes U+FFFD."""
-    return text.encode("utf-8", "replace").decode("utf-8") if any("\ud800" <= c <= "\udfff" for c in text) else text
 
 
 def run_turn(

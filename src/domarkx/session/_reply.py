@@ -39,6 +39,8 @@ class Accepted:
     calls: list[ToolCallRecord]
     metadata: dict[str, Any]
     repairs: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+    """Calls not to run, by id, with the error result the model reads instead (a name that had to change)."""
 
 
 def accept(completion: Completion, model: str) -> Accepted:
@@ -49,18 +51,29 @@ def accept(completion: Completion, model: str) -> Accepted:
     repairs: list[str] = []
     content = scrub(completion.content, "the text", repairs)
     taken: set[str] = set()
-    calls = [
-        ToolCallRecord(
+    calls: list[ToolCallRecord] = []
+    refused: dict[str, str] = {}
+    for number, call in enumerate(completion.tool_calls, start=1):
+        record = ToolCallRecord(
             id=_call_id(call.id, number, taken, repairs),
             name=_tool_name(call.name, repairs),
             arguments=scrub(call.arguments, "tool-call arguments", repairs),
         )
-        for number, call in enumerate(completion.tool_calls, start=1)
-    ]
+        calls.append(record)
+        if record.name != call.name.strip():  # never guess which tool a mangled name meant
+            refused[record.id] = (
+                f"error: {_shown(call.name)} is not a valid tool name, so the call was not run;"
+                " call one of the offered tools by its exact name"
+            )
     metadata = scrub({**completion.metadata(), "model": model}, "the reply's metadata", repairs)
     if repairs:
         metadata["repaired"] = repairs
-    return Accepted(content, calls, metadata, repairs)
+    return Accepted(content, calls, metadata, repairs, refused)
+
+
+def printable(text: str) -> str:
+    """``text`` with lone surrogates replaced by U+FFFD: what a terminal, a file or the store can take."""
+    return _SURROGATE.sub(REPLACEMENT, text)
 
 
 def scrub(value: Any, where: str, repairs: list[str]) -> Any:

@@ -242,7 +242,7 @@ class SessionManager:
         assistant = ConversationMessage(
             role="assistant", content=reply.content, tool_calls=reply.calls, metadata=reply.metadata
         )
-        results, stopped = self._run_calls(workspace, extra, reply.calls, observer)
+        results, stopped = self._run_calls(workspace, extra, reply.calls, reply.refused, observer)
         with _interrupts_deferred():
             self._store(instance, workspace, assistant, results)
         if stopped:
@@ -250,7 +250,12 @@ class SessionManager:
         return bool(reply.calls)
 
     def _run_calls(
-        self, workspace: Workspace, extra: dict[str, Any], calls: list[ToolCallRecord], observer: TurnObserver
+        self,
+        workspace: Workspace,
+        extra: dict[str, Any],
+        calls: list[ToolCallRecord],
+        refused: dict[str, str],
+        observer: TurnObserver,
     ) -> tuple[list[ConversationMessage], bool]:
         """Each call's result, in order; and whether the person stopped them (Ctrl-C).
 
@@ -267,7 +272,9 @@ class SessionManager:
             partial = _Partial(observer.output)
             try:
                 observer.call(call)
-                if observer.approve(call):
+                if call.id in refused:
+                    ok, content = False, refused[call.id]
+                elif observer.approve(call):
                     with _streaming_to(partial):
                         ok, content = self._call(workspace, extra, call)
                 else:
