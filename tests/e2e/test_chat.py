@@ -42,9 +42,7 @@ def test_chat_streams_replies_and_keeps_the_conversation(cli, tmp_path: Path) ->
     instance = instance_of(cli, tmp_path)
     done = chat([instance], 'first question\n\n"""\nline one\nline two\n"""\n//slash\n/exit\nnever sent\n')
     assert done.returncode == 0, done.stderr
-    assert done.stdout == (
-        "You said: first question\nYou said: line one\nline two\nYou said: /slash\n"
-    )  # replies only
+    assert done.stdout == ("You said: first question\nYou said: line one\nline two\nYou said: /slash\n")  # replies only
     assert summaries(cli, instance)[2:] == [
         "first question",
         "You said: first question",
