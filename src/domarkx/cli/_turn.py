@@ -18,7 +18,7 @@ import click
 
 from domarkx.cli._session import DEFAULT_MAX_STEPS, label, progress
 from domarkx.session._reply import printable
-from domarkx.session.manager import TurnObserver
+from domarkx.session.manager import INTERRUPTED, TurnObserver
 
 if TYPE_CHECKING:
     from domarkx.data.models import ConversationMessage, SessionInstance, ToolCallRecord
@@ -90,8 +90,8 @@ class Terminal(TurnObserver):
     def result(self, call: ToolCallRecord, result: ConversationMessage) -> None:
         if self.quiet:
             return
-        if self.err_column:
-            click.echo(err=True)
+        if self.err_column or (result.content.endswith(INTERRUPTED) and sys.stderr.isatty()):
+            click.echo(err=True)  # also past the "^C" the terminal echoed
             self.err_column = 0
         lines = result.content.rstrip("\n").split("\n")
         if self.streamed:  # the output is on screen already: only how it ended

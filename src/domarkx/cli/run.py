@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,8 +13,9 @@ from domarkx.cli._session import managers, progress, turn_options
 from domarkx.errors import DomarkxError, ProviderError, UsageError
 
 if TYPE_CHECKING:
-    from domarkx.data.models import SessionSnapshot
+    from domarkx.data.models import SessionInstance, SessionSnapshot
     from domarkx.session.instance import InstanceManager
+    from domarkx.session.manager import SessionManager, TurnResult
 
 
 @click.command("run")
@@ -51,8 +53,7 @@ def run_cmd(
       domarkx run demo --name try1 -m "now add tests" --model openai:gpt-4o-mini
       domarkx new chat -o talk.md && domarkx run talk.md --model openai:gpt-4o-mini
     """
-    from domarkx.cli._turn import Terminal, next_steps, prepare, run_turn, turn_failed, turn_json
-    from domarkx.session.manager import pending, provider_for_snapshot
+    from domarkx.session.manager import provider_for_snapshot
 
     instances, sessions = managers()
     with instances.store:
@@ -64,27 +65,55 @@ def run_cmd(
             for msg in instance.messages:
                 for output in msg.outputs:
                     click.echo(output.text, nl=not output.text.endswith("\n"))
-        result = None
-        if message is not None or (model is not None and pending(instance)):
-            provider, steps, asking = prepare(sessions, instance, model, approve, max_steps)
-            terminal = Terminal(quiet=quiet, verbose=verbose, approve=asking, text=not (quiet or as_json))
-            try:
-                result = run_turn(sessions, instance, message, provider, max_steps=steps, terminal=terminal)
-            except (DomarkxError, KeyboardInterrupt) as exc:
-                if isinstance(exc, ProviderError):
-                    turn_failed(instance, exc)
-                # the instance exists and stays usable: say which
-                if as_json:
-                    emit_json({**turn_json(instance, None), "snapshot": snapshot.id, "pending": pending(instance)})
-                else:
-                    click.echo(instance.id)
-                raise
-            finally:
-                provider.close()
-        else:
-            sessions.remember(instance, model=model, approve=approve, max_steps=max_steps)
+        options = TurnOptions(model, approve, max_steps, verbose=verbose, quiet=quiet, text=not (quiet or as_json))
+        try:
+            result = _first_turn(sessions, instance, message, options)
+        except (DomarkxError, KeyboardInterrupt):
+            _report(instance, snapshot.id, None, as_json=as_json, quiet=True)  # it exists and stays usable: say which
+            raise
+    _report(instance, snapshot.id, result, as_json=as_json, quiet=quiet)
+
+
+@dataclass(frozen=True)
+class TurnOptions:
+    model: str | None
+    approve: bool | None
+    max_steps: int | None
+    verbose: bool
+    quiet: bool
+    text: bool
+
+
+def _first_turn(
+    sessions: SessionManager, instance: SessionInstance, message: str | None, options: TurnOptions
+) -> TurnResult | None:
+    """Send -m's message, or answer a pending document when a model was named; else just remember it."""
+    from domarkx.cli._turn import Terminal, prepare, run_turn, turn_failed
+    from domarkx.session.manager import pending
+
+    if message is None and not (options.model is not None and pending(instance)):
+        sessions.remember(instance, model=options.model, approve=options.approve, max_steps=options.max_steps)
+        return None
+    provider, steps, asking = prepare(sessions, instance, options.model, options.approve, options.max_steps)
+    terminal = Terminal(quiet=options.quiet, verbose=options.verbose, approve=asking, text=options.text)
+    try:
+        return run_turn(sessions, instance, message, provider, max_steps=steps, terminal=terminal)
+    except ProviderError as exc:
+        turn_failed(instance, exc)
+        raise
+    finally:
+        provider.close()
+
+
+def _report(
+    instance: SessionInstance, snapshot_id: str, result: TurnResult | None, *, as_json: bool, quiet: bool
+) -> None:
+    """The instance id last on stdout (or the JSON), what to do next on stderr."""
+    from domarkx.cli._turn import next_steps, turn_json
+    from domarkx.session.manager import pending
+
     if as_json:
-        emit_json({**turn_json(instance, result), "snapshot": snapshot.id, "pending": pending(instance)})
+        emit_json({**turn_json(instance, result), "snapshot": snapshot_id, "pending": pending(instance)})
         return
     if not quiet:
         next_steps(instance, pending=pending(instance))
