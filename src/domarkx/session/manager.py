@@ -25,11 +25,11 @@ from domarkx.data.models import ConversationMessage, SessionInstance, SessionSna
 from domarkx.errors import UsageError
 from domarkx.parsing.fences import format_info
 from domarkx.parsing.render import fence
-from domarkx.session._reply import accept, check_text, scrub
+from domarkx.session._reply import accept, check_text, printable
 from domarkx.session.instance import InstanceManager
 
 if TYPE_CHECKING:
-    from domarkx.llm.base import ChatMessage, Provider, ToolDefinition
+    from domarkx.llm.base import ChatMessage, Completion, Provider, ToolDefinition
     from domarkx.workspace.manager import Workspace
 
 INTERRUPTED = "[interrupted: the user stopped this call]"
@@ -219,23 +219,7 @@ class SessionManager:
         observer: TurnObserver,
     ) -> bool:
         """One model call and its tool calls, stored; whether the model asked for tools."""
-        shown: list[str] = []
-
-        def on_text(delta: str) -> None:
-            shown.append(delta)
-            observer.text(delta)
-
-        label = f"{provider.name}:{provider.model}"
-        try:
-            completion = provider.complete(to_chat(instance.messages), tools, on_text=on_text)
-        except KeyboardInterrupt:
-            if shown:  # keep what the person saw, marked as cut short
-                metadata = scrub({"model": label, "interrupted": True}, "metadata", [])
-                partial = ConversationMessage(role="assistant", content=scrub("".join(shown), "text", []))
-                partial.metadata = metadata
-                with _interrupts_deferred():
-                    self._store(instance, workspace, partial, [])
-            raise
+        completion = self._complete(instance, workspace, tools, provider, observer)
         reply = accept(completion, f"{provider.name}:{completion.model or provider.model}")
         for note in reply.repairs:
             observer.notice(f"the model's reply was repaired: {note}")
@@ -245,9 +229,37 @@ class SessionManager:
         results, stopped = self._run_calls(workspace, extra, reply.calls, reply.refused, observer)
         with _interrupts_deferred():
             self._store(instance, workspace, assistant, results)
-        if stopped:
-            raise KeyboardInterrupt
+        if stopped is not None:
+            raise stopped
         return bool(reply.calls)
+
+    def _complete(
+        self,
+        instance: SessionInstance,
+        workspace: Workspace,
+        tools: list[ToolDefinition],
+        provider: Provider,
+        observer: TurnObserver,
+    ) -> Completion:
+        """The model's reply; stopped half-way (Ctrl-C), the text the person saw is stored, marked interrupted."""
+        shown: list[str] = []
+
+        def on_text(delta: str) -> None:
+            shown.append(delta)
+            observer.text(delta)
+
+        try:
+            return provider.complete(to_chat(instance.messages), tools, on_text=on_text)
+        except KeyboardInterrupt:
+            if shown:
+                partial = ConversationMessage(
+                    role="assistant",
+                    content=printable("".join(shown)),
+                    metadata={"model": printable(f"{provider.name}:{provider.model}"), "interrupted": True},
+                )
+                with _interrupts_deferred():
+                    self._store(instance, workspace, partial, [])
+            raise
 
     def _run_calls(
         self,
@@ -256,17 +268,17 @@ class SessionManager:
         calls: list[ToolCallRecord],
         refused: dict[str, str],
         observer: TurnObserver,
-    ) -> tuple[list[ConversationMessage], bool]:
-        """Each call's result, in order; and whether the person stopped them (Ctrl-C).
+    ) -> tuple[list[ConversationMessage], BaseException | None]:
+        """Each call's result, in order; and what stopped them, if anything did (Ctrl-C, a closed pipe).
 
-        Every call gets a result, so the conversation stays one a model accepts:
-        the call that was running is marked interrupted (with its output so
-        far), the ones after it as not run.
+        Every call gets a result, so the conversation stays one a model accepts
+        and nothing that ran goes unrecorded: the call that was running is
+        marked interrupted (with its output so far), the ones after it as not run.
         """
         results: list[ConversationMessage] = []
-        stopped = False
+        stopped: BaseException | None = None
         for call in calls:
-            if stopped:
+            if stopped is not None:
                 results.append(_result(call, False, NOT_RUN))
                 continue
             partial = _Partial(observer.output)
@@ -279,14 +291,15 @@ class SessionManager:
                         ok, content = self._call(workspace, extra, call)
                 else:
                     ok, content = False, DECLINED
-            except KeyboardInterrupt:
-                stopped = True
-                ok, content = False, partial.text() + INTERRUPTED
+            except BaseException as exc:  # recorded here, raised again once the step is stored
+                stopped = exc
+                why = INTERRUPTED if isinstance(exc, KeyboardInterrupt) else f"[interrupted: {type(exc).__name__}]"
+                ok, content = False, partial.text() + why
             results.append(_result(call, ok, content))
             try:
                 observer.result(call, results[-1])
-            except KeyboardInterrupt:
-                stopped = True
+            except BaseException as exc:  # the result is recorded whatever happens while it is shown
+                stopped = stopped or exc
         return results, stopped
 
     def _call(self, workspace: Workspace, extra: dict[str, Any], call: ToolCallRecord) -> tuple[bool, str]:
@@ -387,7 +400,7 @@ _STOPPING: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 def _result(call: ToolCallRecord, ok: bool, content: str) -> ConversationMessage:
     return ConversationMessage(
         role="tool",
-        content=scrub(content, "tool result", []),
+        content=printable(content),
         tool_call_id=call.id,
         tool_ok=ok,
         metadata={"name": call.name},
