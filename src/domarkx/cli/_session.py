@@ -26,7 +26,7 @@ model_option = click.option(
 )
 max_steps_option = click.option(
     "--max-steps",
-    type=click.IntRange(min=1),
+    type=int,
     metavar="N",
     help="Most model calls in one turn (default 10; remembered).",
 )

@@ -116,6 +116,11 @@ class SessionManager:
         unknown = set(settings) - set(SETTINGS)
         if unknown:
             raise ValueError(f"not an instance setting: {', '.join(sorted(unknown))}")
+        steps = settings.get("max_steps")
+        if steps is not None and steps < 1:
+            raise UsageError(
+                "--max-steps must be at least 1", hint="it counts model calls in one turn; the default is 10"
+            )
         current = self.settings(instance)
         wanted = {**current, **{k: v for k, v in settings.items() if v is not None}}
         if wanted != current:
