@@ -150,8 +150,10 @@ def run_turn(
 ) -> TurnResult:
     """Send ``text`` (``None``: answer the pending conversation), showing the turn on ``terminal``."""
     from domarkx.llm._http import retry_notices
+    from domarkx.workspace.plugin import progress_to
 
-    with retry_notices(None if terminal.quiet else terminal.notice), _signals_interrupt():
+    notice = _silent if terminal.quiet else terminal.notice
+    with retry_notices(notice), progress_to(notice), _signals_interrupt():
         try:
             if text is None:
                 result = sessions.answer(instance, provider, max_steps=max_steps, observer=terminal)
@@ -168,6 +170,10 @@ def turn_failed(instance: SessionInstance, exc: ProviderError) -> None:
     """Tell the person their message is kept and how to get it answered (after a failed model call)."""
     line = f"your message is kept, not answered yet: `domarkx continue {label(instance)}` answers it"
     exc.hint = f"{exc.hint}\n{line}" if exc.hint else line
+
+
+def _silent(_message: str) -> None:
+    """Where progress goes with -q."""
 
 
 @contextlib.contextmanager
