@@ -27,6 +27,7 @@ from domarkx.parsing.fences import format_info
 from domarkx.parsing.render import fence
 from domarkx.session._reply import accept, check_text, printable
 from domarkx.session.instance import InstanceManager
+from domarkx.workspace.plugin import streaming_to
 
 if TYPE_CHECKING:
     from domarkx.llm.base import ChatMessage, Completion, Provider, ToolDefinition
@@ -41,6 +42,8 @@ OUTPUT_LABEL = "Output:"
 """What precedes a code block's recorded output in the text a model reads."""
 SETTINGS = ("model", "approve", "max_steps")
 """What an instance remembers for its next turn (docs/sessions.md)."""
+_STOPPING: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""Signals that stop a turn (the CLI turns SIGTERM and SIGHUP into Ctrl-C's KeyboardInterrupt)."""
 
 
 class TurnObserver:
@@ -292,7 +295,7 @@ class SessionManager:
                 if call.id in refused:
                     ok, content = False, refused[call.id]
                 elif observer.approve(call):
-                    with _streaming_to(partial):
+                    with streaming_to(partial):
                         ok, content = self._call(workspace, extra, call)
                 else:
                     ok, content = False, DECLINED
@@ -367,14 +370,6 @@ class _Partial:
 
 
 @contextlib.contextmanager
-def _streaming_to(sink: _Partial) -> Iterator[None]:
-    from domarkx.workspace.plugin import streaming_to
-
-    with streaming_to(sink):
-        yield
-
-
-@contextlib.contextmanager
 def _interrupts_deferred() -> Iterator[None]:
     """Hold a Ctrl-C (or a signal the CLI turned into one) that arrives while a step is stored.
 
@@ -397,9 +392,6 @@ def _interrupts_deferred() -> Iterator[None]:
             signal.signal(number, handler)
     if caught:
         held[caught[0]](caught[0], None)
-
-
-_STOPPING: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def _result(call: ToolCallRecord, ok: bool, content: str) -> ConversationMessage:
