@@ -34,6 +34,7 @@ from domarkx.workspace.plugin import (
     ResourceDiff,
     ToolError,
     ToolSpec,
+    emit_output,
     note,
     resource_path,
 )
@@ -408,7 +409,13 @@ class LocalShellPlugin(Plugin):
             else:
                 _sandbox.warn_unconfined("bubblewrap (bwrap) is not available")
         return shell.run_command(
-            command, cwd=str(work), timeout=seconds, max_output=config.max_output, env=env, wrapper=wrapper
+            command,
+            cwd=str(work),
+            timeout=seconds,
+            max_output=config.max_output,
+            env=env,
+            wrapper=wrapper,
+            on_output=emit_output,
         )
 
 
