@@ -48,20 +48,20 @@ def ls(quiet: bool, as_json: bool) -> None:
 def inspect(ref: str, as_json: bool) -> None:
     """Show a snapshot's metadata, manifest and structure."""
     with open_store() as store:
-        data = store.snapshots.inspect(store.snapshots.resolve(ref))
-    if as_json:
-        emit_json(data)
-        return
-    click.echo(f"id:        {data['id']}")
-    click.echo(f"tags:      {', '.join(data['tags']) or '-'}")
-    click.echo(f"title:     {data['title'] or '-'}")
-    click.echo(f"source:    {data['source'] or '-'}")
-    click.echo(f"size:      {human_size(data['size'])}")
-    click.echo(f"messages:  {data['messages']} ({', '.join(data['roles']) or 'none'})")
-    click.echo(f"setup:     {data['setup'] or '-'}")
-    resources = (data["workspace_config"] or {}).get("resources", [])
-    click.echo(f"resources: {', '.join(r['type'] for r in resources) or '-'}")
-    click.echo(f"document:  {data['manifest']['document']}")
+        snapshot_id = store.snapshots.resolve(ref)
+        if as_json:
+            emit_json(store.snapshots.inspect(snapshot_id))
+            return
+        row, document, roles, setup, types = store.snapshots.outline(snapshot_id)
+    click.echo(f"id:        {row.id}")
+    click.echo(f"tags:      {', '.join(row.tags) or '-'}")
+    click.echo(f"title:     {row.title or '-'}")
+    click.echo(f"source:    {row.source or '-'}")
+    click.echo(f"size:      {human_size(row.size)}")
+    click.echo(f"messages:  {row.messages} ({', '.join(roles) or 'none'})")
+    click.echo(f"setup:     {setup or '-'}")
+    click.echo(f"resources: {', '.join(types) or '-'}")
+    click.echo(f"document:  {document}")
 
 
 @snapshots.command("tag")

@@ -104,6 +104,9 @@ class PluginInfo(BaseModel):
     description: str
     tools: list[ToolSpec]
     error: str | None = None
+    usable: bool = True
+    """False when it cannot be loaded here (a missing extra, a broken package): ``error`` and ``hint`` say why."""
+    hint: str | None = None
 
 
 class WorkspaceManager:
@@ -169,7 +172,8 @@ class WorkspaceManager:
                 raise
             workspace = Workspace(id=uuid.uuid4().hex, resources=resources)
             rows = [
-                ResourceRow(r.id, r.name, r.type, r.config, location=self._location(r)) for r in workspace.resources
+                ResourceRow(r.id, r.name, r.type, json.dumps(r.config, sort_keys=True), location=self._location(r))
+                for r in workspace.resources
             ]
             self.store.workspaces.insert(workspace.id, config.model_dump_json(exclude_none=True), rows, pending=pending)
             try:
@@ -582,7 +586,8 @@ def installed_plugins() -> list[PluginInfo]:
             doc = (cls.__doc__ or "").strip().splitlines()
             tools = cls.describe_tools() if isinstance(cls, type) and issubclass(cls, Plugin) else []
         except DomarkxError as exc:
-            found.append(PluginInfo(name=name, module=module, description="", tools=[], error=exc.message))
+            unusable = PluginInfo(name=name, module=module, description="", tools=[], usable=False)
+            found.append(unusable.model_copy(update={"error": exc.message, "hint": exc.hint}))
             continue
         found.append(PluginInfo(name=name, module=module, description=doc[0] if doc else "", tools=tools))
     return found

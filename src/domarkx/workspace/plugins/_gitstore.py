@@ -401,7 +401,8 @@ class GitStore:
         """
         index.unlink(missing_ok=True)
         self._run(["read-tree", target.tree], work=work, index=index)
-        self._run(["checkout-index", "--all", "--force", "-u"], work=work, index=index)
+        # one worker per core: writing files waits on the disk more than on the processor
+        self._run(["-c", "checkout.workers=0", "checkout-index", "--all", "--force", "-u"], work=work, index=index)
         self._empty_dirs_to(work, (), target.empty_dirs)
 
     @staticmethod
