@@ -19,6 +19,8 @@ Python, so ``domarkx --version`` showed 1.6× while a user of the venv saw
 And ``PYTHONDONTWRITEBYTECODE`` is dropped for the timed processes: with it set
 (some sandboxes and CI images do), every start compiles domarkx's modules from
 source, which no installed copy does (``pip`` writes the caches at install).
+``DOMARKX_HOME`` is unset too, as most users have it: finding the default home
+is part of every start (``XDG_DATA_HOME`` points it at a temporary directory).
 """
 
 from __future__ import annotations
@@ -60,9 +62,10 @@ def interpreter(script: list[str]) -> str:
 
 
 def user_environment(home: Path) -> dict[str, str]:
-    """This environment as a user's shell has it: bytecode caches on (``pip install`` writes them)."""
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
-    return {**env, "DOMARKX_HOME": str(home)}
+    """This environment as a user's shell has it: bytecode caches on (``pip install`` writes them), and no
+    ``DOMARKX_HOME``: the store is found the default way, under ``$XDG_DATA_HOME`` (here a temporary one)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "DOMARKX_HOME")}
+    return {**env, "XDG_DATA_HOME": str(home)}
 
 
 def prepare(home: Path, script: list[str]) -> None:

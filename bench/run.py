@@ -34,6 +34,7 @@ BENCHES = {
     "import": "bench_import",
     "startup": "bench_startup",
     "workspace": "bench_workspace",
+    "fork": "bench_fork",
     "kernel": "bench_kernel",
     "python_restore": "bench_python_restore",
     "turn": "bench_turn",

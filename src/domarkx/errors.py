@@ -7,7 +7,8 @@ The tree, so the CLI can map each branch to an exit code::
     │   ├── DocumentError        a document problem with a position: path:line:col
     │   ├── ReferenceNotFound    no snapshot or instance matches a reference
     │   ├── AmbiguousReference   a prefix that matches more than one object
-    │   └── PathEscapeError      a path that leaves the tree it must stay in
+    │   ├── PathEscapeError      a path that leaves the tree it must stay in
+    │   └── MissingExtra         a plugin or provider whose optional dependencies are not installed
     ├── StoreError               the store on disk is damaged or unreadable
     └── ProviderError            a model call failed; the conversation so far is kept
         ├── ModelConnectionError     the server could not be reached, or its stream broke
@@ -86,6 +87,10 @@ class AmbiguousReference(UsageError):
 
 class PathEscapeError(UsageError):
     """A path that would leave the directory tree it is confined to."""
+
+
+class MissingExtra(UsageError):
+    """A plugin or provider needs an optional part of domarkx (``pip install 'domarkx[python]'``)."""
 
 
 class StoreError(DomarkxError):

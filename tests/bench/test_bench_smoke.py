@@ -52,6 +52,30 @@ def test_turn_bench_measures_every_part_of_a_turn() -> None:
     assert result["details"]["messages_at_end"] == 11
 
 
+def test_fork_bench_compares_with_cp() -> None:
+    done = run(str(BENCH / "bench_fork.py"), "--sizes", "30", "--repeat", "1")
+    assert done.returncode == 0, done.stderr
+    (result,) = json.loads(done.stdout.splitlines()[-1])
+    assert (result["figure"], result["baseline"]) == ("fork (30 files)", "cp -a")
+    assert result["ratio"] > 0
+
+
+def test_startup_bench_times_every_quick_command() -> None:
+    done = run(str(BENCH / "bench_startup.py"), "--repeat", "1")
+    assert done.returncode in (0, 1), done.stderr  # 1: a ratio over target, which a loaded machine may show
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert set(result["ratios"]) == {
+        "domarkx --version",
+        "domarkx --help",
+        "domarkx snapshots ls",
+        "domarkx snapshots inspect",
+        "domarkx instances ls",
+        "domarkx instances inspect",
+        "domarkx log",
+    }
+    assert result["interpreter"].endswith(("python", "python3", "python3.11", "python3.12", "python3.13"))
+
+
 @pytest.mark.parametrize(("power", "expected"), [(1, 1.0), (2, 2.0), (0, 0.0)])
 def test_growth_is_the_log_log_slope(power: int, expected: float) -> None:
     sys.path.insert(0, str(BENCH))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,8 +53,53 @@ def test_a_broken_plugin_is_listed_with_its_error(cli: Cli, monkeypatch: pytest.
     monkeypatch.setattr(_entrypoints, "load", load)
     result = cli("plugins")
     assert result.code == 0
-    assert "sqlite  (domarkx.workspace.plugins.sqlite:SqlitePlugin)\n  error: plugin 'sqlite' failed" in result.out
+    assert (
+        "sqlite  (domarkx.workspace.plugins.sqlite:SqlitePlugin)\n  not usable here: plugin 'sqlite' failed"
+        in result.out
+    )
     assert "  - run_command" in result.out
+
+
+@pytest.fixture
+def without_docker_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on a machine where domarkx was installed without its ``docker`` extra (fault injection: the SDK is here)."""
+    real = _entrypoints.version
+
+    def version(name: str) -> str:
+        if name == "docker":
+            raise PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(_entrypoints, "version", version)
+
+
+@pytest.mark.usefixtures("without_docker_sdk")
+def test_plugins_says_which_plugins_need_an_extra(cli: Cli) -> None:
+    result = cli("plugins")
+    assert result.code == 0
+    assert (
+        "docker_sandbox  (domarkx.workspace.plugins.docker_sandbox:DockerSandboxPlugin [docker])\n"
+        "  not usable here: the docker_sandbox plugin needs the 'docker' extra (docker not installed)\n"
+        "  hint: pip install 'domarkx[docker]'\n"
+    ) in result.out
+    by_name = {p["name"]: p for p in json.loads(cli("plugins", "--json").out)}
+    assert (by_name["docker_sandbox"]["usable"], by_name["local_shell"]["usable"]) == (False, True)
+
+
+@pytest.mark.usefixtures("without_docker_sdk")
+def test_a_resource_whose_plugin_lacks_its_extra_is_one_line(cli: Cli, tmp_path: Path) -> None:
+    doc = tmp_path / "docker.md"
+    doc.write_text(
+        "```workspace-config\nresources:\n  - type: docker_sandbox\n    image: alpine:3\n```\n\n## user\n\n> hi\n"
+    )
+
+    result = cli("run", str(doc), "-q")
+
+    assert result.code == 2
+    assert result.err.splitlines() == [
+        "error: the docker_sandbox plugin needs the 'docker' extra (docker not installed)",
+        "  hint: pip install 'domarkx[docker]'",
+    ]
 
 
 def test_help_teaches_with_an_example(cli: Cli) -> None:

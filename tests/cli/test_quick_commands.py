@@ -84,3 +84,15 @@ def test_a_damaged_database_is_a_store_error(cli, populated: Path, args: list[st
     assert lines[0].startswith("error: store database is damaged"), result.err
     assert lines[1] == "  hint: run `domarkx doctor`"
     assert "internal error" not in result.err
+
+
+def test_inspect_text_says_what_the_json_says(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    doc = tmp_path / "two.md"
+    doc.write_text("```workspace-config\nresources:\n  - type: local_shell\n  - type: sqlite\n```\n\n" + DOC)
+    assert cli("import", str(doc), "-t", "two").code == 0
+    data = json.loads(cli("snapshots", "inspect", "two", "--json").out)
+    text = cli("snapshots", "inspect", "two").out
+
+    assert f"messages:  2 ({', '.join(data['roles'])})" in text
+    assert "resources: local_shell, sqlite\n" in text
+    assert f"document:  {data['manifest']['document']}\n" in text

@@ -383,12 +383,23 @@ def test_rm_then_prune(cli: Cli, tmp_path: Path, domarkx_home: Path) -> None:
     assert (dry["blobs"], dry["dry_run"]) == (2, True)
     assert len(blobs(domarkx_home)) == 4
     pruned = json.loads(cli("prune", "--json").out)
-    assert set(pruned) == {"blobs", "bytes", "workspaces", "dry_run"}
+    assert set(pruned) == {
+        "bytes",
+        "blobs",
+        "blob_bytes",
+        "versions",
+        "plugins",
+        "database_bytes",
+        "workspaces",
+        "notes",
+        "dry_run",
+    }
     assert (pruned["blobs"], pruned["dry_run"]) == (2, False)
-    assert pruned["bytes"] > len(DOC)
+    assert pruned["blob_bytes"] > len(DOC)
+    assert pruned["bytes"] >= pruned["blob_bytes"]
     assert len(blobs(domarkx_home)) == 2
     assert cli("export", keep).out == "## user\n\nkeep\n"
-    assert cli("prune").out == "freed 0B in 0 blobs\n"
+    assert cli("prune").out.startswith("freed 0B: 0 blobs (0B), 0 workspace versions, database")
 
 
 def test_export_to_a_file(cli: Cli, tmp_path: Path) -> None:

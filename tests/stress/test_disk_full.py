@@ -88,10 +88,10 @@ def git_objects(monkeypatch: pytest.MonkeyPatch) -> None:
     def run(args: list[str], **kwargs: Any) -> Any:
         if Path(args[0]).name == "git" and args[1] == "add":
             stderr = (
-                "error: unable to create temporary file: No space left on device\n"
-                "error: kept.txt: failed to insert into database\nfatal: adding files failed\n"
+                b"error: unable to create temporary file: No space left on device\n"
+                b"error: kept.txt: failed to insert into database\nfatal: adding files failed\n"
             )
-            return subprocess.CompletedProcess(args, 128, "", stderr)
+            return subprocess.CompletedProcess(args, 128, b"", stderr)
         return real(args, **kwargs)
 
     monkeypatch.setattr(_gitstore.subprocess, "run", run)

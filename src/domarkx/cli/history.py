@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import click
@@ -107,6 +106,8 @@ def commit(ref: str, tags: tuple[str, ...], as_json: bool) -> None:
 def summary(row: HistoryRow, width: int = 72) -> str:
     """One message in a line: its text, its tool calls, or its first code block."""
     if row.tool_calls:
+        import json  # here, not at the top: only messages with tool calls need it (start-up time)
+
         shown = ", ".join(
             f"{c['name']}({json.dumps(c['arguments'], ensure_ascii=False, sort_keys=True)})" for c in row.tool_calls
         )

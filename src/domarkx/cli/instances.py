@@ -60,24 +60,13 @@ def inspect(ref: str, as_json: bool) -> None:
         row = store.instances.row(store.instances.resolve(ref))
         resources = store.workspaces.resources(row.workspace_id)
     data = {**_listed(row), "workspace_id": row.workspace_id}
-    data["resources"] = [
-        {"id": r.id, "name": r.name, "type": r.type, "config": r.config, "location": r.location} for r in resources
-    ]
     if as_json:
+        data["resources"] = [
+            {"id": r.id, "name": r.name, "type": r.type, "config": r.config, "location": r.location} for r in resources
+        ]
         emit_json(data)
         return
-    shown = (
-        "id",
-        "name",
-        "snapshot_id",
-        "parent_id",
-        "parent_at",
-        "status",
-        "messages",
-        "workspace_id",
-        "head_version",
-    )
-    for key in shown:
+    for key in ("id", "name", "snapshot_id", "parent_id", "parent_at", "status", "messages", "workspace_id"):
         click.echo(f"{key + ':':14} {data[key] if data[key] is not None else '-'}")
     click.echo(f"{'head_version:':14} {row.head_version or '-'}")
     for res in resources:

@@ -12,7 +12,9 @@ from domarkx.cli._common import emit_json, json_option
 def plugins(as_json: bool) -> None:
     """List installed resource plugins (entry-point group `domarkx.plugins`) and their tools.
 
-    A plugin's name is the `type` a `workspace-config` resource names.
+    A plugin's name is the `type` a `workspace-config` resource names. A
+    plugin that cannot run here (an optional part of domarkx not installed,
+    e.g. `pip install 'domarkx[python]'`) says so and what to install.
 
     \b
     Examples:
@@ -32,8 +34,10 @@ def plugins(as_json: bool) -> None:
         if index:
             click.echo()
         click.echo(f"{info.name}  ({info.module})")
-        if info.error:
-            click.echo(f"  error: {info.error}")
+        if not info.usable:
+            click.echo(f"  not usable here: {info.error}")
+            if info.hint:
+                click.echo(f"  hint: {info.hint}")
             continue
         if info.description:
             click.echo(f"  {info.description}")

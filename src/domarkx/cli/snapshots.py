@@ -48,20 +48,20 @@ def ls(quiet: bool, as_json: bool) -> None:
 def inspect(ref: str, as_json: bool) -> None:
     """Show a snapshot's metadata, manifest and structure."""
     with open_store() as store:
-        data = store.snapshots.inspect(store.snapshots.resolve(ref))
-    if as_json:
-        emit_json(data)
-        return
-    click.echo(f"id:        {data['id']}")
-    click.echo(f"tags:      {', '.join(data['tags']) or '-'}")
-    click.echo(f"title:     {data['title'] or '-'}")
-    click.echo(f"source:    {data['source'] or '-'}")
-    click.echo(f"size:      {human_size(data['size'])}")
-    click.echo(f"messages:  {data['messages']} ({', '.join(data['roles']) or 'none'})")
-    click.echo(f"setup:     {data['setup'] or '-'}")
-    resources = (data["workspace_config"] or {}).get("resources", [])
-    click.echo(f"resources: {', '.join(r['type'] for r in resources) or '-'}")
-    click.echo(f"document:  {data['manifest']['document']}")
+        snapshot_id = store.snapshots.resolve(ref)
+        if as_json:
+            emit_json(store.snapshots.inspect(snapshot_id))
+            return
+        row, document, roles, setup, types = store.snapshots.outline(snapshot_id)
+    click.echo(f"id:        {row.id}")
+    click.echo(f"tags:      {', '.join(row.tags) or '-'}")
+    click.echo(f"title:     {row.title or '-'}")
+    click.echo(f"source:    {row.source or '-'}")
+    click.echo(f"size:      {human_size(row.size)}")
+    click.echo(f"messages:  {row.messages} ({', '.join(roles) or 'none'})")
+    click.echo(f"setup:     {setup or '-'}")
+    click.echo(f"resources: {', '.join(types) or '-'}")
+    click.echo(f"document:  {document}")
 
 
 @snapshots.command("tag")
@@ -99,20 +99,44 @@ def rm(refs: tuple[str, ...], force: bool) -> None:
 @click.option("-n", "--dry-run", is_flag=True, help="Report what would be freed, delete nothing.")
 @json_option
 def prune(dry_run: bool, as_json: bool) -> None:
-    """Delete stored payloads that no snapshot or instance refers to.
+    """Delete what nothing refers to, and give the space back to the disk.
 
-    Workspaces that killed commands left without an instance go too (see
-    `domarkx doctor`), unless another domarkx is creating one right now.
+    Workspaces that killed commands left without an instance, workspace
+    versions nothing links (no instance's message, head or start, no committed
+    snapshot), the versions each plugin keeps for them (git objects, database
+    backups), unreferenced blobs, then the database's free pages. Workspaces and
+    versions are left alone while another domarkx is making or committing one.
+
+    \b
+    Examples:
+      domarkx prune --dry-run
+      domarkx prune --json
     """
-    from domarkx.session.doctor import sweep
+    from domarkx.session.prune import prune as run_prune
 
     with open_store() as store:
-        leftovers = sweep(store, dry_run=dry_run)
-        count, freed = store.prune(dry_run=dry_run)
+        report = run_prune(store, dry_run=dry_run)
     if as_json:
-        emit_json({"blobs": count, "bytes": freed, "workspaces": leftovers or [], "dry_run": dry_run})
-    else:
-        verb = "would free" if dry_run else "freed"
-        click.echo(f"{verb} {human_size(freed)} in {count} blobs")
-        for line in leftovers or []:
-            click.echo(f"{'would remove' if dry_run else 'removed'} {line}")
+        emit_json(
+            {
+                "bytes": report.bytes,
+                "blobs": report.blobs,
+                "blob_bytes": report.blob_bytes,
+                "versions": report.versions,
+                "plugins": report.plugins,
+                "database_bytes": report.database_bytes,
+                "workspaces": report.leftovers,
+                "notes": report.notes,
+                "dry_run": dry_run,
+            }
+        )
+        return
+    verb = "would free" if dry_run else "freed"
+    parts = [f"{report.blobs} blobs ({human_size(report.blob_bytes)})", f"{report.versions} workspace versions"]
+    parts += [f"{kind} {human_size(size)}" for kind, size in report.plugins.items() if size]
+    parts.append(f"database {human_size(report.database_bytes)}")
+    click.echo(f"{verb} {human_size(report.bytes)}: {', '.join(parts)}")
+    for line in report.leftovers:
+        click.echo(f"{'would remove' if dry_run else 'removed'} {line}")
+    for note in report.notes:
+        click.echo(f"note: {note}")

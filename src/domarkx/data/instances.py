@@ -7,7 +7,6 @@ columns and JSON fields they show, as plain rows: no message objects are built.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -66,6 +65,12 @@ _VERSION_OF_ASSISTANT = (
 def _row(values: Sequence[Any]) -> InstanceRow:
     row = InstanceRow(*values)
     return row._replace(hidden=bool(row.hidden))
+
+
+def _parsed(text: str) -> Any:
+    import json  # here, not at the top: listing commands never parse JSON
+
+    return json.loads(text)
 
 
 def lock_name(instance_id: str) -> str:
@@ -138,22 +143,28 @@ class Instances:
         return str(rows[0][0]) if rows else None
 
     def history(self, instance_id: str) -> list[HistoryRow]:
-        """One row per message with only the fields ``log`` summarises (linear at 10,000 messages)."""
+        """One row per message with only the fields ``log`` summarises (linear at 10,000 messages).
+
+        Tool calls are the only JSON parsed here, and only where there are some.
+        """
         rows = self.store.query(
             "SELECT idx, json_extract(body, '$.role'), json_extract(body, '$.content'),"
-            " json_extract(body, '$.tool_calls'), json_extract(body, '$.tool_ok'),"
+            " CASE WHEN json_array_length(body, '$.tool_calls') > 0 THEN json_extract(body, '$.tool_calls') END,"
+            " json_extract(body, '$.tool_ok'),"
             " json_extract(body, '$.code[0].lang'), json_extract(body, '$.code[0].text'),"
             " CASE WHEN json_extract(body, '$.role') = 'assistant' THEN json_extract(body, '$.workspace_version') END"
             " FROM messages WHERE instance_id = ? ORDER BY idx",
             (instance_id,),
         )
         return [
-            HistoryRow(index, role, content or "", json.loads(calls) if calls else [], bool(ok), lang, code, version)
+            HistoryRow(index, role, content or "", _parsed(calls) if calls else [], bool(ok), lang, code, version)
             for index, role, content, calls, ok, lang, code, version in rows
         ]
 
     def settings(self, instance_id: str) -> dict[str, Any]:
         """What the instance remembers for its next turn (``model``, ``approve``…; see docs/sessions.md)."""
+        import json  # here, not at the top: listing commands never parse JSON
+
         rows = self.store.query("SELECT settings FROM instances WHERE id = ?", (instance_id,))
         found: dict[str, Any] = json.loads(rows[0][0]) if rows and rows[0][0] else {}
         return found
@@ -214,6 +225,8 @@ class Instances:
             db.execute("UPDATE instances SET head_version = ? WHERE id = ?", (head_version, instance_id))
 
     def set_settings(self, instance_id: str, settings: dict[str, Any]) -> None:
+        import json  # here, not at the top: listing commands never parse JSON
+
         with self.store.write() as db:
             db.execute(
                 "UPDATE instances SET settings = ? WHERE id = ?",

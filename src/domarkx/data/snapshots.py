@@ -8,7 +8,6 @@ inspect`` never load the pydantic models.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from domarkx import ids
@@ -110,6 +109,8 @@ class Snapshots:
         return rows[0][0], rows[0][1], rows[0][2]
 
     def manifest(self, snapshot_id: str) -> dict[str, Any]:
+        import json  # here, not at the top: listing commands never parse JSON
+
         rows = self.store.query("SELECT manifest FROM snapshots WHERE id = ?", (snapshot_id,))
         if not rows:
             raise ReferenceNotFound(f"no snapshot {ids.short(snapshot_id)}", hint="see `domarkx snapshots ls`")
@@ -141,6 +142,8 @@ class Snapshots:
 
     def inspect(self, snapshot_id: str) -> dict[str, Any]:
         """Everything ``snapshots inspect`` shows, read from the row and the stored structured view."""
+        import json  # here, not at the top: listing commands never parse JSON
+
         row = self.row(snapshot_id)
         _document, structure_digest, _source = self.payloads(snapshot_id)
         structure = json.loads(self.store.get_blob(structure_digest))
@@ -156,8 +159,26 @@ class Snapshots:
         )
         return data
 
+    def outline(self, snapshot_id: str) -> tuple[SnapshotRow, str, list[str], str | None, list[str]]:
+        """(row, document digest, message roles, setup language, resource types): the text ``snapshots inspect``
+        prints, read by SQLite's JSON functions from the stored structure (no JSON parsed here)."""
+        row = self.row(snapshot_id)
+        document, structure_digest, _source = self.payloads(snapshot_id)
+        structure = self.store.get_blob(structure_digest).decode("utf-8")
+        found = self.store.query(
+            "SELECT (SELECT group_concat(json_extract(value, '$.role'), char(10)) FROM json_each(?1, '$.messages')),"
+            " json_extract(?1, '$.setup.lang'),"
+            " (SELECT group_concat(json_extract(value, '$.type'), char(10))"
+            "  FROM json_each(?1, '$.workspace_config.resources'))",
+            (structure,),
+        )[0]
+        roles, setup, types = found[0], found[1], found[2]
+        return row, document, roles.split("\n") if roles else [], setup, types.split("\n") if types else []
+
     def manifests(self) -> list[tuple[str, dict[str, Any], str]]:
         """(id, manifest, document digest) of every snapshot: what ``doctor`` re-hashes."""
+        import json  # here, not at the top: listing commands never parse JSON
+
         rows = self.store.query("SELECT id, manifest, document FROM snapshots ORDER BY id")
         return [(r[0], json.loads(r[1]), r[2]) for r in rows]
 

@@ -24,10 +24,10 @@ import errno
 import fcntl
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from domarkx import ids
@@ -35,6 +35,8 @@ from domarkx.data.schema import MIGRATIONS
 from domarkx.errors import AmbiguousReference, ReferenceNotFound, StoreError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from domarkx.data.instances import Instances
     from domarkx.data.snapshots import Snapshots
     from domarkx.data.versions import Versions
@@ -63,12 +65,26 @@ def _damaged(exc: sqlite3.OperationalError) -> bool:
 
 def default_home() -> Path:
     """``$DOMARKX_HOME`` if set, else the platform's per-user data directory."""
+    from pathlib import Path
+
+    return Path(_default_home())
+
+
+def _default_home() -> str:
+    """:func:`default_home` as text, without pathlib or platformdirs on Linux (each costs quick commands ~10 ms).
+
+    On Linux this is what platformdirs answers: ``$XDG_DATA_HOME/domarkx``, else
+    ``~/.local/share/domarkx``; elsewhere platformdirs is asked.
+    """
     env = os.environ.get("DOMARKX_HOME")
     if env:
-        return Path(env).expanduser()
+        return os.path.expanduser(env)
+    if sys.platform.startswith("linux"):
+        base = os.environ.get("XDG_DATA_HOME", "").strip() or os.path.expanduser("~/.local/share")
+        return os.path.join(base, "domarkx")
     import platformdirs
 
-    return Path(platformdirs.user_data_dir("domarkx", appauthor=False))
+    return platformdirs.user_data_dir("domarkx", appauthor=False)
 
 
 class Store:
@@ -82,19 +98,17 @@ class Store:
     """
 
     def __init__(self, home: Path | None = None) -> None:
-        self.home = home or default_home()
-        self.blobs = self.home / "blobs" / "sha256"
-        self.tmp = self.home / "tmp"
+        self._home = os.fspath(home) if home is not None else _default_home()
         self._leases = 0
         self._exclusive = False
         self._writing = 0
         try:
-            self.blobs.mkdir(parents=True, exist_ok=True)
-            self.tmp.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.home / "store.db", timeout=60, isolation_level=None)
+            os.makedirs(os.path.join(self._home, "blobs", "sha256"), exist_ok=True)
+            os.makedirs(os.path.join(self._home, "tmp"), exist_ok=True)
+            self.db = sqlite3.connect(os.path.join(self._home, "store.db"), timeout=60, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(
-                f"cannot open the store at {self.home}: {exc}",
+                f"cannot open the store at {self._home}: {exc}",
                 hint="set DOMARKX_HOME to a writable directory",
             ) from exc
         self.db.row_factory = sqlite3.Row
@@ -112,6 +126,22 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- where things are (pathlib is loaded on first use: listing commands need none) ----
+
+    @cached_property
+    def home(self) -> Path:
+        from pathlib import Path
+
+        return Path(self._home)
+
+    @cached_property
+    def blobs(self) -> Path:
+        return self.home / "blobs" / "sha256"
+
+    @cached_property
+    def tmp(self) -> Path:
+        return self.home / "tmp"
 
     # -- the repositories ------------------------------------------------------------
 
@@ -158,7 +188,7 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"store database is damaged: {exc}", hint=DOCTOR_HINT) from exc
         except OSError as exc:
-            raise disk_error(exc, f"writing to the store at {self.home}") from exc
+            raise disk_error(exc, f"writing to the store at {self._home}") from exc
 
     def _disk_full(self, exc: sqlite3.Error) -> bool:
         """SQLITE_FULL, or an I/O error on a disk with no room left (WAL's shared memory cannot grow)."""
@@ -168,7 +198,7 @@ class Store:
         if code & 0xFF != sqlite3.SQLITE_IOERR:
             return False
         try:
-            stats = os.statvfs(self.home)
+            stats = os.statvfs(self._home)
         except OSError:
             return False
         return stats.f_bavail * stats.f_frsize < _NEARLY_FULL
@@ -183,7 +213,7 @@ class Store:
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             if version > len(MIGRATIONS):
                 raise StoreError(
-                    f"the store at {self.home} was written by a newer domarkx (schema {version})",
+                    f"the store at {self._home} was written by a newer domarkx (schema {version})",
                     hint="upgrade domarkx",
                 )
             for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
@@ -326,8 +356,13 @@ class Store:
     # -- blobs -----------------------------------------------------------------
 
     def blob_path(self, digest: str) -> Path:
+        from pathlib import Path
+
+        return Path(self._blob_file(digest))
+
+    def _blob_file(self, digest: str) -> str:
         hexd = digest.removeprefix(ids.PREFIX)
-        return self.blobs / hexd[:2] / hexd[2:]
+        return os.path.join(self._home, "blobs", "sha256", hexd[:2], hexd[2:])
 
     def put_blob(self, data: bytes) -> str:
         """Store ``data`` (idempotently) and return its digest.
@@ -361,7 +396,8 @@ class Store:
 
     def get_blob(self, digest: str) -> bytes:
         try:
-            return self.blob_path(digest).read_bytes()
+            with open(self._blob_file(digest), "rb") as fh:
+                return fh.read()
         except FileNotFoundError as exc:
             raise StoreError(f"blob {digest} is missing from the store", hint="run `domarkx doctor`") from exc
 

@@ -8,7 +8,6 @@ since, and where its tools work. The resources' state is the plugins' business.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -25,10 +24,18 @@ class ResourceRow(NamedTuple):
     id: str
     name: str
     type: str
-    config: dict[str, Any]
+    config_json: str
+    """The resource's config, as JSON (parsed by :attr:`config` on demand: listing needs none)."""
     version: str | None = None
     touched: bool = True
     location: str | None = None
+
+    @property
+    def config(self) -> dict[str, Any]:
+        import json  # here, not at the top: quick commands print no configs
+
+        config: dict[str, Any] = json.loads(self.config_json)
+        return config
 
 
 class InstanceResource(NamedTuple):
@@ -45,7 +52,7 @@ _RESOURCE = "r.id, r.name, r.type, r.config, r.version, r.touched, r.location"
 
 def _resource(row: Sequence[Any]) -> ResourceRow:
     rid, name, kind, config, version, touched, location = row
-    return ResourceRow(rid, name, kind, json.loads(config), version, bool(touched), location)
+    return ResourceRow(rid, name, kind, config, version, bool(touched), location)
 
 
 class Workspaces:
@@ -64,10 +71,7 @@ class Workspaces:
             db.executemany(
                 "INSERT INTO resources(id, workspace_id, position, name, type, config, version, touched, location)"
                 " VALUES (?, ?, ?, ?, ?, ?, NULL, 1, ?)",
-                [
-                    (r.id, workspace_id, i, r.name, r.type, json.dumps(r.config, sort_keys=True), r.location)
-                    for i, r in enumerate(resources)
-                ],
+                [(r.id, workspace_id, i, r.name, r.type, r.config_json, r.location) for i, r in enumerate(resources)],
             )
 
     def claim(self, workspace_id: str, *, owned: bool = True) -> None:
@@ -137,7 +141,9 @@ class Workspaces:
         return live
 
     def current_workspace_versions(self) -> set[str]:
-        return {r[0] for r in self.store.query("SELECT version FROM workspaces WHERE version IS NOT NULL")}
+        """The versions owned workspaces are at (a pending one is being made, or is a leftover)."""
+        rows = self.store.query("SELECT version FROM workspaces WHERE version IS NOT NULL AND pending = 0")
+        return {r[0] for r in rows}
 
     def of_instances(self) -> list[InstanceResource]:
         """Every resource of every instance's workspace."""

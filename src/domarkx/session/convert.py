@@ -47,7 +47,8 @@ def from_document(msg: Message, raw: str) -> ConversationMessage:
         tool_call_id=tool_call_id,
         tool_ok=tool_ok,
         code=code,
-        workspace_version=version if isinstance(version, str) else None,
+        # Only assistant messages link workspace versions; a user message's claim is never followed.
+        workspace_version=version if isinstance(version, str) and msg.role == "assistant" else None,
         raw=raw,
     )
 

@@ -156,6 +156,9 @@ class _Doctor:
             except DomarkxError as exc:
                 self.report.notes.append(f"{plugin_type} versions were not checked: {exc.message}")
                 continue
+            except Exception as exc:  # a plugin bug, or data it cannot read: report, never crash the check
+                self.report.notes.append(f"{plugin_type} versions were not checked: {type(exc).__name__}: {exc}")
+                continue
             missing |= {(plugin_type, v) for v in lost}
         self.report.checked["resource versions"] = sum(len(v) for v in wanted.values())
         for label, linked in sorted(self.links.items()):
@@ -192,7 +195,7 @@ class _Doctor:
                 self.report.notes.append(BUSY)
                 return
             self._resource_directories()
-            found = _abandoned(self.workspaces, remove=repair)
+            found = leftovers(self.workspaces, remove=repair)
         if repair:
             self.report.repaired += [f"removed {line}" for line in found]
         else:
@@ -211,17 +214,7 @@ class _Doctor:
 BUSY = "another domarkx is creating or removing a workspace: workspaces on disk were not checked"
 
 
-def sweep(store: Store, *, dry_run: bool = False) -> list[str] | None:
-    """Remove (or, dry, list) the workspaces and resource directories killed processes left.
-
-    ``None`` when another process is creating or removing a workspace: then
-    nothing can be told apart from its work in progress, and nothing is touched.
-    """
-    with store.quiescent() as free:
-        return _abandoned(WorkspaceManager(store), remove=not dry_run) if free else None
-
-
-def _abandoned(workspaces: WorkspaceManager, *, remove: bool) -> list[str]:
+def leftovers(workspaces: WorkspaceManager, *, remove: bool) -> list[str]:
     """Describe (and remove) the leftovers; the caller holds :meth:`Store.quiescent`."""
     found: list[str] = []
     pending, directories = workspaces.abandoned()

@@ -199,7 +199,7 @@ class InstanceManager:
                     workspace = self.workspaces.create(config, pending=True)
                 try:
                     instance = self._new(snapshot.id, workspace, name)
-                    instance.messages = convert.from_snapshot(snapshot)
+                    instance.messages = self._linking_only_known_versions(convert.from_snapshot(snapshot), state)
                     if not state and snapshot.setup is not None:
                         progress(f"running the setup block ({snapshot.setup.lang})")
                         self.run_setup(snapshot, workspace)
@@ -212,6 +212,19 @@ class InstanceManager:
             if not state:
                 self.execute_document(instance, workspace, progress)
         return instance
+
+    def _linking_only_known_versions(
+        self, messages: list[ConversationMessage], state: dict[str, Any] | None
+    ) -> list[ConversationMessage]:
+        """A document's messages with only the workspace versions this store has (made here, or brought in).
+
+        A document that will be run again gets its versions from the run; one
+        restored from a committed state keeps those this store knows.
+        """
+        for message in messages:
+            if message.workspace_version and not (state and self.workspaces.has_version(message.workspace_version)):
+                message.workspace_version = None
+        return messages
 
     def run_setup(self, snapshot: SessionSnapshot, workspace: Workspace) -> None:
         """Run the setup block in the resource that runs its language.
@@ -361,6 +374,11 @@ class InstanceManager:
         from domarkx.parsing.render import edit_raw, join_messages, render_message, with_format_marker
 
         instance = self.get(ref)
+        if at is not None and not 0 <= at < len(instance.messages):
+            raise UsageError(
+                f"--at {at} is out of range: the messages are 0..{len(instance.messages) - 1}",
+                hint="see `domarkx log` for message indices",
+            )
         snapshot = self.snapshots.get(instance.snapshot_id)
         messages = instance.messages if at is None else instance.messages[: at + 1]
         offsets = line_offsets(snapshot.document)

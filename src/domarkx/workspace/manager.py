@@ -104,6 +104,9 @@ class PluginInfo(BaseModel):
     description: str
     tools: list[ToolSpec]
     error: str | None = None
+    usable: bool = True
+    """False when it cannot be loaded here (a missing extra, a broken package): ``error`` and ``hint`` say why."""
+    hint: str | None = None
 
 
 class WorkspaceManager:
@@ -151,6 +154,10 @@ class WorkspaceManager:
         instance); the owner's row claims it (:meth:`claim`) in the same transaction. A
         process killed before that leaves it pending, for :meth:`abandoned` to find.
         """
+        return self._made(config, pending, self.commit)
+
+    def _made(self, config: WorkspaceConfig, pending: bool, then: Callable[[Workspace], object]) -> Workspace:
+        """Create the resources and rows of ``config``, then ``then`` (a commit, a load); undone if anything fails."""
         names = _resource_names(config)
         with self.store.provisioning():
             resources: list[Resource] = []
@@ -165,11 +172,12 @@ class WorkspaceManager:
                 raise
             workspace = Workspace(id=uuid.uuid4().hex, resources=resources)
             rows = [
-                ResourceRow(r.id, r.name, r.type, r.config, location=self._location(r)) for r in workspace.resources
+                ResourceRow(r.id, r.name, r.type, json.dumps(r.config, sort_keys=True), location=self._location(r))
+                for r in workspace.resources
             ]
             self.store.workspaces.insert(workspace.id, config.model_dump_json(exclude_none=True), rows, pending=pending)
             try:
-                self.commit(workspace)
+                then(workspace)
             except BaseException:
                 self.destroy(workspace)
                 raise
@@ -190,17 +198,12 @@ class WorkspaceManager:
     def clone(self, source: Workspace | WorkspaceConfig, version_id: str, *, pending: bool = False) -> Workspace:
         """A new workspace with the same resources as ``source``, loaded at ``version_id``.
 
-        ``pending``: as in :meth:`create`.
+        ``pending``: as in :meth:`create`. The new resources are loaded straight
+        away, never committed empty first: a fork costs what writing its files costs.
         """
         config = self._config(source) if isinstance(source, Workspace) else source
         self._version(version_id)  # fail before creating anything
-        workspace = self.create(config, pending=pending)
-        try:
-            self.load(workspace, version_id)
-        except BaseException:
-            self.destroy(workspace)
-            raise
-        return workspace
+        return self._made(config, pending, lambda workspace: self.load(workspace, version_id))
 
     def close(self, workspace: Workspace) -> None:
         """Release what the plugins hold for the workspace (kernels, connections); state stays."""
@@ -583,7 +586,8 @@ def installed_plugins() -> list[PluginInfo]:
             doc = (cls.__doc__ or "").strip().splitlines()
             tools = cls.describe_tools() if isinstance(cls, type) and issubclass(cls, Plugin) else []
         except DomarkxError as exc:
-            found.append(PluginInfo(name=name, module=module, description="", tools=[], error=exc.message))
+            unusable = PluginInfo(name=name, module=module, description="", tools=[], usable=False)
+            found.append(unusable.model_copy(update={"error": exc.message, "hint": exc.hint}))
             continue
         found.append(PluginInfo(name=name, module=module, description=doc[0] if doc else "", tools=tools))
     return found

@@ -335,7 +335,7 @@ def list_files(git: GitStore, commit: str, path: bytes) -> list[Entry]:
     snapshot = git.read(commit)
     spec = commit.encode() + b":" + path.strip(b"/")
     prefix = path.strip(b"/") + b"/" if path.strip(b"/") else b""
-    under_empty = any(os.fsencode(rel + "/").startswith(prefix) for rel in snapshot.empty_dirs) and bool(prefix)
+    under_empty = any((rel + b"/").startswith(prefix) for rel in snapshot.empty_dirs) and bool(prefix)
     try:
         listing = _git(git, [b"ls-tree", b"-z", b"-l", spec])
     except UsageError:
@@ -354,8 +354,7 @@ def list_files(git: GitStore, commit: str, path: bytes) -> list[Entry]:
             entries[name] = Entry(name=name, kind="file", size=int(size), executable=mode == b"100755")
         else:
             entries[name] = Entry(name=name, kind="other")
-    for rel in snapshot.empty_dirs:
-        raw = os.fsencode(rel)
+    for raw in snapshot.empty_dirs:
         if raw.startswith(prefix) and b"/" not in raw[len(prefix) :]:
             entries[raw[len(prefix) :]] = Entry(name=raw[len(prefix) :], kind="dir")
     return [entries[k] for k in sorted(entries)]

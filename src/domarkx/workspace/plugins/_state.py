@@ -1,7 +1,8 @@
 """Helpers the built-in plugins share: validating config, keeping state on disk.
 
 Plugins are stateless between calls, so each resource's state is a small JSON
-file in its directory, replaced atomically so a crash never leaves half of it.
+file in its directory, replaced atomically and durably so neither a crash nor a
+power cut leaves half of it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from domarkx.data.store import fsync_dir
 from domarkx.errors import DomarkxError, UsageError
 
 M = TypeVar("M", bound=BaseModel)
@@ -47,11 +49,20 @@ def read_state(directory: Path, model: type[M]) -> M:
 
 
 def write_state(directory: Path, state: BaseModel) -> None:
+    """Replace the state file durably: written, flushed to disk, renamed, and the rename flushed too.
+
+    After a power cut the file is the old state or the new one, never empty or
+    half written, and a version recorded in the store is never newer than the
+    state that names it (docs/store.md, "Durability").
+    """
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".state.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(state.model_dump_json(indent=1))
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, directory / STATE_FILE)
+        fsync_dir(directory)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

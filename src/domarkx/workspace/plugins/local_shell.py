@@ -12,22 +12,55 @@ import inspect
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domarkx.errors import UsageError
+from domarkx import ids, paths
+from domarkx.errors import StoreError, UsageError
 from domarkx.tools.portable import files, shell
 from domarkx.tools.schema import object_schema
-from domarkx.workspace.plugin import CodeRunner, Plugin, Resource, ToolError, ToolSpec, emit_output, resource_path
-from domarkx.workspace.plugins import _sandbox
-from domarkx.workspace.plugins._gitstore import GitStore, Snapshot, remove_path
+from domarkx.workspace.diff import text_change
+from domarkx.workspace.plugin import (
+    Change,
+    CodeRunner,
+    Entry,
+    Layer,
+    Plugin,
+    Resource,
+    ResourceDiff,
+    ToolError,
+    ToolSpec,
+    emit_output,
+    note,
+    resource_path,
+)
+from domarkx.workspace.plugins import _hostcopy, _sandbox
+from domarkx.workspace.plugins._gitstore import (
+    Changed,
+    GitStore,
+    IndexDamaged,
+    Snapshot,
+    TreeEntry,
+    dirs_from_text,
+    dirs_to_text,
+    remove_path,
+    unreadable_note,
+)
 from domarkx.workspace.plugins._state import parse_config, read_state, write_state
 
 TYPE = "local_shell"
+T = TypeVar("T")
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+"""Git's id of the empty tree: a resource at it (and not dirty) has an empty work tree."""
+PACK_MEDIA_TYPE = "application/vnd.domarkx.local-shell.pack.v1"
+VERSIONS_ANNOTATION = "io.domarkx.versions"
+"""On a pack layer: the versions (space-separated commit ids) it brings, with what came before it."""
+LINK, EXECUTABLE, SUBMODULE, ABSENT = "120000", "100755", "160000", "000000"
+"""Git tree modes: symlink, executable file, nested repository, and "not on this side" in a diff."""
 
 
 class LocalShellConfig(BaseModel):
@@ -54,6 +87,7 @@ class _State(BaseModel):
     version: str | None = None
     tree: str | None = None
     empty_dirs: list[str] = Field(default_factory=list)
+    """Empty directories of the current version, each written with :func:`domarkx.paths.escape`."""
     dirty: bool = False
     """A tool may have changed the work tree since the last commit or load."""
 
@@ -172,10 +206,27 @@ class LocalShellPlugin(Plugin):
         return state.version
 
     def commit_version(self, resource_id: str) -> str:
+        return self._index_repaired(resource_id, self._commit)
+
+    def _index_repaired(self, resource_id: str, action: Callable[[str], T]) -> T:
+        """Run ``action``; if the resource's git index turns out damaged, rebuild it from the last version and retry."""
+        try:
+            return action(resource_id)
+        except IndexDamaged:
+            base = self._dir(resource_id)
+            state = read_state(base, _State)
+            work, index = self._paths(resource_id)
+            self._git.rebuild_index(work, index, state.tree or EMPTY_TREE)
+            self._mark_dirty(base, state)  # the index no longer vouches for the work tree
+            return action(resource_id)
+
+    def _commit(self, resource_id: str) -> str:
         base = self._dir(resource_id)
         state = read_state(base, _State)
         work, index = self._paths(resource_id)
-        snapshot = self._git.stage(work, index)
+        snapshot, unreadable = self._git.stage(work, index)
+        if unreadable:
+            note(unreadable_note(TYPE, unreadable))
         if state.version is not None and _same(state, snapshot):
             if state.dirty:  # the index describes the work tree again, and it is this version
                 self._record(base, state, state.version, snapshot)
@@ -194,22 +245,30 @@ class LocalShellPlugin(Plugin):
         not know are deleted and changed tracked files rewritten too (like
         ``git checkout -f`` followed by ``git clean -fdx``).
         """
+        self._index_repaired(resource_id, lambda rid: self._load(rid, version_id))
+
+    def _load(self, resource_id: str, version_id: str) -> None:
         base = self._dir(resource_id)
         state = read_state(base, _State)
         work, index = self._paths(resource_id)
         target = self._git.read(version_id)
-        stale: list[str] = []
-        current_empty = tuple(state.empty_dirs)
+        fresh = not state.dirty and state.tree == EMPTY_TREE and not state.empty_dirs
+        stale: list[bytes] = []
+        current_empty = _empty_dirs(state)
         if state.dirty:
             stale, current_empty = self._git.discard_untracked(work, index), ()
         else:
             self._mark_dirty(base, state)  # until the switch completes, the tree is in between
-        self._git.switch(work, index, current_empty, target, stale)
+        if fresh:  # nothing to compare against (a new resource, e.g. a fork): write every file once
+            self._git.fill(work, index, target)
+        else:
+            self._git.switch(work, index, current_empty, target, stale)
         self._record(base, state, version_id, target)
 
     @staticmethod
     def _record(base: Path, state: _State, commit: str, snapshot: Snapshot) -> None:
-        state.version, state.tree, state.empty_dirs = commit, snapshot.tree, list(snapshot.empty_dirs)
+        state.version, state.tree = commit, snapshot.tree
+        state.empty_dirs = dirs_to_text(snapshot.empty_dirs)
         state.dirty = False
         write_state(base, state)
 
@@ -218,6 +277,86 @@ class LocalShellPlugin(Plugin):
         if not state.dirty:
             state.dirty = True
             write_state(base, state)
+
+    # -- live files ----------------------------------------------------------------------
+
+    def copy_out(self, resource_id: str, path: bytes, dest: Path) -> None:
+        try:
+            _hostcopy.copy_out(self.work_dir(resource_id), path, dest)
+        except OSError as exc:
+            raise UsageError(f"cannot copy {paths.escape(path)} out: {exc.strerror or exc}") from exc
+
+    def copy_in(self, resource_id: str, source: Path, path: bytes) -> None:
+        base = self._dir(resource_id)
+        self._mark_dirty(base, read_state(base, _State))  # the next load must not trust the index
+        try:
+            _hostcopy.copy_in(self.work_dir(resource_id), source, path)
+        except OSError as exc:
+            raise UsageError(f"cannot copy {source} in: {exc.strerror or exc}") from exc
+
+    # -- versions without loading them --------------------------------------------------
+
+    def list_version(self, version_id: str, path: bytes = b"") -> list[Entry]:
+        """Git's tree at ``path``, plus the directories only the version's empty-dirs list knows."""
+        folder = _hostcopy.relative(path)
+        prefix = folder + b"/" if folder else b""
+        empty = self._git.read(version_id).empty_dirs
+        only_listed = {d[len(prefix) :].split(b"/", 1)[0] for d in empty if d.startswith(prefix) and d != prefix}
+        entries = self._git.list_tree(version_id, folder)
+        if entries is None:  # not in git's tree: a directory that holds only empty directories, or nothing
+            if not only_listed and folder not in empty:
+                raise UsageError(f"no directory {paths.escape(folder)} in local_shell version {version_id}")
+            entries = []
+        targets = self._git.blobs(e.object_id for e in entries if e.mode == LINK)
+        found = [_entry(e, targets) for e in entries]
+        found += [Entry(name=name, kind="dir") for name in only_listed - {e.name for e in found}]
+        return sorted(found, key=lambda e: e.name)
+
+    def read_version(self, version_id: str, path: bytes) -> bytes:
+        return self._git.read_blob(version_id, _hostcopy.relative(path))
+
+    def diff_versions(self, old: str, new: str) -> ResourceDiff:
+        """Git's tree diff: the cost follows what changed, not the size of the work tree."""
+        found = self._git.compare(old, new)
+        changes = [_file_change(c, found.blobs) for c in found.changes]
+        before, after = found.before, found.after
+        old_dirs, new_dirs = set(before.empty_dirs), set(after.empty_dirs)
+        changes += [Change(kind="dir", name=paths.escape(d), status="added") for d in new_dirs - old_dirs]
+        changes += [Change(kind="dir", name=paths.escape(d), status="removed") for d in old_dirs - new_dirs]
+        return ResourceDiff(changes=sorted(changes, key=lambda c: paths.unescape(c.name)))
+
+    # -- versions elsewhere -------------------------------------------------------------
+
+    def export_versions(self, version_ids: Sequence[str], into: Path, *, have: Collection[str] = ()) -> list[Layer]:
+        """One git pack of every object the versions need that ``have`` lacks (none: no layer)."""
+        pack = into / f".local_shell-{uuid.uuid4().hex}.pack"
+        try:
+            if not self._git.pack(version_ids, have, pack):
+                return []
+            data = pack.read_bytes()
+            digest = ids.digest_bytes(data)
+            named = into / f"local_shell-{ids.short(digest, 64)}.pack"
+            pack.replace(named)
+        finally:
+            pack.unlink(missing_ok=True)
+        versions = " ".join(sorted(set(version_ids)))
+        return [Layer(PACK_MEDIA_TYPE, named, digest, len(data), {VERSIONS_ANNOTATION: versions})]
+
+    def import_versions(self, layers: Sequence[Layer]) -> None:
+        for layer in layers:
+            if layer.media_type != PACK_MEDIA_TYPE:
+                raise StoreError(f"local_shell cannot read a layer of type {layer.media_type}")
+            claimed = layer.annotations.get(VERSIONS_ANNOTATION, "").split()
+            if not claimed:
+                raise StoreError("a local_shell layer does not say which versions it holds")
+            if self._git.missing(claimed):
+                self._git.unpack(layer.path, claimed)
+
+    def collect(self, live: Collection[str]) -> int:
+        """Git objects no live version needs, nor any resource's index (work not yet committed)."""
+        resources = self.context.home / "resources"
+        indexes = sorted(resources.glob(f"{TYPE}-*/index")) if resources.is_dir() else []
+        return self._git.collect(live, indexes)
 
     # -- tools -----------------------------------------------------------------------
 
@@ -283,8 +422,44 @@ class LocalShellPlugin(Plugin):
 _CHANGING_TOOLS = frozenset({"run_command", "write_file", "edit_file"})
 
 
+def _entry(entry: TreeEntry, targets: dict[str, bytes]) -> Entry:
+    if entry.kind == "tree":
+        return Entry(name=entry.name, kind="dir")
+    if entry.mode == LINK:
+        return Entry(name=entry.name, kind="link", size=entry.size, target=targets.get(entry.object_id, b""))
+    if entry.kind != "blob":
+        return Entry(name=entry.name, kind="other")
+    return Entry(name=entry.name, kind="file", size=entry.size, executable=entry.mode == EXECUTABLE)
+
+
+def _file_change(change: Changed, contents: dict[str, bytes]) -> Change:
+    """One path's change, shown like the generic walker shows it (a link as ``symlink -> target``)."""
+
+    def side(mode: str, object_id: str) -> bytes | None:
+        if mode == ABSENT:
+            return None
+        if mode == SUBMODULE:
+            return b""
+        data = contents.get(object_id, b"")
+        return b"symlink -> " + data if mode == LINK else data
+
+    old, new = side(change.old_mode, change.old_id), side(change.new_mode, change.new_id)
+    if old == new:  # only the executable bit
+        return Change(
+            kind="file",
+            name=paths.escape(change.path),
+            status="modified",
+            detail=f"mode {change.old_mode} → {change.new_mode}",
+        )
+    return text_change(change.path, old, new)
+
+
 def _same(state: _State, snapshot: Snapshot) -> bool:
-    return state.tree == snapshot.tree and tuple(state.empty_dirs) == snapshot.empty_dirs
+    return state.tree == snapshot.tree and _empty_dirs(state) == snapshot.empty_dirs
+
+
+def _empty_dirs(state: _State) -> tuple[bytes, ...]:
+    return dirs_from_text(state.empty_dirs)
 
 
 def _check_writable(path: str, work: Path | None = None) -> str:

@@ -53,11 +53,12 @@ from domarkx.workspace.plugin import (
     ToolError,
     ToolSpec,
     Unsupported,
+    note,
     report_progress,
     resource_path,
 )
 from domarkx.workspace.plugins import _pycheckpoint as ckpt
-from domarkx.workspace.plugins._gitstore import GitStore, Snapshot
+from domarkx.workspace.plugins._gitstore import GitStore, Snapshot, dirs_from_text, dirs_to_text, unreadable_note
 from domarkx.workspace.plugins._state import parse_config, read_state, write_state
 
 _KERNELS: dict[Path, Kernel] = {}
@@ -249,14 +250,16 @@ class PythonPlugin(Plugin):
         if kernel is not None:
             ckpt.call(kernel, "committed", state.config.timeout, pieces=[[p.names, p.blob] for p in pieces])
         self._write_state(resource_id, version=version, files=files, tree=snapshot.tree,
-                          empty_dirs=list(snapshot.empty_dirs), dirty=False)  # fmt: skip
+                          empty_dirs=dirs_to_text(snapshot.empty_dirs), dirty=False)  # fmt: skip
         self._write_cells(resource_id, [])
         return version
 
     def _commit_files(self, resource_id: str, state: PythonState) -> tuple[str, Snapshot]:
         folder = self._dir(resource_id)
-        snapshot = self._git.stage(folder / "work", folder / "index")
-        if state.files and state.tree == snapshot.tree and tuple(state.empty_dirs) == snapshot.empty_dirs:
+        snapshot, unreadable = self._git.stage(folder / "work", folder / "index")
+        if unreadable:
+            note(unreadable_note(self.type, unreadable))
+        if state.files and state.tree == snapshot.tree and dirs_from_text(state.empty_dirs) == snapshot.empty_dirs:
             return state.files, snapshot
         return self._git.commit(snapshot, state.files or None), snapshot
 
@@ -286,14 +289,16 @@ class PythonPlugin(Plugin):
         folder = self._dir(resource_id)
         work, index = folder / "work", folder / "index"
         target = self._git.read(commit)
-        stale: list[str] = []
-        current_empty = tuple(state.empty_dirs)
+        stale: list[bytes] = []
+        current_empty = dirs_from_text(state.empty_dirs)
         if state.dirty or not state.tree:
             stale, current_empty = self._git.discard_untracked(work, index), ()
         else:
             self._mark_dirty(resource_id)  # until the switch completes, the tree is in between
         self._git.switch(work, index, current_empty, target, stale)
-        self._write_state(resource_id, files=commit, tree=target.tree, empty_dirs=list(target.empty_dirs), dirty=False)
+        self._write_state(
+            resource_id, files=commit, tree=target.tree, empty_dirs=dirs_to_text(target.empty_dirs), dirty=False
+        )
 
     def missing_versions(self, version_ids: Collection[str]) -> set[str]:
         missing: set[str] = set()

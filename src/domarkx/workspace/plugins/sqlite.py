@@ -23,7 +23,7 @@ import sqlite3
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +32,25 @@ from pydantic import BaseModel, ConfigDict, Field
 from domarkx import ids
 from domarkx.errors import StoreError, UsageError
 from domarkx.tools.schema import object_schema
-from domarkx.workspace.plugin import CodeRunner, Plugin, Resource, ToolError, ToolSpec, resource_path
+from domarkx.workspace.plugin import (
+    CodeRunner,
+    Layer,
+    Plugin,
+    Resource,
+    ResourceDiff,
+    ToolError,
+    ToolSpec,
+    resource_path,
+)
+from domarkx.workspace.plugins import _sqlitediff
 from domarkx.workspace.plugins._state import parse_config, read_state, write_state
 
 TYPE = "sqlite"
 DB_FILE = "db.sqlite"
 BLOB_OWNER = "plugin:sqlite"
-"""Blob-reference owner of every sqlite version: versions stay until the store forgets the plugin."""
+"""Blob-reference owner of every sqlite version: a version stays until ``prune`` finds nothing links it."""
+DB_MEDIA_TYPE = "application/vnd.domarkx.sqlite.v1"
+VERSION_ANNOTATION = "io.domarkx.version"
 
 
 class SqliteConfig(BaseModel):
@@ -204,6 +216,62 @@ class SqlitePlugin(Plugin):
         finally:
             Path(tmp).unlink(missing_ok=True)
 
+    def missing_versions(self, version_ids: Collection[str]) -> set[str]:
+        """Versions whose backup blob is not in the store (or that are not sqlite versions at all)."""
+        return {v for v in version_ids if not ids.is_digest(v) or not self.context.store.blob_path(v).exists()}
+
+    def location(self, resource_id: str) -> str:
+        return str(self.database(resource_id))
+
+    def diff_versions(self, old: str, new: str) -> ResourceDiff:
+        """Schema and row changes (by primary key or rowid), see :mod:`._sqlitediff`."""
+        return _sqlitediff.diff(self._version_bytes(old), self._version_bytes(new))
+
+    def _version_bytes(self, version_id: str) -> bytes:
+        if not ids.is_digest(version_id):
+            raise UsageError(f"{version_id!r} is not a sqlite version", hint="versions are sha256: digests")
+        try:
+            return self.context.store.get_blob(version_id)
+        except StoreError as exc:
+            raise UsageError(f"unknown sqlite version {version_id}") from exc
+
+    # -- versions elsewhere, and prune ----------------------------------------------------
+
+    def export_versions(self, version_ids: Sequence[str], into: Path, *, have: Collection[str] = ()) -> list[Layer]:
+        """One layer per backup the receiver lacks: the database file itself, named by its digest."""
+        layers = []
+        for version in sorted(set(version_ids) - set(have)):
+            if self.missing_versions([version]):
+                raise StoreError(f"sqlite version {version} is not in this home", hint="run `domarkx doctor`")
+            path = into / f"{ids.short(version, 64)}.sqlite"
+            shutil.copyfile(self.context.store.blob_path(version), path)
+            annotations = {VERSION_ANNOTATION: version}
+            layers.append(Layer(DB_MEDIA_TYPE, path, version, path.stat().st_size, annotations))
+        return layers
+
+    def import_versions(self, layers: Sequence[Layer]) -> None:
+        """Check every layer is the SQLite database it claims to be, then store them all (or none)."""
+        arrived: list[tuple[str, bytes]] = []
+        for layer in layers:
+            version = layer.annotations.get(VERSION_ANNOTATION, "")
+            if layer.media_type != DB_MEDIA_TYPE or version != layer.digest:
+                raise StoreError(f"a sqlite layer ({layer.media_type}) does not hold the version it names")
+            data = layer.path.read_bytes()
+            if ids.digest_bytes(data) != version or not _is_database(data):
+                raise StoreError(f"a sqlite layer does not hold a sound database for version {version}")
+            arrived.append((version, data))
+        with self.context.store.write():
+            for version, data in arrived:
+                self.context.store.put_blob(data)
+                self.context.store.add_refs(BLOB_OWNER, [version])
+
+    def collect(self, live: Collection[str]) -> int:
+        """Let go of the backups no live version names; the blob sweep that follows frees their bytes."""
+        with self.context.store.write():
+            dead = self.context.store.owned(BLOB_OWNER) - set(live)
+            self.context.store.drop_refs(BLOB_OWNER, dead)
+        return 0
+
     # -- tools -------------------------------------------------------------------------
 
     def list_tools(self, resource_id: str) -> list[ToolSpec]:
@@ -344,6 +412,18 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
+
+
+def _is_database(data: bytes) -> bool:
+    """Whether ``data`` is a SQLite database that passes its own integrity check (opened in memory, read only)."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.deserialize(data)
+        return bool(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
+    except sqlite3.DatabaseError:
+        return False
+    finally:
+        db.close()
 
 
 def _stat(path: Path) -> tuple[int, int] | None:
