@@ -133,12 +133,14 @@ class WorkspaceManager:
 
     # -- lifecycle -------------------------------------------------------------------
 
-    def create(self, config: WorkspaceConfig, *, pending: bool = False) -> Workspace:
+    def create(self, config: WorkspaceConfig, *, pending: bool = False, commit: bool = True) -> Workspace:
         """Create every resource of ``config`` and commit the initial version.
 
         ``pending``: the workspace is made for an owner not stored yet (an
         instance); the owner's row claims it (:meth:`claim`) in the same transaction. A
         process killed before that leaves it pending, for :meth:`abandoned` to find.
+        ``commit=False``: no initial version, for a caller that loads one right away
+        (a version must not need what it replaces, e.g. a docker base image).
         """
         names = _resource_names(config)
         with self.store.provisioning():
@@ -166,11 +168,12 @@ class WorkspaceManager:
                         for i, r in enumerate(resources)
                     ],
                 )
-            try:
-                self.commit(workspace)
-            except BaseException:
-                self.destroy(workspace)
-                raise
+            if commit:
+                try:
+                    self.commit(workspace)
+                except BaseException:
+                    self.destroy(workspace)
+                    raise
         return workspace
 
     @staticmethod
@@ -200,7 +203,7 @@ class WorkspaceManager:
         """
         config = self._config(source) if isinstance(source, Workspace) else source
         self._version(version_id)  # fail before creating anything
-        workspace = self.create(config, pending=pending)
+        workspace = self.create(config, pending=pending, commit=False)
         try:
             self.load(workspace, version_id)
         except BaseException:
