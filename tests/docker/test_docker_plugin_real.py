@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import itertools
+import json
 import os
+import tarfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 from real_engine import Engine
 
-from domarkx.errors import DomarkxError, PathEscapeError, ReferenceNotFound, UsageError
+from domarkx.errors import DomarkxError, PathEscapeError, ReferenceNotFound, StoreError, UsageError
 from domarkx.workspace.plugins import docker_sandbox
 from domarkx.workspace.plugins.docker_sandbox import DockerSandboxPlugin
 
@@ -276,6 +280,13 @@ def test_versions_move_between_engines_as_save_archives(
     [whole] = plugin.export_versions([first, second], tmp_path / "whole")
     [thin] = plugin.export_versions([second], tmp_path / "thin", have=[first])
     assert thin.size < whole.size - 250_000, "layers the receiver has stay home"
+    assert plugin.export_versions([second, first], tmp_path / "again")[0].digest == whole.digest, "same bytes"
+    with tarfile.open(whole.path) as layout:
+        index = json.load(layout.extractfile("index.json"))  # type: ignore[arg-type]
+        assert layout.extractfile("oci-layout").read() == b'{"imageLayoutVersion":"1.0.0"}'  # type: ignore[union-attr]
+    assert {m["annotations"]["org.domarkx.docker.version"] for m in index["manifests"]} == {first, second}
+    assert whole.media_type == "application/vnd.oci.image.layout.v1.tar"
+    tampered = _tampered(whole.path, tmp_path / "tampered.tar")
 
     plugin.destroy_resource(resource)
     plugin.collect(set())
@@ -286,9 +297,26 @@ def test_versions_move_between_engines_as_save_archives(
     other_plugin.load_version(fork, second)
     assert sh(other_plugin, fork, "cat s.txt; wc -c < r.bin") == "small\n300000\n"
 
-    forged = whole.__class__(**{**whole.__dict__, "annotations": {"org.domarkx.docker.versions": "sha256:" + "1" * 64}})
-    with pytest.raises(DomarkxError, match="does not hold"):
+    forged = dataclasses.replace(whole, annotations={"org.domarkx.docker.versions": "sha256:" + "1" * 64})
+    with pytest.raises(StoreError, match="does not hold"):
         other_plugin.import_versions([forged])
+    other_plugin.destroy_resource(fork)
+    other_plugin.collect(set())
+    with pytest.raises(StoreError, match="does not hash"):
+        other_plugin.import_versions([dataclasses.replace(whole, path=tampered)])
+    assert other_plugin.missing_versions([first, second]) == {first, second}, "a refused import adds nothing"
+
+
+def _tampered(source: Path, dest: Path) -> Path:
+    """A copy of a layout whose biggest blob has one byte changed."""
+    with tarfile.open(source) as original, tarfile.open(dest, "w") as copy:
+        biggest = max(original.getmembers(), key=lambda m: m.size)
+        for member in original.getmembers():
+            data = original.extractfile(member).read()  # type: ignore[union-attr]
+            if member is biggest:
+                data = data[:-1] + bytes([data[-1] ^ 1])
+            copy.addfile(member, io.BytesIO(data))
+    return dest
 
 
 def test_unknown_version_is_a_clear_error(engine: Engine, plugin: DockerSandboxPlugin) -> None:

@@ -1,10 +1,9 @@
-"""``docker_sandbox`` versions as images: finding, referencing, browsing, moving and flattening them.
+"""``docker_sandbox`` versions as images: finding, referencing, browsing and flattening them.
 
 A version is an image id. This module reads what is in one without running
 it (a container is *created* from it, never started, and its files are read
-through the archive endpoint), compares two, writes a set of them to a file
-another engine can load (``docker save``/``docker load``), and removes the
-references a home no longer needs.
+through the archive endpoint), compares two, and removes the references a
+home no longer needs. Moving versions between engines is :mod:`._docker_transfer`.
 """
 
 from __future__ import annotations
@@ -17,24 +16,20 @@ import os
 import posixpath
 import tarfile
 import tempfile
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from domarkx import paths
-from domarkx.errors import DomarkxError, ReferenceNotFound, StoreError, UsageError
+from domarkx.errors import DomarkxError, ReferenceNotFound, UsageError
 from domarkx.workspace.diff import MAX_PATCH_BYTES, text_change
-from domarkx.workspace.plugin import Change, Entry, Layer, ResourceDiff
+from domarkx.workspace.plugin import Change, Entry, ResourceDiff
 from domarkx.workspace.plugins import _docker
 
 if TYPE_CHECKING:
     from docker import APIClient
 
-MEDIA_TYPE = "application/vnd.domarkx.docker-save.v1.tar"
-"""A ``docker save`` archive (manifest.json, one folder per layer, one JSON config per image)."""
-VERSIONS_ANNOTATION = "org.domarkx.docker.versions"
-"""The image ids a layer holds, space-separated."""
 LABEL_WORKDIR = "org.domarkx.workdir"
 """On every version: the work dir its files are in (and that browsing reads)."""
 LABEL_USER = "org.domarkx.user"
@@ -323,125 +318,3 @@ def _from_parent(tar: tarfile.TarFile, top: tarfile.TarInfo) -> Iterator[tarfile
         if member.islnk():
             member.linkname = os.fsdecode(os.fsencode(member.linkname)[cut:])
         yield member
-
-
-# -- moving versions between engines -----------------------------------------------
-
-
-def save(api: APIClient, versions: list[str], into: Path, *, have: Collection[str] = ()) -> Layer:
-    """``docker save`` of ``versions`` as one file; layers the receiver has (from ``have``) are left out."""
-    for version in versions:
-        if inspect(api, version) is None:
-            raise ReferenceNotFound(f"no image {version} on the Docker engine at {_docker.engine_address()}")
-    into.mkdir(parents=True, exist_ok=True)
-    path = into / "docker-save.tar"
-    response = api._get(api._url("/images/get"), params={"names": versions}, stream=True)
-    try:
-        api._raise_for_status(response)
-        with tempfile.TemporaryFile() as raw:
-            for chunk in response.iter_content(1 << 16, decode_unicode=False):
-                raw.write(chunk)
-            raw.seek(0)
-            _copy_without(raw, path, _chains(api, have))
-    finally:
-        response.close()
-    digest, size = _digest(path)
-    return Layer(
-        media_type=MEDIA_TYPE,
-        path=path,
-        digest=digest,
-        size=size,
-        annotations={VERSIONS_ANNOTATION: " ".join(versions)},
-    )
-
-
-def _chains(api: APIClient, images: Collection[str]) -> set[str]:
-    """The chain ids of every layer of ``images`` that this engine knows (what a receiver holding them has)."""
-    chains: set[str] = set()
-    for version in images:
-        image = inspect(api, version)
-        if image is not None:
-            chains.update(_chain_ids(image["RootFS"]["Layers"]))
-    return chains
-
-
-def _chain_ids(diff_ids: list[str]) -> list[str]:
-    chain, found = "", []
-    for diff_id in diff_ids:
-        chain = diff_id if not chain else "sha256:" + hashlib.sha256(f"{chain} {diff_id}".encode()).hexdigest()
-        found.append(chain)
-    return found
-
-
-def _copy_without(source: Any, dest: Path, chains: set[str]) -> None:
-    """Copy a ``docker save`` archive, leaving out the layer files whose chain is in ``chains``.
-
-    ``docker load`` reads a layer file only for a layer the engine lacks.
-    """
-    with tarfile.open(fileobj=source, mode="r:") as tar:
-        skip: set[str] = set()
-        if chains:
-            manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
-            for image in manifest:
-                config = json.load(tar.extractfile(image["Config"]))  # type: ignore[arg-type]
-                for layer, chain in zip(image["Layers"], _chain_ids(config["rootfs"]["diff_ids"]), strict=True):
-                    if chain in chains:
-                        skip.add(layer)
-        with tarfile.open(dest, mode="w", format=tarfile.PAX_FORMAT) as out:
-            for member in tar:
-                if member.name not in skip:
-                    out.addfile(member, tar.extractfile(member) if member.isfile() else None)
-
-
-def _digest(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return "sha256:" + digest.hexdigest(), path.stat().st_size
-
-
-def load(api: APIClient, layer: Layer) -> list[str]:
-    """Load a :func:`save` layer into the engine; return the versions it holds.
-
-    The archive must hold every version it claims, each image config hashing to
-    its id, before anything is loaded; a load that fails removes what it added.
-    """
-    if layer.media_type != MEDIA_TYPE:
-        raise StoreError(f"a docker_sandbox layer cannot be {layer.media_type!r}")
-    claimed = layer.annotations.get(VERSIONS_ANNOTATION, "").split()
-    _check_archive(layer.path, claimed)
-    present = {image["Id"] for image in api.images(all=True)}
-    if all(version in present for version in claimed):
-        return claimed
-    try:
-        with layer.path.open("rb") as fh:
-            for message in api.load_image(fh):
-                if "error" in message:
-                    raise StoreError(f"the Docker engine could not load {layer.path.name}: {message['error']}")
-        for version in claimed:
-            if inspect(api, version) is None:
-                raise StoreError(f"{layer.path.name} did not give the engine image {version}")
-    except BaseException:
-        for version in claimed:
-            if version not in present:
-                with contextlib.suppress(Exception):
-                    api.remove_image(version, force=True)
-        raise
-    return claimed
-
-
-def _check_archive(path: Path, claimed: list[str]) -> None:
-    """Every claimed version's config is in the archive and hashes to its id."""
-    try:
-        with tarfile.open(path, mode="r:") as tar:
-            manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
-            configs = set()
-            for image in manifest:
-                data = tar.extractfile(image["Config"]).read()  # type: ignore[union-attr]
-                configs.add("sha256:" + hashlib.sha256(data).hexdigest())
-    except (OSError, KeyError, TypeError, ValueError, AttributeError, tarfile.TarError) as exc:
-        raise StoreError(f"{path.name} is not a docker save archive: {exc}") from exc
-    lacking = [version for version in claimed if version not in configs]
-    if not claimed or lacking:
-        raise StoreError(f"{path.name} does not hold the docker_sandbox versions it claims: {' '.join(lacking)}")

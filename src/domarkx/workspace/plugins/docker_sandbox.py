@@ -59,7 +59,7 @@ from domarkx.workspace.plugin import (
     ToolSpec,
     resource_path,
 )
-from domarkx.workspace.plugins import _docker, _docker_images
+from domarkx.workspace.plugins import _docker, _docker_images, _docker_transfer
 from domarkx.workspace.plugins._state import parse_config, read_state, write_state
 
 if TYPE_CHECKING:
@@ -525,12 +525,12 @@ class DockerSandboxPlugin(Plugin):
 
     def export_versions(self, version_ids: Sequence[str], into: Path, *, have: Collection[str] = ()) -> list[Layer]:
         with self._engine() as api:
-            return [_docker_images.save(api, sorted(set(version_ids)), into, have=have)]
+            return [_docker_transfer.save(api, sorted(set(version_ids)), into, have=have)]
 
     def import_versions(self, layers: Sequence[Layer]) -> None:
         with self._engine() as api:
             for layer in layers:
-                for version in _docker_images.load(api, layer):
+                for version in _docker_transfer.load(api, layer):
                     _docker_images.tag(api, self._repository(), version)
 
     # -- the container ---------------------------------------------------------------
