@@ -581,8 +581,9 @@ class DockerSandboxPlugin(Plugin):
         """Create and start a container of ``image_id``; nothing is left behind if that fails."""
         image = api.inspect_image(image_id)
         user = config.user or image["Config"].get("User") or ""
+        isolated = config.network == "none"  # no network at all: a namespace with loopback, no engine networking
         host = api.create_host_config(
-            network_mode=config.network, privileged=config.privileged, binds=config.mounts or None
+            network_mode=None if isolated else config.network, privileged=config.privileged, binds=config.mounts or None
         )
         created = api.create_container(
             image_id,
@@ -592,6 +593,7 @@ class DockerSandboxPlugin(Plugin):
             environment=config.environment,
             user=config.user or "",
             labels={LABEL_RESOURCE: resource_id, LABEL_HOME: self._home_key()},
+            network_disabled=isolated,
             host_config=host,
         )
         container = str(created["Id"])
