@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from domarkx import paths
 from domarkx.errors import DomarkxError, ReferenceNotFound, UsageError
 from domarkx.workspace.diff import MAX_PATCH_BYTES, text_change
-from domarkx.workspace.plugin import Change, Entry, ResourceDiff
+from domarkx.workspace.plugin import Change, Entry, ResourceDiff, report_progress
 from domarkx.workspace.plugins import _docker
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ def base_image(api: APIClient, name: str) -> dict[str, Any]:
     if found is not None:
         return found
     hint = f"pull or build it on the engine at {_docker.engine_address()} first"
+    report_progress(f"pulling image {name}")
     try:
         api.pull(name)
     except docker.errors.DockerException as exc:
@@ -120,6 +121,7 @@ def squash(api: APIClient, container: str, image: str) -> str:
     configuration (environment, user, labels, command) is given back by
     committing a container of the imported image made with ``image``'s.
     """
+    report_progress(f"flattening docker_sandbox version {image[:19]} (one layer instead of many)")
     config = api.inspect_image(image)["Config"]
     flat = api.import_image(src=api.export(container), stream_src=True)
     flat_id = _imported_id(flat)

@@ -27,7 +27,7 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
-from domarkx.errors import ReferenceNotFound, StoreError
+from domarkx.errors import StoreError
 from domarkx.workspace.plugin import Layer
 from domarkx.workspace.plugins import _docker
 
@@ -71,7 +71,7 @@ def save(api: APIClient, versions: list[str], into: Path, *, have: Collection[st
     """An OCI image layout of ``versions`` at ``into``; layers of the ``have`` versions are left out."""
     for version in versions:
         if _docker_inspect(api, version) is None:
-            raise ReferenceNotFound(f"no image {version} on the Docker engine at {_docker.engine_address()}")
+            raise StoreError(f"no image {version} on the Docker engine at {_docker.engine_address()}")
     known = set()
     for version in have:
         image = _docker_inspect(api, version)

@@ -269,8 +269,9 @@ class DockerSandboxPlugin(Plugin):
     """Resources that are Docker containers, versioned as images."""
 
     code: ClassVar[CodeRunner | None] = CodeRunner(
-        tool="run_command", argument="command", languages=frozenset({"bash", "sh", "shell"})
+        tool="run_command", argument="command", languages=frozenset({"bash", "sh", "shell", "zsh", "console"})
     )
+    """Shell blocks run with bash (sh without it); ``zsh`` and ``console`` blocks too, as before."""
     plugin_version: ClassVar[str] = "2"
     config_model: ClassVar[type[BaseModel] | None] = DockerSandboxConfig
 
