@@ -15,6 +15,7 @@ import pytest
 from real_engine import Engine
 
 from domarkx.errors import DomarkxError, PathEscapeError, ReferenceNotFound, StoreError, UsageError
+from domarkx.workspace.plugin import ToolError
 from domarkx.workspace.plugins import docker_sandbox
 from domarkx.workspace.plugins.docker_sandbox import DockerSandboxPlugin
 
@@ -252,6 +253,8 @@ def test_copy_in_and_out(engine: Engine, plugin: DockerSandboxPlugin, tmp_path: 
     assert sh(plugin, resource, "cat copied/link; stat -c %u copied/inner/a.txt") == "a\n1000\n"
     with pytest.raises(PathEscapeError):
         plugin.copy_in(resource, source, b"../out")
+    with pytest.raises(ToolError, match="working directory itself"):
+        call(plugin, resource, "write_file", path=".", content="x")
     os.mkfifo(tmp_path / "fifo")
     with pytest.raises(UsageError, match="not a regular file"):
         plugin.copy_in(resource, tmp_path / "fifo", b"fifo")

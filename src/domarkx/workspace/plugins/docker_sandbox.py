@@ -399,8 +399,11 @@ class DockerSandboxPlugin(Plugin):
         return stdout
 
     def write_file(self, resource_id: str, path: str, content: str) -> str:
-        state = self._mark_dirty(resource_id)
+        state = self._state(resource_id)
         full = _inside(state.config.workdir, path)
+        if full == state.config.workdir.encode():
+            raise ToolError(f"{path!r} is the working directory itself, not a file in it")
+        state = self._mark_dirty(resource_id)
         data = content.encode("utf-8")
         with self._engine() as api:
             state, container = self._live(api, resource_id, state, fresh=True)
@@ -425,12 +428,13 @@ class DockerSandboxPlugin(Plugin):
         return f"container:{self._state(resource_id).config.workdir}"
 
     def copy_in(self, resource_id: str, source: Path, path: bytes) -> None:
-        state = self._mark_dirty(resource_id)
+        state = self._state(resource_id)
         full = _inside(state.config.workdir, path)
         if full == state.config.workdir.encode():
             raise UsageError("copy into a path below the work dir, not onto it")
         if not (source.is_file() or source.is_dir()) or source.is_symlink():
             raise UsageError(f"{paths.escape(os.fsencode(source))} is not a regular file or directory")
+        state = self._mark_dirty(resource_id)
         with self._engine() as api, tempfile.TemporaryFile() as archive:
             state, container = self._live(api, resource_id, state, fresh=True)
             owner = self._make_parent(api, resource_id, state, posixpath.dirname(full))
