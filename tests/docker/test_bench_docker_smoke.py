@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from real_engine import Engine
+
+pytestmark = pytest.mark.docker
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_docker.py"
 

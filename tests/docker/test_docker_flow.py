@@ -21,6 +21,8 @@ from domarkx.workspace.plugin import PluginContext
 from domarkx.workspace.plugins import docker_sandbox
 from domarkx.workspace.plugins.docker_sandbox import DockerSandboxPlugin
 
+pytestmark = pytest.mark.docker
+
 DOCUMENT = """\
 ```workspace-config
 resources:

@@ -19,6 +19,8 @@ from domarkx.workspace.plugin import ToolError
 from domarkx.workspace.plugins import docker_sandbox
 from domarkx.workspace.plugins.docker_sandbox import DockerSandboxPlugin
 
+pytestmark = pytest.mark.docker
+
 
 def call(plugin: DockerSandboxPlugin, resource: str, tool: str, **kwargs: Any) -> Any:
     return plugin.execute_tool(resource, tool, **kwargs)
