@@ -1,16 +1,21 @@
-"""An in-process fake of the few Docker Engine API endpoints ``docker_sandbox`` uses.
+"""An in-process fake of the Docker Engine API endpoints ``docker_sandbox`` uses, for fault injection.
+
+The plugin is tested against a real engine (``tests/docker``, ``.ci/docker.sh``);
+this fake exists for what a real engine will not do on demand: fail a given
+request (:attr:`FakeDockerEngine.faults`), or drop the connection mid-command.
 
 A real HTTP/1.1 server on 127.0.0.1, spoken to by the real Docker SDK (point
 ``DOCKER_HOST`` at :attr:`FakeDockerEngine.url`). Images and containers hold an
-in-memory file system (path -> bytes, or ``None`` for a directory), so commit
-and load semantics are checkable: a commit copies a container's files into a
-new image, a container created from an image starts with a copy of its files.
+in-memory file system (path -> bytes, or ``None`` for a directory): a commit
+copies a container's files into a new image (with one more layer if they
+differ from its image's, as the engine adds no layer for an empty change), a
+container created from an image starts with a copy of its files.
 
 ``exec`` understands the scripts the plugin sends (``sh -c SCRIPT domarkx ARGS…``):
 the time-out wrapper (recognised by its first line) runs its "$1" through a tiny
 shell; other scripts run through the same tiny shell with "$1"… substituted.
 The tiny shell knows ``echo``, ``cat``, ``ls -1Ap``, ``mkdir -p``, ``rm``,
-``sleep``, ``exit``, ``pwd``, ``true``/``false``; ``;`` and ``&&``; ``>``,
+``sleep``, ``exit``, ``pwd``, ``id`` (root), ``true``/``false``; ``;`` and ``&&``; ``>``,
 ``>>`` and ``>&2``; and ``$NAME`` from the container's environment only.
 """
 
@@ -48,6 +53,9 @@ class Image:
     id: str
     files: Files
     tags: list[str] = field(default_factory=list)
+    layers: list[str] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    parent: str = ""
 
 
 @dataclass
@@ -59,6 +67,10 @@ class Container:
     workdir: str
     create_body: dict[str, Any]
     running: bool = False
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(self.create_body.get("Labels") or {})
 
 
 @dataclass
@@ -79,6 +91,9 @@ class FakeDockerEngine:
         self.requests: list[tuple[str, str, Any]] = []
         self.pullable: dict[str, Files] = {}
         """Images a pull can fetch, by ``repo:tag``."""
+        self.faults: dict[str, int | str] = {}
+        """Endpoint name -> an HTTP status to answer with, or ``"drop"`` to close the connection unanswered."""
+        self.networks = ["host", "none"]
         self._ids = itertools.count(1)
         for name, files in (images or {}).items():
             self.add_image(name, files)
@@ -101,8 +116,18 @@ class FakeDockerEngine:
     def new_id(self) -> str:
         return hashlib.sha256(f"fake-{next(self._ids)}".encode()).hexdigest()
 
-    def add_image(self, name: str, files: Files) -> Image:
-        image = Image(id="sha256:" + self.new_id(), files=dict(files), tags=[_full_tag(name)])
+    def add_image(self, name: str | None, files: Files, *, base: Image | None = None) -> Image:
+        layers = list(base.layers) if base is not None else []
+        if base is None or files != base.files:
+            layers.append("sha256:" + hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest())
+        image = Image(
+            id="sha256:" + self.new_id(),
+            files=dict(files),
+            tags=[_full_tag(name)] if name else [],
+            layers=layers,
+            labels=dict(base.labels) if base is not None else {},
+            parent=base.id if base is not None else "",
+        )
         self.images[image.id] = image
         return image
 
@@ -114,6 +139,27 @@ class FakeDockerEngine:
 
     def find_container(self, ref: str) -> Container | None:
         return self.containers.get(ref)
+
+
+def _describe(image: Image) -> dict[str, Any]:
+    size = sum(len(data or b"") for data in image.files.values())
+    return {
+        "Id": image.id,
+        "RepoTags": image.tags,
+        "RootFS": {"Layers": image.layers},
+        "Size": size,
+        "ParentId": image.parent,
+    }
+
+
+def _changes(query: dict[str, str]) -> list[dict[str, str]]:
+    """The ``LABEL k="v" …`` lines of a commit's ``changes`` (the only kind the plugin sends)."""
+    labels = []
+    for line in [query["changes"]] if "changes" in query else []:
+        words = shlex.split(line)
+        if words and words[0] == "LABEL":
+            labels.append(dict(word.split("=", 1) for word in words[1:]))
+    return labels
 
 
 def _full_tag(name: str) -> str:
@@ -128,8 +174,13 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("GET", r"/_ping", "ping"),
         ("HEAD", r"/_ping", "ping"),
         ("GET", r"/version", "version"),
+        ("GET", r"/images/json", "image_list"),
         ("GET", r"/images/(?P<ref>.+)/json", "image_inspect"),
+        ("POST", r"/images/(?P<ref>.+)/tag", "image_tag"),
+        ("DELETE", r"/images/(?P<ref>.+)", "image_remove"),
         ("POST", r"/images/create", "image_pull"),
+        ("GET", r"/networks", "network_list"),
+        ("GET", r"/containers/json", "container_list"),
         ("POST", r"/containers/create", "container_create"),
         ("POST", r"/containers/(?P<id>[^/]+)/start", "container_start"),
         ("POST", r"/containers/(?P<id>[^/]+)/stop", "container_stop"),
@@ -178,6 +229,13 @@ def _handler(engine: FakeDockerEngine) -> type[BaseHTTPRequestHandler]:
             for route_method, pattern, name in _ROUTES:
                 match = pattern.match(path)
                 if match and route_method == method:
+                    fault = engine.faults.get(name)
+                    if fault == "drop":
+                        self.close_connection = True
+                        return
+                    if fault is not None:
+                        self.reply(int(fault), {"message": f"fake engine: injected failure of {name}"})
+                        return
                     getattr(self, name)(query, body, **match.groupdict())
                     return
             self.reply(404, {"message": f"fake engine: no route for {method} {path}"})
@@ -208,7 +266,51 @@ def _handler(engine: FakeDockerEngine) -> type[BaseHTTPRequestHandler]:
             if image is None:
                 self.missing("image", ref)
                 return
-            self.reply(200, {"Id": image.id, "RepoTags": image.tags, "Config": {}})
+            self.reply(200, _describe(image) | {"Config": {"User": "", "Labels": image.labels}})
+
+        def image_list(self, query: dict[str, str], body: Any) -> None:
+            wanted = json.loads(query.get("filters") or "{}").get("reference")
+            images = [
+                i
+                for i in engine.images.values()
+                if not wanted or any(t.rsplit(":", 1)[0] == ref for t in i.tags for ref in wanted)
+            ]
+            self.reply(200, [_describe(i) for i in images])
+
+        def image_tag(self, query: dict[str, str], body: Any, ref: str) -> None:
+            image = engine.find_image(ref)
+            if image is None:
+                self.missing("image", ref)
+                return
+            image.tags.append(f"{query['repo']}:{query.get('tag') or 'latest'}")
+            self.reply(201, text=b"")
+
+        def image_remove(self, query: dict[str, str], body: Any, ref: str) -> None:
+            image = engine.find_image(ref)
+            if image is None:
+                self.missing("image", ref)
+                return
+            done: list[dict[str, str]] = []
+            tag = _full_tag(ref)
+            if tag in image.tags:
+                image.tags.remove(tag)
+                done.append({"Untagged": tag})
+            if not image.tags and not any(c.image == image.id for c in engine.containers.values()):
+                del engine.images[image.id]
+                done.append({"Deleted": image.id})
+            self.reply(200, done)
+
+        def network_list(self, query: dict[str, str], body: Any) -> None:
+            self.reply(200, [{"Name": name, "Id": name} for name in engine.networks])
+
+        def container_list(self, query: dict[str, str], body: Any) -> None:
+            wanted = json.loads(query.get("filters") or "{}").get("label") or []
+            found = [
+                {"Id": c.id, "Image": c.image, "Labels": c.labels}
+                for c in engine.containers.values()
+                if set(wanted) <= {f"{k}={v}" for k, v in c.labels.items()}
+            ]
+            self.reply(200, found)
 
         def image_pull(self, query: dict[str, str], body: Any) -> None:
             name = f"{query['fromImage']}:{query.get('tag') or 'latest'}"
@@ -258,7 +360,10 @@ def _handler(engine: FakeDockerEngine) -> type[BaseHTTPRequestHandler]:
                     "Id": container.id,
                     "Image": container.image,
                     "State": {"Status": status, "Running": container.running},
-                    "Config": {"Env": [f"{k}={v}" for k, v in container.env.items()]},
+                    "Config": {
+                        "Env": [f"{k}={v}" for k, v in container.env.items()],
+                        "User": container.create_body.get("User") or "",
+                    },
                 },
             )
 
@@ -285,7 +390,9 @@ def _handler(engine: FakeDockerEngine) -> type[BaseHTTPRequestHandler]:
             with tarfile.open(fileobj=io.BytesIO(body)) as tar:
                 for member in tar.getmembers():
                     extracted = tar.extractfile(member)
-                    container.files[posixpath.join(target, member.name)] = extracted.read() if extracted else None
+                    path = posixpath.join(target, member.name)
+                    _mkdirs(container.files, posixpath.dirname(path))
+                    container.files[path] = extracted.read() if extracted else None
             self.reply(200, text=b"")
 
         def exec_create(self, query: dict[str, str], body: Any, id: str) -> None:
@@ -323,7 +430,11 @@ def _handler(engine: FakeDockerEngine) -> type[BaseHTTPRequestHandler]:
             if container is None:
                 self.missing("container", query["container"])
                 return
-            image = engine.add_image(f"{query['repo']}:{query['tag']}", container.files)
+            base = engine.images[container.image]
+            name = f"{query['repo']}:{query.get('tag') or 'latest'}" if query.get("repo") else None
+            image = engine.add_image(name, container.files, base=base)
+            for labels in _changes(query):
+                image.labels.update(labels)
             self.reply(201, {"Id": image.id})
 
     return Handler
@@ -443,6 +554,8 @@ class _Shell:
             raise _Exit(int(args[0]) if args else 0)
         elif name == "pwd":
             out.append(f"{self.cwd}\n".encode())
+        elif name == "id":
+            out.append(b"0\n")
         elif name in ("true", "false"):
             return int(name == "false")
         else:
