@@ -53,10 +53,6 @@ echo two > a.txt && cat /marker.txt > base.txt
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`domarkx prune` does not call Plugin.collect yet (core lane); remove this mark when it does",
-)
 def test_fork_exec_commit_and_run_without_the_base_image(
     engine: Engine, cli: Any, tmp_path: Path, domarkx_home: Path
 ) -> None:
