@@ -32,6 +32,7 @@ def domarkx_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     """Each test gets its own store and no model credentials from the developer's shell."""
     home = tmp_path_factory.mktemp("domarkx-home")
     monkeypatch.setenv("DOMARKX_HOME", str(home))
+    monkeypatch.setenv("DOMARKX_CONFIG", str(tmp_path_factory.mktemp("domarkx-config")))  # trust records
     for key in list(os.environ):
         if key.startswith(("OPENAI_", "ANTHROPIC_", "DOMARKX_MODEL")):
             monkeypatch.delenv(key)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from domarkx.cli._common import trust_option
 from domarkx.cli._session import managers, max_steps_option, model_option, progress, run_turn
 from domarkx.errors import DomarkxError, UsageError
 
@@ -17,6 +18,7 @@ from domarkx.errors import DomarkxError, UsageError
 @click.option("-m", "--message", metavar="TEXT", help="Then send this user message to the model.")
 @max_steps_option
 @click.option("-q", "--quiet", is_flag=True, help="Print only the instance id.")
+@trust_option
 def run_cmd(ref: str, name: str | None, model: str | None, message: str | None, max_steps: int, quiet: bool) -> None:
     """Create an instance of snapshot REF (or of the Markdown file PATH) and run it.
 

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from domarkx.cli._common import trust_option
 from domarkx.cli._session import managers, max_steps_option, model_option, run_turn
 
 
@@ -15,6 +16,7 @@ from domarkx.cli._session import managers, max_steps_option, model_option, run_t
 @model_option
 @max_steps_option
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@trust_option
 def send(instance_ref: str, text: str, model: str | None, max_steps: int, quiet: bool) -> None:
     """Send TEXT (or stdin with -) as a user message and run the turn.
 
@@ -33,6 +35,7 @@ def send(instance_ref: str, text: str, model: str | None, max_steps: int, quiet:
 @click.argument("instance_ref", metavar="INSTANCE")
 @model_option
 @max_steps_option
+@trust_option
 def chat(instance_ref: str, model: str | None, max_steps: int) -> None:
     """Talk with an instance interactively; replies stream as they arrive.
 

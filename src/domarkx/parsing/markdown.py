@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -118,6 +119,32 @@ def line_offsets(text: str) -> list[int]:
     return starts
 
 
+@dataclass(frozen=True)
+class ConfigLines:
+    """Where a document's configuration sits (0-based lines), for errors about a stored snapshot."""
+
+    session_config: int | None = None
+    workspace_config: int | None = None
+    resources: tuple[int, ...] = ()
+    """The line of each ``workspace-config`` resource item, in order."""
+
+
+def config_lines(text: str) -> ConfigLines:
+    """Find the config blocks of ``text`` again; only error paths need it, so it is not stored."""
+    found = _Parse(MarkdownParser(), text, "<document>")
+    try:
+        snap = found.run()
+    except DocumentError:  # parsed once already; a plugin uninstalled since cannot be placed
+        return ConfigLines()
+    block = found.workspace_block
+    count = len(snap.workspace_config.resources) if snap.workspace_config else 0
+    return ConfigLines(
+        session_config=found.session_config_line,
+        workspace_config=found.workspace_line,
+        resources=tuple(found.yaml_item_line(block, ("resources", i)) for i in range(count)) if block else (),
+    )
+
+
 class MarkdownParser:
     """Parses a session document into a :class:`SessionSnapshot` (id not yet set).
 
@@ -154,6 +181,7 @@ class _Parse:
         self.nlines = len(self.offsets) - 1
         self.session_config_line: int | None = None
         self.workspace_line: int | None = None
+        self.workspace_block: Block | None = None
 
     def error(self, message: str, line: int, col: int = 1, hint: str | None = None) -> DocumentError:
         """An error at 0-based ``line`` and 1-based ``col``."""
@@ -288,7 +316,7 @@ class _Parse:
                     block.start,
                     hint="list every resource in one workspace-config block",
                 )
-            self.workspace_line = block.start
+            self.workspace_line, self.workspace_block = block.start, block
             snap.workspace_config = self.workspace(block)
             return True
         return False

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from domarkx import ids
+from domarkx import ids, trust
 from domarkx.data.models import (
     BlockOutput,
     ConversationMessage,
@@ -198,6 +198,7 @@ class InstanceManager:
         if name is not None:
             self._check_name(name)
         config = self.workspaces.config_for(snapshot)
+        trust.require(snapshot, config)  # before anything is made: a power the user did not grant
         state = snapshot.workspace_state
         with contextlib.ExitStack() as held:
             with self.store.provisioning():  # until the instance row owns the workspace
@@ -260,7 +261,11 @@ class InstanceManager:
         base = resource_path(self.store.home, workspace.resources[0].id)
         workdir = base / "work" if (base / "work").is_dir() else base
         tools = load_setup_tools(
-            setup.text, workdir=workdir, path=snapshot.source or "<document>", line=setup.start + 2
+            setup.text,
+            workdir=workdir,
+            path=snapshot.source or "<document>",
+            line=setup.start + 2,
+            host=trust.setup_on_host(snapshot),
         )
         return [replace(t, call=_in_directory(workdir, t.call)) for t in tools]
 

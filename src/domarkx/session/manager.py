@@ -51,9 +51,11 @@ class SessionManager:
         return found
 
     def provider_for(self, instance: SessionInstance, spec: str | None) -> Provider:
+        from domarkx import trust
         from domarkx.llm.base import get_provider
 
-        return get_provider(spec, self.snapshot(instance).session_config)
+        snapshot = self.snapshot(instance)
+        return get_provider(spec, snapshot.session_config, trust=trust.of(snapshot))
 
     def send(
         self,

@@ -108,6 +108,10 @@ class LocalShellPlugin(Plugin):
     def describe_tools(cls) -> list[ToolSpec]:
         return list(TOOLS)
 
+    @classmethod
+    def powers(cls, options: dict[str, Any]) -> list[str]:
+        return ["sandbox: none runs its commands unconfined, as you"] if options.get("sandbox") == "none" else []
+
     @cached_property
     def _git(self) -> GitStore:
         return GitStore(self.context.plugin_dir(TYPE) / "objects.git")
