@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from domarkx import ids
-from domarkx.cli._common import ago, emit_json, human_size, json_option, open_store, table
+from domarkx.cli._common import ago, emit_json, human_size, json_option, open_store, shown, table
 
 
 @click.group("snapshots")
@@ -58,11 +58,11 @@ def inspect(ref: str, as_json: bool) -> None:
         return
     click.echo(f"id:        {data['id']}")
     click.echo(f"tags:      {', '.join(data['tags']) or '-'}")
-    click.echo(f"title:     {data['title'] or '-'}")
-    click.echo(f"source:    {data['source'] or '-'}")
+    click.echo(f"title:     {shown(data['title'], 200)}")
+    click.echo(f"source:    {shown(data['source'], 200)}")
     click.echo(f"size:      {human_size(data['size'])}")
     click.echo(f"messages:  {data['messages']} ({', '.join(data['roles']) or 'none'})")
-    click.echo(f"setup:     {data['setup'] or '-'}")
+    click.echo(f"setup:     {shown(data['setup'], 200)}")
     resources = (data["workspace_config"] or {}).get("resources", [])
     click.echo(f"resources: {', '.join(r['type'] for r in resources) or '-'}")
     click.echo(f"document:  {data['manifest']['document']}")

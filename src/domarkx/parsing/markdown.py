@@ -63,6 +63,25 @@ _YamlLoader.yaml_implicit_resolvers = {
     ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+_LONG_INT = f"an integer of more than {plain.MAX_INT_DIGITS} digits"
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    """YAML integers, refusing (at their position) the ones JSON could not write back.
+
+    Decimal text that long does not even convert (Python limits it); hex, octal
+    and binary do, and would leave a snapshot nothing can read.
+    """
+    try:
+        value: int = loader.construct_yaml_int(node)
+    except ValueError:
+        value = 10**plain.MAX_INT_DIGITS
+    if plain.problem(value) is not None:
+        raise yaml.constructor.ConstructorError(None, None, f"{_LONG_INT}; quote it", node.start_mark)
+    return value
+
+
+_YamlLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def check_plain(value: Any, *, what: str, path: str, line: int) -> None:
@@ -108,6 +127,15 @@ class _NotJson(ValueError):
 def _refuse_constant(name: str) -> Any:
     """``json.loads`` takes NaN and ±Infinity, which standard JSON (and so the store) does not."""
     raise _NotJson(name)
+
+
+def _long_number(text: str) -> tuple[int, int]:
+    """The 1-based line and column of the first over-long run of digits in ``text`` (JSON numbers)."""
+    found = re.search(rf"\d{{{plain.MAX_INT_DIGITS + 1},}}", text)
+    if found is None:
+        return 1, 1
+    before = text[: found.start()]
+    return before.count("\n") + 1, found.start() - (before.rfind("\n") + 1) + 1
 
 
 def line_offsets(text: str) -> list[int]:
@@ -339,6 +367,11 @@ class _Parse:
                 block.start + exc.lineno,
                 exc.colno,
                 hint=f'{what} must be one JSON object, e.g. {{"key": "value"}}',
+            ) from exc
+        except ValueError as exc:  # a number Python will not convert: more digits than it allows
+            line, col = _long_number(block.text)
+            raise self.error(
+                f"{_LONG_INT} in {what}", block.start + line, col, hint="write the number as a string"
             ) from exc
         if not isinstance(value, dict):
             raise self.error(
