@@ -75,6 +75,10 @@ def cli(debug: bool) -> None:
 
 
 def _print_error(err: DomarkxError) -> None:
+    if err.hint is None and err.exit_code == 1:
+        from domarkx.cli._common import low_disk_hint
+
+        err.hint = low_disk_hint()
     click.echo(err.format(), err=True)
     if err.hint:
         for line in err.hint.splitlines():

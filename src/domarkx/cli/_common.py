@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
@@ -57,6 +58,31 @@ trust_option = click.option(
     callback=_grant_trust,
     help="Trust the document for this command only: allow the powers it asks for (see `domarkx trust`).",
 )
+
+
+LOW_DISK = 16 * 1024 * 1024
+"""Free bytes below which a runtime failure is likely the disk's."""
+
+
+def low_disk_hint() -> str | None:
+    """The full-disk hint when the store's disk is (nearly) full, else ``None``.
+
+    Not every tool says "No space left on device" when a write fails (git's
+    checkout says only "unable to write file"), so a runtime failure on a disk
+    this full gets the hint whatever the message says.
+    """
+    from domarkx.data.store import DISK_FULL_HINT, default_home
+
+    where = default_home()
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        usage = shutil.disk_usage(where)
+    except OSError:
+        return None
+    if usage.free >= LOW_DISK:
+        return None
+    return f"only {human_size(usage.free)} free where the store is: {DISK_FULL_HINT}"
 
 
 def open_store() -> Store:
