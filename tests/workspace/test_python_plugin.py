@@ -121,9 +121,10 @@ def test_kernel_sees_no_secrets_and_works_in_its_own_directory(
     plugin.close(shared)  # the kernel starts again under the patched environment
     out = run(plugin, shared, "import os\nprint(repr(os.environ.get('OPENAI_API_KEY')))\n!echo \"[$OPENAI_API_KEY]\"")
     assert out == "[stdout]\nNone\n[]"
-    folder = context.home / "resources" / shared
-    assert run(plugin, shared, "import os; os.getcwd()") == f"[result]\n{str(folder / 'work')!r}"
-    assert run(plugin, shared, "os.environ['HOME']") == f"[result]\n{str(folder / 'home')!r}"
+    kernel = plugin.kernel(shared)
+    assert run(plugin, shared, "import os; os.getcwd()") == f"[result]\n{kernel.work!r}"
+    run(plugin, shared, "open('here.txt', 'w').write('x')")
+    assert (context.home / "resources" / shared / "work" / "here.txt").read_text() == "x"
 
 
 def test_time_out_interrupts_the_cell_and_keeps_it_out_of_the_history(
@@ -181,3 +182,13 @@ def test_destroy_removes_the_resource_directory(plugin: PythonPlugin, context: P
     assert not folder.exists()
     with pytest.raises(UsageError):
         plugin.get_version(created)
+
+
+def test_sandbox_bwrap_is_refused_where_it_cannot_run(plugin: PythonPlugin, monkeypatch: pytest.MonkeyPatch) -> None:
+    from domarkx.workspace.plugins import _sandbox
+
+    monkeypatch.setattr(_sandbox, "bwrap_works", lambda: False)
+    with pytest.raises(UsageError, match="bubblewrap cannot run here"):
+        plugin.create_resource({"sandbox": "bwrap"})
+    assert PythonPlugin.powers({"sandbox": "none"}) == ["sandbox: none (the kernel runs unconfined, as you)"]
+    assert PythonPlugin.powers({}) == []

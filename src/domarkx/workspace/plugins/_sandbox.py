@@ -63,7 +63,7 @@ _SUPERVISE = (
 )
 """An unconfined command's parent: ``setpriv --pdeathsig TERM`` delivers TERM when domarkx dies,
 and the trap kills the command's whole process group (domarkx starts it as a session of its own)."""
-_warned = False
+_warned: set[str] = set()
 
 
 def bwrap_path() -> str | None:
@@ -74,12 +74,19 @@ def _as_root() -> bool:
     return os.geteuid() == 0
 
 
-def wrapper(work: Path, max_file: int | None = None) -> list[str]:
-    """The bubblewrap argv prefix that confines a command to ``work`` (and its files to ``max_file`` bytes)."""
+def base_args(*, drop: bool = False) -> list[str]:
+    """bubblewrap and the options every sandbox shares: new namespaces, the system read-only, a private /tmp.
+
+    Callers add their own binds (the work tree, an interpreter) and then :func:`limited`
+    with the same ``drop``. ``drop``: run by root, the command becomes :data:`SANDBOX_UID`
+    (no user namespace, whose uid 0 would be root, and capabilities until the drop);
+    otherwise root stays uid 0 in a user namespace without capabilities, which still
+    reads root-only files.
+    """
     bwrap = bwrap_path()
     assert bwrap is not None
     argv = [bwrap, "--die-with-parent", "--new-session"]
-    if _as_root():  # no user namespace: its uid 0 would be root; nobody, below, is not
+    if drop and _as_root():
         argv += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
     else:
         argv += ["--unshare-all", "--cap-drop", "ALL"]
@@ -90,11 +97,22 @@ def wrapper(work: Path, max_file: int | None = None) -> list[str]:
             argv += ["--ro-bind", path, path]
     for path in _HIDDEN_FILES:
         argv += ["--ro-bind-try", os.devnull, path]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", SANDBOX_TMP]
-    argv += ["--bind", str(work), SANDBOX_WORK, "--chdir", SANDBOX_WORK, "--"]
+    return [*argv, "--proc", "/proc", "--dev", "/dev", "--tmpfs", SANDBOX_TMP]
+
+
+def limited(*, drop: bool = False, max_file: int | None = None) -> list[str]:
+    """The end of a bubblewrap argv: the command that follows runs with at most :data:`MAX_PROCESSES`
+    (as :data:`SANDBOX_UID` with ``drop`` when root, its files capped at ``max_file`` bytes)."""
     limit = _file_limit(max_file)
-    inner = _AS_NOBODY.format(limit=limit) if _as_root() else f'ulimit -u {MAX_PROCESSES} 2>/dev/null; {limit}exec "$@"'
-    return [*argv, "bash", "-c", inner, "domarkx-sandbox"]
+    if drop and _as_root():
+        return ["--", "bash", "-c", _AS_NOBODY.format(limit=limit), "domarkx-sandbox"]
+    return ["--", "bash", "-c", f'ulimit -u {MAX_PROCESSES} 2>/dev/null; {limit}exec "$@"', "domarkx-sandbox"]
+
+
+def wrapper(work: Path, max_file: int | None = None) -> list[str]:
+    """The bubblewrap argv prefix that confines a command to ``work`` (and its files to ``max_file`` bytes)."""
+    binds = ["--bind", str(work), SANDBOX_WORK, "--chdir", SANDBOX_WORK]
+    return [*base_args(drop=True), *binds, *limited(drop=True, max_file=max_file)]
 
 
 def _file_limit(max_file: int | None) -> str:
@@ -172,14 +190,13 @@ def brief(result: Any) -> str:
     return f" (the command's exit code was {result['exit_code']}" + (f"; it printed …{tail})" if tail else ")")
 
 
-def warn_unconfined(reason: str) -> None:
-    """Say once per process that commands run unconfined."""
-    global _warned
-    if _warned:
+def warn_unconfined(reason: str, what: str = "local_shell commands") -> None:
+    """Say once per process (and per kind of thing confined) that ``what`` runs unconfined."""
+    if what in _warned:
         return
-    _warned = True
+    _warned.add(what)
     sys.stderr.write(
-        f"domarkx: warning: {reason}; local_shell commands run unconfined as you "
+        f"domarkx: warning: {reason}; {what} run unconfined as you "
         "(scrubbed environment and time-out only) - this is not a security boundary. "
         "Install bubblewrap (apt-get install bubblewrap) to confine them.\n"
     )

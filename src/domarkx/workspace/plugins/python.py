@@ -32,13 +32,13 @@ import secrets
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from domarkx import ids
 from domarkx.errors import DomarkxError, ReferenceNotFound, StoreError, UsageError
-from domarkx.tools.kernel import CellOutput, Kernel, KernelDied
+from domarkx.tools.kernel import CellOutput, Kernel, KernelDied, confinement_available
 from domarkx.tools.schema import parameters_schema
 from domarkx.workspace.plugin import Plugin, Resource, ToolError, ToolSpec, resource_path
 from domarkx.workspace.plugins._state import parse_config, read_state, write_state
@@ -58,6 +58,8 @@ class PythonConfig(BaseModel):
     """Seconds a cell may run: the default for a call and the most a call may ask for."""
     max_output: int = Field(20_000, ge=200)
     """Characters of output a call returns per stream; the middle of longer output is cut."""
+    sandbox: Literal["auto", "bwrap", "none"] = "auto"
+    """``auto``: confine the kernel with bubblewrap where it works, else run it unconfined with a warning."""
 
 
 class PythonState(BaseModel):
@@ -96,6 +98,11 @@ class PythonPlugin(Plugin):
 
     def create_resource(self, config: dict[str, Any]) -> Resource:
         parsed = parse_config(PythonConfig, config, self.type)
+        if parsed.sandbox == "bwrap" and not confinement_available():
+            raise UsageError(
+                "python sandbox 'bwrap' was asked for, but bubblewrap cannot run here",
+                hint="install bubblewrap (apt-get install bubblewrap) or use sandbox: auto",
+            )
         resource_id = f"python-{secrets.token_hex(6)}"
         folder = self.context.resource_dir(resource_id)
         try:
@@ -123,6 +130,10 @@ class PythonPlugin(Plugin):
     @classmethod
     def describe_tools(cls) -> list[ToolSpec]:
         return [EXECUTE_PYTHON]
+
+    @classmethod
+    def powers(cls, options: dict[str, Any]) -> list[str]:
+        return ["sandbox: none (the kernel runs unconfined, as you)"] if options.get("sandbox") == "none" else []
 
     def list_tools(self, resource_id: str) -> list[ToolSpec]:
         return self.describe_tools()
@@ -214,7 +225,8 @@ class PythonPlugin(Plugin):
         kernel = _KERNELS.get(folder)
         if kernel is not None and kernel.is_alive():
             return kernel, []
-        kernel = Kernel.start(cwd=folder / "work", home=folder / "home", state_dir=folder)
+        confined = {"auto": None, "bwrap": True, "none": False}[self._config(resource_id).sandbox]
+        kernel = Kernel.start(cwd=folder / "work", home=folder / "home", state_dir=folder, confined=confined)
         _KERNELS[folder] = kernel
         return kernel, self._replay(resource_id, kernel)
 
