@@ -118,5 +118,8 @@ def main(args: Sequence[str] | None = None) -> int:
 
 
 def run() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: keys leave the environment first (:mod:`domarkx._keys`)."""
+    from domarkx import _keys
+
+    _keys.hand_over(sys.argv[1:])
     sys.exit(main())
