@@ -207,7 +207,7 @@ BOMB = "b(){{ [ $1 -lt 6 ] && {{ b $(($1+1)) & b $(($1+1)) & }}; exec -a {token}
 """A fork bomb that stops at 2^7 processes, each left sleeping under a name the test can find:
 the time-out must kill them all."""
 
-needs_bwrap = pytest.mark.skipif(not _sandbox.bwrap_works(), reason="bubblewrap cannot run here")
+needs_bwrap = pytest.mark.bwrap
 
 
 def local_shell_rows(mode: str) -> list[Row]:
