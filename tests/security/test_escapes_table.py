@@ -43,6 +43,8 @@ SECRETS = {
 }
 FLOOD = 50_000_000
 """Bytes a flooding row tries to print."""
+HANG = 60
+"""Seconds after which a tool call counts as hung (no call in the table needs more than a few)."""
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "local_shell:none": {"type": "local_shell", "sandbox": "none", "timeout": 20},
@@ -63,6 +65,7 @@ class Lab:
     outside: Path
     token: str
     engine: FakeDockerEngine | None
+    cleanups: list[Callable[[], object]] = field(default_factory=list)
 
     @property
     def work(self) -> Path:
@@ -86,6 +89,8 @@ class Row:
     prepare: Callable[[Lab], None] | None = None
     check: Check | None = None
     marks: tuple[pytest.MarkDecorator, ...] = field(default=())
+    config: dict[str, Any] = field(default_factory=dict)
+    """Options added to the plugin's config in :data:`CONFIGS` for this row."""
 
     @property
     def id(self) -> str:
@@ -169,9 +174,61 @@ def engine_got_no_host_environment(lab: Lab, outcome: ToolOutcome) -> None:
         assert not any(secret in env for secret in SECRETS.values())
 
 
+def make_fifo(lab: Lab) -> None:
+    os.mkfifo(lab.work / "pipe")
+
+
+def unchanged_since_commit(lab: Lab, outcome: ToolOutcome) -> None:
+    assert sorted(p.name for p in lab.work.iterdir()) == [], "the call's files were not undone"
+
+
+def root_only_file(lab: Lab) -> None:
+    """A file only root may read, where the sandbox sees the system (as root; others cannot make one)."""
+    if os.geteuid() != 0:
+        return
+    secret = Path("/etc") / f"domarkx-root-only-{lab.token}"
+    secret.write_text(f"secret-content-{lab.token}\n")
+    secret.chmod(0o600)
+    lab.cleanups.append(secret.unlink)
+
+
+def read_nothing_root_only(lab: Lab, outcome: ToolOutcome) -> None:
+    assert outcome.ok, outcome.text
+    assert f"secret-content-{lab.token}" not in outcome.text
+    if os.geteuid() == 0:
+        assert outcome.output["stdout"].split() == [str(_sandbox.SANDBOX_UID)], outcome.text
+        assert f"domarkx-root-only-{lab.token}: Permission denied" in outcome.output["stderr"], outcome.text
+
+
+def view_calling_fts3_tokenizer(lab: Lab) -> None:
+    made = lab.manager.call(lab.workspace, "execute", {"sql": "CREATE VIEW v AS SELECT fts3_tokenizer('simple') AS p"})
+    assert made.ok, made.text
+
+
 def write_big_file(lab: Lab) -> None:
     outcome = lab.manager.call(lab.workspace, "write_file", {"path": "big.txt", "content": "z" * 5_000_000})
     assert outcome.ok, outcome.text
+
+
+class Hung(BaseException):
+    """Raised by the alarm in a call that blocks (a BaseException: the manager turns Exceptions into results)."""
+
+
+def call_or_hang(lab: Lab, tool: str, arguments: dict[str, Any]) -> ToolOutcome:
+    """The call's outcome; a call still blocked after :data:`HANG` s (a FIFO waiting for a writer) fails the row."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Hung
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.alarm(HANG)
+    try:
+        return lab.manager.call(lab.workspace, tool, arguments)
+    except Hung:
+        pytest.fail(f"{tool} was still blocked after {HANG} s")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 # -- processes -------------------------------------------------------------------------
@@ -308,6 +365,39 @@ def local_shell_rows(mode: str) -> list[Row]:
             check=capped(110_000, "truncated"),
         ),
     ]
+    for tool, arguments in (
+        ("read_file", {"path": "pipe"}),
+        ("write_file", {"path": "pipe", "content": "x"}),
+        ("edit_file", {"path": "pipe", "old_text": "a", "new_text": "b"}),
+    ):
+        rows.append(Row(plugin, f"{tool} on a FIFO", tool, args(**arguments), "refused", "is a FIFO", make_fifo))
+    rows.append(
+        Row(
+            plugin,
+            "outgrow max_size",
+            "run_command",
+            args(command="head -c 300000 /dev/zero > big; yes > flood; echo made them"),
+            "refused",
+            "max_size of 100000 bytes",
+            check=unchanged_since_commit,
+            config={"max_size": 100_000},
+        )
+    )
+    rows += (
+        []
+        if mode != "bwrap"
+        else [  # unconfined, a command reads what you can: as root, everything
+            Row(
+                plugin,
+                "read root-only files",
+                "run_command",
+                lambda lab: {"command": f"cat /etc/shadow /etc/domarkx-root-only-{lab.token}; id -u"},
+                "contained",
+                prepare=root_only_file,
+                check=read_nothing_root_only,
+            )
+        ]
+    )
     rows.append(
         Row(
             plugin,
@@ -393,6 +483,33 @@ PYTHON_ROWS = [
 
 SQLITE_ROWS = [
     Row("sqlite", "attach a file", "execute", args(sql="ATTACH '/etc/passwd' AS p"), "refused", "not authorized"),
+    Row(
+        "sqlite",
+        "leak a library address with fts3_tokenizer",
+        "query",
+        args(sql="SELECT hex(fts3_tokenizer('simple'))"),
+        "refused",
+        "not authorized",
+    ),
+    Row(
+        "sqlite",
+        "fts3_tokenizer hidden in a view",
+        "query",
+        args(sql="SELECT * FROM v"),
+        "refused",
+        "fts3_tokenizer",
+        prepare=view_calling_fts3_tokenizer,
+    ),
+    Row("sqlite", "writable schema", "execute", args(sql="PRAGMA writable_schema = ON"), "refused", "not authorized"),
+    Row(
+        "sqlite",
+        "process-wide temp directory",
+        "execute",
+        args(sql="PRAGMA temp_store_directory = '/tmp'"),
+        "refused",
+        "not authorized",
+    ),
+    Row("sqlite", "mapped file", "execute", args(sql="PRAGMA mmap_size = 1000000"), "refused", "not authorized"),
     Row("sqlite", "attach ../", "execute", args(sql="ATTACH '../../other.db' AS p"), "refused", "not authorized"),
     Row("sqlite", "vacuum into", "execute", args(sql="VACUUM INTO '/tmp/escaped.db'"), "refused", "not authorized"),
     Row(
@@ -492,11 +609,14 @@ def lab(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Monk
         monkeypatch.setenv("DOCKER_HOST", engine.url)
     store = Store()
     manager = WorkspaceManager(store)
-    config = WorkspaceConfig.model_validate({"resources": [CONFIGS[row.plugin]]})
+    config = WorkspaceConfig.model_validate({"resources": [{**CONFIGS[row.plugin], **row.config}]})
     workspace = manager.create(config)
+    lab = Lab(manager, workspace, user_home, outside, token, engine)
     try:
-        yield Lab(manager, workspace, user_home, outside, token, engine)
+        yield lab
     finally:
+        for cleanup in lab.cleanups:
+            cleanup()
         manager.destroy(workspace)
         store.close()
         for pid in processes_with(token):  # a failed row must not leave a bomb behind
@@ -511,7 +631,7 @@ def test_attack_is_refused_or_contained(lab: Lab, request: pytest.FixtureRequest
     if row.prepare is not None:
         row.prepare(lab)
 
-    outcome = lab.manager.call(lab.workspace, row.tool, row.arguments(lab))
+    outcome = call_or_hang(lab, row.tool, row.arguments(lab))
 
     if row.verdict == "refused":
         assert outcome.ok is False, outcome.text[:300]

@@ -14,6 +14,7 @@ descriptor. Failures raise :class:`OutsideRootError`, ``ValueError`` or the
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -53,14 +54,18 @@ def _open(full: str, path: str, flags: int) -> int:
     A file with other hard links is refused: one may be outside the root, which
     no path check can see, and writing through it would change that file.
     """
-    fd = os.open(full, flags | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    try:
+        fd = os.open(full, flags | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        if exc.errno not in (errno.ENXIO, errno.ENODEV):  # a FIFO with no reader, a socket, a device
+            raise
+        raise ValueError(_not_regular(path, os.lstat(full).st_mode)) from exc
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
             raise IsADirectoryError(f"{path} is a directory")
         if not stat.S_ISREG(info.st_mode):
-            kind = _KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
-            raise ValueError(f"{path!r} is {kind}; file tools read and write regular files only")
+            raise ValueError(_not_regular(path, info.st_mode))
         if info.st_nlink > 1:
             raise OutsideRootError(
                 f"{path!r} has {info.st_nlink} hard links, and another one may be outside the workspace"
@@ -70,6 +75,11 @@ def _open(full: str, path: str, flags: int) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def _not_regular(path: str, mode: int) -> str:
+    kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+    return f"{path!r} is {kind}; file tools read and write regular files only"
 
 
 def read_file(path: str, *, root: str = ".", max_bytes: int = DEFAULT_MAX_BYTES) -> str:
