@@ -44,6 +44,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import git, git_repository, interleaved, median, populate, print_rows, row, timed
 
+from domarkx import trust
 from domarkx.data.models import SessionInstance
 from domarkx.data.store import Store
 from domarkx.llm.base import ChatMessage, Completion, Provider, TextCallback, ToolCall, ToolDefinition
@@ -197,7 +198,8 @@ def bench_home() -> Iterator[InstanceManager]:
 def new_instance(instances: InstanceManager, data: bytes, path: str = "bench.md") -> SessionInstance:
     snapshot = instances.snapshots.build(data, path=path, base_dir=instances.store.home)
     instances.snapshots.save(snapshot)
-    return instances.create(snapshot)
+    with trust.granted_for_this_command():  # our own document: its sandbox: none is the user's choice
+        return instances.create(snapshot)
 
 
 def turns(provider: Provider, count: int, model_time: Callable[[], float], profile: bool) -> dict[str, list[float]]:
