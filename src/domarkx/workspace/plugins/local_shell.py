@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from domarkx.errors import UsageError
 from domarkx.tools.portable import files, shell
 from domarkx.tools.schema import object_schema
-from domarkx.workspace.plugin import Plugin, Resource, ToolError, ToolSpec, resource_path
+from domarkx.workspace.plugin import CodeRunner, Plugin, Resource, ToolError, ToolSpec, emit_output, resource_path
 from domarkx.workspace.plugins import _sandbox
 from domarkx.workspace.plugins._gitstore import GitStore, Snapshot, remove_path
 from domarkx.workspace.plugins._state import parse_config, read_state, write_state
@@ -103,6 +103,11 @@ TOOLS = [
 class LocalShellPlugin(Plugin):
     """A private working directory with a shell, versioned with git, confined with bubblewrap."""
 
+    code = CodeRunner(
+        tool="run_command", argument="command", languages=frozenset({"sh", "shell", "bash", "zsh", "console"})
+    )
+    config_model = LocalShellConfig
+
     @property
     def type(self) -> str:
         return TYPE
@@ -130,6 +135,9 @@ class LocalShellPlugin(Plugin):
     def work_dir(self, resource_id: str) -> Path:
         """Where the resource's files live (for callers that want to look, such as tests)."""
         return self._paths(resource_id)[0]
+
+    def location(self, resource_id: str) -> str:
+        return str(self.work_dir(resource_id))
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -275,7 +283,13 @@ class LocalShellPlugin(Plugin):
             raise ToolError("run_command: timeout must be a positive number of seconds")
         wrapper, env = _sandbox.confinement(work, config.sandbox, max_file=config.max_size)
         return shell.run_command(
-            command, cwd=str(work), timeout=seconds, max_output=config.max_output, env=env, wrapper=wrapper
+            command,
+            cwd=str(work),
+            timeout=seconds,
+            max_output=config.max_output,
+            env=env,
+            wrapper=wrapper,
+            on_output=emit_output,
         )
 
 
