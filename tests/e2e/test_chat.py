@@ -20,7 +20,7 @@ ANSWERED = '```session-config\n{{"model": "{model}"}}\n```\n\n## user\n\n> hi\n\
 def instance_of(cli, tmp_path: Path, model: str = "replay:echo", doc: str = ANSWERED) -> str:  # type: ignore[no-untyped-def]
     path = tmp_path / "doc.md"
     path.write_text(doc.format(model=model), encoding="utf-8")
-    result = cli("run", str(path), "-q", "--name", "c")
+    result = cli("run", str(path), "-q", "--name", "chat1")
     assert result.code == 0, result
     return result.out.strip()  # type: ignore[no-any-return]
 
