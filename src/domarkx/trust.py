@@ -150,8 +150,12 @@ def model_powers(snapshot: SessionSnapshot) -> list[Power]:
 
 
 def is_trusted(snapshot: SessionSnapshot) -> bool:
-    """Granted on this command (``--trust``) or by ``domarkx trust``."""
-    return _granted_here or _record_path(key(snapshot)).is_file()
+    """Granted on this command (``--trust``) or by ``domarkx trust`` (a record that reads back whole)."""
+    if _granted_here:
+        return True
+    digest = key(snapshot)
+    record = _read(_record_path(digest))
+    return record is not None and record.key == digest
 
 
 def of(snapshot: SessionSnapshot) -> DocumentTrust:
@@ -227,14 +231,18 @@ def grant(snapshot: SessionSnapshot, powers: list[Power]) -> Record:
 
 
 def listing() -> list[Record]:
-    """Every trusted document, most recent first; unreadable records are skipped."""
-    records = []
+    """Every trusted document, most recent first; unreadable records are skipped (and trust nothing)."""
     folder = _trusted_dir()
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
-            data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-            records.append(Record(str(data["key"]), data.get("source"), float(data["granted"]), list(data["powers"])))
-    return sorted(records, key=lambda r: -r.granted)
+    records = [_read(path) for path in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    return sorted((r for r in records if r is not None), key=lambda r: -r.granted)
+
+
+def _read(path: Path) -> Record | None:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return Record(str(data["key"]), data.get("source"), float(data["granted"]), list(data["powers"]))
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
 
 
 def find(prefix: str) -> Record:

@@ -158,3 +158,28 @@ def test_a_setup_script_that_exits_its_process_fails_the_run(tmp_path: Path, hos
     assert json.loads(listed.stdout) == []
     doctor = subprocess.run([DOMARKX, "doctor", "--json"], capture_output=True, text=True, check=False)
     assert json.loads(doctor.stdout)["leftovers"] == []
+
+
+def test_revoke_by_the_key_trust_list_shows(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    doc = tmp_path / "doc.md"
+    doc.write_text(UNCONFINED)
+    assert cli("trust", str(doc)).code == 0
+    listed = cli("trust", "--list")
+    assert listed.code == 0 and str(doc.resolve()) in listed.out
+    key = listed.out.splitlines()[1].split()[0]
+    assert cli("trust", "--revoke", "abc").code == 2  # too short to be a key: nothing matches
+    assert cli("trust", "--revoke", key).code == 0
+    assert json.loads(cli("trust", "--list", "--json").out) == []
+    assert cli("run", str(doc), "-q").code == 2
+
+
+def test_a_damaged_trust_record_trusts_nothing(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    doc = tmp_path / "doc.md"
+    doc.write_text(UNCONFINED)
+    assert cli("trust", str(doc)).code == 0
+    [record] = (Path(os.environ["DOMARKX_CONFIG"]) / "trusted").glob("*.json")
+    record.write_text("{not json")
+    assert cli("trust", "--list", "--json").out.strip() == "[]"
+    assert cli("run", str(doc), "-q").code == 2
+    assert cli("trust", str(doc)).code == 0  # trusting again repairs it
+    assert cli("run", str(doc), "-q").code == 0
