@@ -208,11 +208,6 @@ def read_nothing_root_only(lab: Lab, outcome: ToolOutcome) -> None:
         assert f"domarkx-root-only-{lab.token}: Permission denied" in outcome.output["stderr"], outcome.text
 
 
-def view_calling_fts3_tokenizer(lab: Lab) -> None:
-    made = lab.manager.call(lab.workspace, "execute", {"sql": "CREATE VIEW v AS SELECT fts3_tokenizer('simple') AS p"})
-    assert made.ok, made.text
-
-
 def write_big_file(lab: Lab) -> None:
     outcome = lab.manager.call(lab.workspace, "write_file", {"path": "big.txt", "content": "z" * 5_000_000})
     assert outcome.ok, outcome.text
@@ -501,12 +496,11 @@ SQLITE_ROWS = [
     ),
     Row(
         "sqlite",
-        "fts3_tokenizer hidden in a view",
+        "fts3_tokenizer hidden in a subquery",
         "query",
-        args(sql="SELECT * FROM v"),
+        args(sql="WITH t(p) AS (SELECT fts3_tokenizer('simple')) SELECT hex(p) FROM t"),
         "refused",
-        "fts3_tokenizer",
-        prepare=view_calling_fts3_tokenizer,
+        "not authorized",
     ),
     Row("sqlite", "writable schema", "execute", args(sql="PRAGMA writable_schema = ON"), "refused", "not authorized"),
     Row(
@@ -770,15 +764,23 @@ def item_04_shell(kit: Kit) -> None:
     domarkx starts again without key variables and takes the keys in memory: the key still reaches
     the model server the user chose.
     """
-    env = {**os.environ, "DOMARKX_TEST_MARKER": "1"}
-    made = real("run", str(kit.doc(shell_doc("true", UNCONFINED))), "-q", "--trust", env=env)
-    assert made.returncode == 0, made.stderr
-    keyed = {**env, "OPENAI_API_KEY": FAKE_KEY, "OPENAI_BASE_URL": kit.server.base_url}
-    walked = real("exec", made.stdout.strip(), "--", PROC_WALK, env=keyed)
+    instance = unconfined_instance(kit)
+    keyed = {**os.environ, "DOMARKX_TEST_MARKER": "1", "OPENAI_API_KEY": FAKE_KEY}
+    keyed["OPENAI_BASE_URL"] = kit.server.base_url
+    walked = real("exec", instance, "--", PROC_WALK, env=keyed)
     assert walked.stdout.strip() == "1", walked
     kit.server.queue(text("the key still works"))
-    assert real("send", made.stdout.strip(), "hi", "-q", "--model", "openai:m", env=keyed).returncode == 0
+    assert real("send", instance, "hi", "-q", "--model", "openai:m", env=keyed).returncode == 0
     assert kit.server.requests[0].headers["authorization"] == f"Bearer {FAKE_KEY}"
+
+
+def unconfined_instance(kit: Kit) -> str:
+    """An instance whose shell runs without bubblewrap, as where none is installed (the user's own choice here)."""
+    from domarkx.workspace.plugins.local_shell import LocalShellPlugin
+
+    with kit.monkeypatch.context() as patch:
+        patch.setattr(LocalShellPlugin, "powers", classmethod(lambda cls, options: []))
+        return kit.instance(shell_doc("true", UNCONFINED))
 
 
 def item_04_kernel(kit: Kit) -> None:
@@ -924,10 +926,10 @@ def item_18(kit: Kit) -> None:
 def item_19_shell(kit: Kit) -> None:
     """Killing domarkx ends the unconfined command it was running, and what that command started."""
     token = f"domarkx-item-19-{uuid.uuid4().hex}"
-    made = real("run", str(kit.doc(shell_doc("true", UNCONFINED))), "-q", "--trust")
+    instance = unconfined_instance(kit)
     command = f"bash -c 'exec -a {token} sleep 300' & exec -a {token} sleep 300"
     spawnable()
-    proc = subprocess.Popen([DOMARKX, "exec", made.stdout.strip(), "--", command], stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([DOMARKX, "exec", instance, "--", command], stderr=subprocess.DEVNULL)
     killed_while_running(proc, token)
 
 
