@@ -44,6 +44,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import git, git_repository, interleaved, median, populate, print_rows, row, timed
 
+from domarkx import trust
 from domarkx.data.models import SessionInstance
 from domarkx.data.store import Store
 from domarkx.llm.base import ChatMessage, Completion, Provider, TextCallback, ToolCall, ToolDefinition
@@ -387,8 +388,9 @@ def figures(
     count = turns_count or (5 if quick else 30)
     runs = repeat or (3 if quick else 9)
     tree = files or (100 if quick else 1000)
-    turn, details = turn_rows(count, profile)
-    rows = turn + create_rows(runs) + fork_rows(tree, runs)
+    with trust.granted_for_this_command():  # our own documents: their sandbox: none is the user's choice
+        turn, details = turn_rows(count, profile)
+        rows = turn + create_rows(runs) + fork_rows(tree, runs)
     return {"area": "Turns, instances and forks", "rows": rows, "details": {**details, "repeat": runs, "files": tree}}
 
 

@@ -194,12 +194,10 @@ def test_a_local_server_needs_no_key(fake_openai: FakeOpenAI, monkeypatch: pytes
     assert fake_openai.requests[0].body["model"] == "llama3:8b"
 
 
-def test_base_url_from_options_wins_over_the_environment(
-    fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+def test_the_users_base_url_wins_over_the_options(fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
     fake_openai.queue(text("Hi."))
-    with OpenAIProvider("m", {"base_url": fake_openai.base_url}) as provider:
+    with OpenAIProvider("m", {"base_url": "http://127.0.0.1:9/v1"}) as provider:
         assert provider.complete(HELLO, []).content == "Hi."
 
 

@@ -8,6 +8,7 @@ from importlib.metadata import EntryPoint
 import pytest
 
 from domarkx import _entrypoints
+from domarkx.data.models import SessionSnapshot
 from domarkx.errors import DomarkxError, UsageError
 from domarkx.llm.base import (
     ChatMessage,
@@ -22,6 +23,7 @@ from domarkx.llm.base import (
 )
 from domarkx.llm.openai_provider import OpenAIProvider
 from domarkx.llm.replay import ReplayProvider
+from domarkx.trust import DocumentTrust
 
 
 class ShoutOptions(ProviderOptions):
@@ -69,12 +71,13 @@ def test_model_flag_wins_over_session_config_and_environment(monkeypatch: pytest
     assert resolve_model("replay:", {"model": "replay:from-config"}) == ("replay:", "--model")
 
 
-def test_session_config_wins_over_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_users_environment_wins_over_session_config(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOMARKX_MODEL", "replay:from-env")
+    assert resolve_model(None, {"model": "replay:from-config"}) == ("replay:from-env", "DOMARKX_MODEL")
+
+
+def test_session_config_is_the_last_resort(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_model(None, {"model": "replay:from-config"}) == ("replay:from-config", "session-config")
-
-
-def test_environment_is_the_last_resort(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOMARKX_MODEL", "replay:echo")
     provider = get_provider(None, {})
     assert isinstance(provider, ReplayProvider)
@@ -119,10 +122,41 @@ def test_model_options_reach_the_provider() -> None:
         "model": "openai:m",
         "model_options": {"base_url": "http://127.0.0.1:8000/v1/", "temperature": 0.5},
     }
-    provider = get_provider(None, config)
+    provider = get_provider(None, config, trust=DocumentTrust(SessionSnapshot(document=""), granted=True))
     assert isinstance(provider, OpenAIProvider)
     assert provider.base_url == "http://127.0.0.1:8000/v1"
     assert provider.options.temperature == 0.5
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        ({"base_url": "http://127.0.0.1:8000/v1"}, "picks the server"),
+        ({"api_key_env": "AWS_SECRET_ACCESS_KEY"}, "picks which of your variables"),
+    ],
+)
+def test_a_stranger_may_not_route_the_key(options: dict[str, str], says: str) -> None:
+    config = {"model": "openai:m", "model_options": options}
+    for spec in (None, "openai:from-the-command-line"):
+        with pytest.raises(UsageError, match=says):
+            get_provider(spec, config)
+        with pytest.raises(UsageError, match=says):
+            get_provider(spec, config, trust=DocumentTrust(SessionSnapshot(document=""), granted=False))
+
+
+def test_a_stranger_may_name_the_providers_own_key_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-own")
+    provider = get_provider(None, {"model": "openai:m", "model_options": {"api_key_env": "OPENAI_API_KEY"}})
+    assert isinstance(provider, OpenAIProvider)
+
+
+def test_the_users_server_wins_over_the_documents(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:7/v1")
+    for granted in (False, True):
+        trust = DocumentTrust(SessionSnapshot(document=""), granted=granted)
+        provider = get_provider(None, {"model": "openai:m", "model_options": {"base_url": "http://x/v1"}}, trust=trust)
+        assert isinstance(provider, OpenAIProvider)
+        assert provider.base_url == "http://127.0.0.1:7/v1"
 
 
 def test_model_options_for_another_provider_are_not_applied() -> None:

@@ -262,3 +262,18 @@ def test_a_real_full_disk(small_disk: Path, tmp_path: Path, script: str, room: i
     assert real("import", str(big)).returncode == 0
     final = json.loads(real("doctor", "--json").stdout)
     assert final["ok"] and final["leftovers"] == [], final
+
+
+def test_a_fork_on_a_full_disk_says_so(small_disk: Path, tmp_path: Path) -> None:
+    """git's checkout says only "unable to write file": the hint must come all the same."""
+    doc = tmp_path / "doc.md"
+    doc.write_text(DOC.replace("echo kept > kept.txt", "seq 1 150000 > numbers.txt"))
+    instance = real("run", str(doc), "-q").stdout.strip()
+    filler = fill(small_disk, 256 << 10)
+    failed = real("fork", instance, "--at", "1")
+    assert failed.returncode == 1, failed
+    assert "the disk is full" in failed.stderr and "Traceback" not in failed.stderr, failed.stderr
+    filler.unlink()
+    assert real("fork", instance, "--at", "1").returncode == 0
+    report = json.loads(real("doctor", "--repair", "--json").stdout)
+    assert report["ok"] and report["problems"] == [], report

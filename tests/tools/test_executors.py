@@ -72,7 +72,7 @@ def test_a_portable_module_travels_whole(kernel_executor: JupyterToolExecutor) -
 
 def test_a_setup_script_function_can_be_sent(kernel_executor: JupyterToolExecutor, tmp_path: Path) -> None:
     script = "def triple(n: int) -> int:\n    return 3 * n\n\ntools = [triple]\n"
-    [tool] = load_setup_tools(script, workdir=tmp_path)
+    [tool] = load_setup_tools(script, workdir=tmp_path, host=True)
     assert kernel_executor.run(tool.origin, n=14) == 42
 
 

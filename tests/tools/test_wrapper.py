@@ -112,7 +112,8 @@ def test_an_autogen_agent_reports_a_failing_tool() -> None:
     assert caught.value.content == "Error: refuse failed: RuntimeError: no"
 
 
-def test_setup_script_tool_wrappers_become_specs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("host", [False, True], ids=["in-kernel", "host"])
+def test_setup_script_tool_wrappers_become_specs(tmp_path: Path, host: bool) -> None:
     script = (
         "from domarkx.tools.wrapper import ToolWrapper\n"
         "def shout(text: str) -> str:\n"
@@ -120,8 +121,8 @@ def test_setup_script_tool_wrappers_become_specs(tmp_path: Path) -> None:
         "    return text.upper()\n"
         "tools = [ToolWrapper(shout, name='loud')]\n"
     )
-    [tool] = load_setup_tools(script, workdir=tmp_path)
+    [tool] = load_setup_tools(script, workdir=tmp_path, host=host)
     assert (tool.spec.name, tool.spec.description) == ("loud", "Upper-case a text.")
     assert tool.spec.parameters["required"] == ["text"]
     assert tool.call(text="hey") == "HEY"
-    assert isinstance(tool.origin, ToolWrapper)
+    assert isinstance(tool.origin, ToolWrapper) is host  # in a kernel, the wrapper lives there

@@ -11,11 +11,10 @@ import pytest
 from domarkx.data.models import WorkspaceConfig
 from domarkx.data.store import Store
 from domarkx.workspace.manager import Workspace, WorkspaceManager
-from domarkx.workspace.plugins import _sandbox
 
 SANDBOXES = [
     "none",
-    pytest.param("bwrap", marks=pytest.mark.skipif(not _sandbox.bwrap_works(), reason="bubblewrap cannot run here")),
+    pytest.param("bwrap", marks=pytest.mark.bwrap),
 ]
 
 

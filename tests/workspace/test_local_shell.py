@@ -17,10 +17,9 @@ from domarkx.workspace.plugin import PluginContext, ToolError
 from domarkx.workspace.plugins import _sandbox
 from domarkx.workspace.plugins.local_shell import LocalShellPlugin
 
-HAVE_BWRAP = _sandbox.bwrap_works()
 SANDBOXES = [
     "none",
-    pytest.param("bwrap", marks=pytest.mark.skipif(not HAVE_BWRAP, reason="bubblewrap cannot run here")),
+    pytest.param("bwrap", marks=pytest.mark.bwrap),
 ]
 
 
@@ -201,7 +200,7 @@ def test_history_lives_outside_the_work_tree(plugin: LocalShellPlugin) -> None:
     assert (plugin.work_dir(rid) / "f").read_text() == "1"
 
 
-@pytest.mark.skipif(not HAVE_BWRAP, reason="bubblewrap cannot run here")
+@pytest.mark.bwrap
 def test_sandboxed_commands_cannot_see_the_object_store(plugin: LocalShellPlugin) -> None:
     rid = plugin.create_resource({"sandbox": "bwrap"}).id
     store_dir = plugin.context.plugin_dir("local_shell") / "objects.git"
@@ -288,7 +287,7 @@ def test_gitattributes_in_the_work_tree_cannot_change_bytes(plugin: LocalShellPl
 # -- sandbox -------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not HAVE_BWRAP, reason="bubblewrap cannot run here")
+@pytest.mark.bwrap
 def test_bwrap_confines_commands(plugin: LocalShellPlugin, tmp_path: Path) -> None:
     (tmp_path / "host-secret").write_text("secret")
     rid = plugin.create_resource({"sandbox": "bwrap"}).id
@@ -303,7 +302,7 @@ def test_bwrap_confines_commands(plugin: LocalShellPlugin, tmp_path: Path) -> No
     assert result["stdout"].splitlines() == ["/tmp", "etc-ok"]
 
 
-@pytest.mark.skipif(not HAVE_BWRAP, reason="bubblewrap cannot run here")
+@pytest.mark.bwrap
 def test_bwrap_has_no_network(plugin: LocalShellPlugin) -> None:
     import socket
 
@@ -320,7 +319,7 @@ def test_bwrap_has_no_network(plugin: LocalShellPlugin) -> None:
     assert "Connection refused" in inside["stderr"] or "unreachable" in inside["stderr"]
 
 
-@pytest.mark.skipif(not HAVE_BWRAP, reason="bubblewrap cannot run here")
+@pytest.mark.bwrap
 def test_bwrap_background_processes_die_with_the_call(plugin: LocalShellPlugin) -> None:
     rid = plugin.create_resource({"sandbox": "bwrap"}).id
     result = plugin.execute_tool(rid, "run_command", command="setsid sleep 100 & echo started", timeout=30)

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "exec": ("domarkx.cli.exec_:exec_cmd", "Run a command in an instance's shell."),
     "doctor": ("domarkx.cli.doctor:doctor", "Verify the store: hashes, snapshots, instances."),
     "plugins": ("domarkx.cli.plugins:plugins", "List installed resource plugins and their tools."),
+    "trust": ("domarkx.cli.trust:trust_cmd", "Allow a document the powers it asks for (like direnv allow)."),
 }
 
 
@@ -75,6 +76,10 @@ def cli(debug: bool) -> None:
 
 
 def _print_error(err: DomarkxError) -> None:
+    if err.hint is None and err.exit_code == 1:
+        from domarkx.cli._common import low_disk_hint
+
+        err.hint = low_disk_hint()
     click.echo(err.format(), err=True)
     if err.hint:
         for line in err.hint.splitlines():
@@ -114,5 +119,8 @@ def main(args: Sequence[str] | None = None) -> int:
 
 
 def run() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: keys leave the environment first (:mod:`domarkx._keys`)."""
+    from domarkx import _keys
+
+    _keys.hand_over(sys.argv[1:])
     sys.exit(main())

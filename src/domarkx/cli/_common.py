@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -15,6 +17,69 @@ if TYPE_CHECKING:
     from domarkx.data.store import Store
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff\ud800-\udfff]")
+"""What a terminal would act on rather than show: control characters (ANSI escapes begin with one),
+line breaks, bidirectional overrides and invisible marks, and the lone surrogates of undecodable paths."""
+
+
+def shown(text: str | None, width: int = 80) -> str:
+    """A stored string (a title, a name, a path) as one harmless line of at most ``width`` characters.
+
+    Titles and names come from documents and models: printed raw, a newline or an
+    escape sequence would forge lines or repaint the terminal, and a megabyte
+    title would flood it. Unsafe characters are escaped (``\\n``, ``\\x1b``, ``\\u202e``).
+    """
+    if text is None:
+        return "-"
+    safe = _UNSAFE.sub(_escape, text[: width * 8])
+    return safe if len(safe) <= width and len(text) <= width * 8 else safe[: width - 1] + "…"
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return {10: "\\n", 13: "\\r", 9: "\\t"}.get(code) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def _grant_trust(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        from domarkx import trust
+
+        ctx.with_resource(trust.granted_for_this_command())
+
+
+trust_option = click.option(
+    "--trust",
+    is_flag=True,
+    expose_value=False,
+    callback=_grant_trust,
+    help="Trust the document for this command only: allow the powers it asks for (see `domarkx trust`).",
+)
+
+
+LOW_DISK = 16 * 1024 * 1024
+"""Free bytes below which a runtime failure is likely the disk's."""
+
+
+def low_disk_hint() -> str | None:
+    """The full-disk hint when the store's disk is (nearly) full, else ``None``.
+
+    Not every tool says "No space left on device" when a write fails (git's
+    checkout says only "unable to write file"), so a runtime failure on a disk
+    this full gets the hint whatever the message says.
+    """
+    from domarkx.data.store import DISK_FULL_HINT, default_home
+
+    where = default_home()
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        usage = shutil.disk_usage(where)
+    except OSError:
+        return None
+    if usage.free >= LOW_DISK:
+        return None
+    return f"only {human_size(usage.free)} free where the store is: {DISK_FULL_HINT}"
 
 
 def open_store() -> Store:
@@ -29,9 +94,9 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
-    """Print aligned columns, like `docker ps`."""
-    rows = [list(r) for r in rows]
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, width: int = 80) -> None:
+    """Print aligned columns, like `docker ps`; every cell goes through :func:`shown`."""
+    rows = [[shown(cell, width) for cell in r] for r in rows]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
     for line in [list(headers), *rows]:
         click.echo("   ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())

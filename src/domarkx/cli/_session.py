@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from domarkx.cli._common import trust_option
+
 if TYPE_CHECKING:
     from domarkx.data.models import SessionInstance
     from domarkx.session.instance import InstanceManager
@@ -42,7 +44,7 @@ DEFAULT_MAX_STEPS = 10
 
 def turn_options(command: F) -> F:
     """The options of every command that talks to the model (run, send, continue, chat)."""
-    for option in (verbose_option, approve_option, max_steps_option, model_option):
+    for option in (trust_option, verbose_option, approve_option, max_steps_option, model_option):
         command = option(command)
     return command
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from domarkx.cli._common import emit_json, json_option, open_store, parse_assignments
+from domarkx.cli._common import emit_json, json_option, open_store, parse_assignments, shown
 
 
 @click.command("import")
@@ -46,6 +46,6 @@ def import_cmd(
         return
     if not quiet:
         state = "new snapshot" if created else "unchanged, already stored"
-        label = f"{snapshot.title}: " if snapshot.title else ""
+        label = f"{shown(snapshot.title)}: " if snapshot.title else ""
         click.echo(f"{label}{len(snapshot.messages)} messages ({state})", err=True)
     click.echo(snapshot.id)

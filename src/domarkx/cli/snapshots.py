@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from domarkx import ids
-from domarkx.cli._common import ago, emit_json, human_size, json_option, open_store, table
+from domarkx.cli._common import ago, emit_json, human_size, json_option, open_store, shown, table
 
 
 @click.group("snapshots")
@@ -55,11 +55,11 @@ def inspect(ref: str, as_json: bool) -> None:
         row, document, roles, setup, types = store.snapshots.outline(snapshot_id)
     click.echo(f"id:        {row.id}")
     click.echo(f"tags:      {', '.join(row.tags) or '-'}")
-    click.echo(f"title:     {row.title or '-'}")
-    click.echo(f"source:    {row.source or '-'}")
+    click.echo(f"title:     {shown(row.title, 200)}")
+    click.echo(f"source:    {shown(row.source, 200)}")
     click.echo(f"size:      {human_size(row.size)}")
     click.echo(f"messages:  {row.messages} ({', '.join(roles) or 'none'})")
-    click.echo(f"setup:     {setup or '-'}")
+    click.echo(f"setup:     {shown(setup, 200)}")
     click.echo(f"resources: {', '.join(types) or '-'}")
     click.echo(f"document:  {document}")
 

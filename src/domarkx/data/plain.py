@@ -3,7 +3,7 @@
 Configs, metadata and tool-call arguments come from YAML, from JSON readers
 that accept more than JSON (NaN, ±Infinity), or from a model; the store keeps
 them as JSON. Anything JSON would change or cannot hold — sets, bytes, dates,
-non-string keys, NaN and the infinities, nesting deeper than the JSON, YAML and
+non-string keys, NaN and the infinities, integers too long to write back, nesting deeper than the JSON, YAML and
 pydantic code that handles it can recurse — is refused where it comes in.
 """
 
@@ -16,6 +16,9 @@ MAX_DEPTH = 64
 """How deeply lists and mappings may nest; no real config or tool call comes close."""
 MAX_VALUES = 200_000
 """How many values the data may hold once YAML aliases are expanded (a "billion laughs" guard)."""
+MAX_INT_DIGITS = 4300
+"""The longest integer, in decimal digits, that Python turns into JSON text (``sys.int_info``'s default)."""
+_INT_LIMIT = 10**MAX_INT_DIGITS
 
 _SCALARS = (str, int, float, type(None))
 
@@ -45,6 +48,8 @@ def problem(value: Any) -> Problem | None:
             )
         if isinstance(item, float) and not math.isfinite(item):
             return Problem(f"holds {item}, which JSON cannot store", "write null, or the number as a string")
+        if isinstance(item, int) and not -_INT_LIMIT < item < _INT_LIMIT:
+            return Problem(f"holds an integer of more than {MAX_INT_DIGITS} digits", "write the number as a string")
         if isinstance(item, _SCALARS):
             continue
         if not isinstance(item, dict | list):

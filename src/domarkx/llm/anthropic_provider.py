@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import Field
 
+from domarkx import _keys
 from domarkx.errors import ModelConnectionError, ModelResponseError, ProviderError, UsageError
 from domarkx.llm import _http
 from domarkx.llm.base import (
@@ -36,7 +37,7 @@ class AnthropicOptions(ProviderOptions):
     """``model_options`` for the anthropic provider."""
 
     base_url: str | None = None
-    """Overrides ``ANTHROPIC_BASE_URL``."""
+    """The server, unless ``ANTHROPIC_BASE_URL`` is set (the user's choice wins); needs trust."""
     api_key_env: str = "ANTHROPIC_API_KEY"
     max_tokens: int = Field(default=4096, gt=0)
     """The Messages API requires a limit on the reply's length."""
@@ -54,6 +55,8 @@ class AnthropicProvider(Provider):
     name = "anthropic"
     Options = AnthropicOptions
     options: AnthropicOptions
+    key_env = "ANTHROPIC_API_KEY"
+    url_env = "ANTHROPIC_BASE_URL"
 
     def __init__(self, model: str, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(model, options)
@@ -68,8 +71,9 @@ class AnthropicProvider(Provider):
             raise UsageError(
                 "the anthropic provider needs a model name", hint="e.g. --model anthropic:claude-sonnet-4-5"
             )
-        self.base_url = (self.options.base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-        key = os.environ.get(self.options.api_key_env)
+        # The user's own setting wins over the document's (which needed trust: Provider.powers).
+        self.base_url = (os.environ.get("ANTHROPIC_BASE_URL") or self.options.base_url or DEFAULT_BASE_URL).rstrip("/")
+        key = _keys.get(self.options.api_key_env)
         if not key and self.base_url == DEFAULT_BASE_URL:
             raise UsageError(
                 f"no API key: {self.options.api_key_env} is not set",

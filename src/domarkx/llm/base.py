@@ -18,13 +18,16 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from domarkx import _entrypoints
 from domarkx.data import plain
 from domarkx.errors import DomarkxError, ModelResponseError, UsageError
+
+if TYPE_CHECKING:
+    from domarkx.trust import DocumentTrust
 
 Role = Literal["system", "user", "assistant", "tool"]
 TextCallback = Callable[[str], None]
@@ -140,6 +143,10 @@ class Provider(abc.ABC):
     name: ClassVar[str]
     Options: ClassVar[type[ProviderOptions]] = ProviderOptions
     options: ProviderOptions
+    key_env: ClassVar[str | None] = None
+    """The variable that holds this provider's key (``OPENAI_API_KEY``): the only one a document may name."""
+    url_env: ClassVar[str | None] = None
+    """The variable that points the provider at a server (``OPENAI_BASE_URL``); set, it wins over a document."""
 
     def __init__(self, model: str, options: Mapping[str, Any] | None = None) -> None:
         self.model = model
@@ -162,6 +169,25 @@ class Provider(abc.ABC):
         Failures raise :class:`domarkx.errors.ProviderError`; the caller's
         conversation is untouched, so the same call can be made again.
         """
+
+    @classmethod
+    def powers(cls, options: Mapping[str, Any]) -> list[str]:
+        """Document options that decide where the user's key and messages go, one phrase each.
+
+        A document is a stranger's: it may choose the model and how it samples,
+        but not the server (``base_url``, unless the user's own ``url_env`` is set,
+        which wins anyway) nor which environment variable is sent as the key
+        (``api_key_env`` other than :attr:`key_env`), unless the user trusts it.
+        A provider with other options of that kind adds them here.
+        """
+        found = []
+        url = options.get("base_url")
+        if url is not None and not (cls.url_env and os.environ.get(cls.url_env)):
+            found.append(f"model_options.base_url {url!r} picks the server your messages and key go to")
+        variable = options.get("api_key_env")
+        if variable is not None and variable != cls.key_env:
+            found.append(f"model_options.api_key_env {variable!r} picks which of your variables is sent as the key")
+        return found
 
     def check(self) -> None:  # noqa: B027 - optional hook; a provider with no server has nothing to check
         """Raise the :class:`~domarkx.errors.ProviderError` a call would, if the model cannot be reached.
@@ -211,27 +237,34 @@ or set "model" in the document's session-config, or export DOMARKX_MODEL=PROVIDE
 
 
 def resolve_model(spec: str | None, session_config: Mapping[str, Any]) -> tuple[str, str]:
-    """The ``PROVIDER:MODEL`` to use and where it came from: ``--model``, else session-config, else env."""
+    """The ``PROVIDER:MODEL`` to use and where it came from: ``--model``, else env, else session-config.
+
+    The user's choices (the command line, then the environment) win over the document's.
+    """
     if spec:
         return spec, "--model"
+    from_env = os.environ.get(MODEL_ENV)
+    if from_env:
+        return from_env, MODEL_ENV
     configured = session_config.get("model")
     if configured is not None:
         if not isinstance(configured, str) or not configured:
             raise UsageError('session-config "model" must be a string like "openai:gpt-4o-mini"')
         return configured, "session-config"
-    from_env = os.environ.get(MODEL_ENV)
-    if from_env:
-        return from_env, MODEL_ENV
     raise UsageError("no model chosen", hint=_NO_MODEL_HINT)
 
 
-def get_provider(spec: str | None, session_config: Mapping[str, Any]) -> Provider:
-    """Build the provider for ``spec`` (``--model``), else session-config ``model``, else ``$DOMARKX_MODEL``.
+def get_provider(
+    spec: str | None, session_config: Mapping[str, Any], *, trust: DocumentTrust | None = None
+) -> Provider:
+    """Build the provider for ``spec`` (``--model``), else ``$DOMARKX_MODEL``, else session-config ``model``.
 
     ``PROVIDER:MODEL`` splits at the first colon, so ``openai:llama3:8b`` asks the
     ``openai`` provider for ``llama3:8b``. Session-config ``model_options`` are
     passed on only when the provider is the one session-config names (or names
-    none): options written for one provider mean nothing to another.
+    none): options written for one provider mean nothing to another. Options that
+    are :meth:`Provider.powers` are refused unless ``trust`` grants them; without
+    ``trust`` the options count as a stranger's.
     """
     chosen, source = resolve_model(spec, session_config)
     provider_name, colon, model = chosen.partition(":")
@@ -244,8 +277,23 @@ def get_provider(spec: str | None, session_config: Mapping[str, Any]) -> Provide
     cls = _entrypoints.load(_entrypoints.PROVIDERS, provider_name, what="provider")
     if not (isinstance(cls, type) and issubclass(cls, Provider)):
         raise DomarkxError(f"provider {provider_name!r} is not a Provider subclass (domarkx.llm.base)")
-    provider: Provider = cls(model, _options_for(provider_name, session_config))
+    options = _options_for(provider_name, session_config)
+    if options and not (trust is not None and trust.granted):
+        parse_options(cls.Options, options, provider=provider_name)  # a typo is reported as a typo
+        _refuse_powers(cls, options, trust)
+    provider: Provider = cls(model, options)
     return provider
+
+
+def _refuse_powers(cls: type[Provider], options: Mapping[str, Any], trust: DocumentTrust | None) -> None:
+    refused = cls.powers(options)
+    if not refused:
+        return
+    if trust is not None:
+        from domarkx.trust import Power
+
+        raise trust.refuse(Power(refused[0], "session-config"))
+    raise UsageError(f"{refused[0]}: the document has not been trusted with that", hint="see docs/security.md")
 
 
 def _options_for(provider_name: str, session_config: Mapping[str, Any]) -> Mapping[str, Any]:

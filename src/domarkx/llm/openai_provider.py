@@ -4,7 +4,9 @@ OpenAI itself, Ollama, vLLM, llama.cpp's server, LM Studio… all speak the same
 ``POST /chat/completions``; only the base URL and the key differ. Both come from
 the SDK's standard variables (``OPENAI_BASE_URL``, ``OPENAI_API_KEY``), or the
 base URL from session-config ``model_options``. The key is read from the
-environment only, never from a document, so it cannot reach the store or an export.
+environment only, never from a document, so it cannot reach the store or an export;
+a document may choose neither the server nor the key variable unless the user trusts it
+(:meth:`~domarkx.llm.base.Provider.powers`).
 
 The module is named ``openai_provider`` so that ``import openai`` inside it is the SDK.
 """
@@ -21,6 +23,7 @@ import openai
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from pydantic import Field
 
+from domarkx import _keys
 from domarkx.errors import (
     ModelConnectionError,
     ModelResponseError,
@@ -51,7 +54,7 @@ class OpenAIOptions(ProviderOptions):
     """``model_options`` for the openai provider."""
 
     base_url: str | None = None
-    """Overrides ``OPENAI_BASE_URL``; e.g. ``http://localhost:11434/v1`` for Ollama."""
+    """The server (``http://localhost:11434/v1`` for Ollama) unless ``OPENAI_BASE_URL`` is set; needs trust."""
     api_key_env: str = "OPENAI_API_KEY"
     """The environment variable that holds the key (the key itself never goes in a document)."""
     temperature: float | None = Field(default=None, ge=0, le=2)
@@ -74,6 +77,8 @@ class OpenAIProvider(Provider):
     name = "openai"
     Options = OpenAIOptions
     options: OpenAIOptions
+    key_env = "OPENAI_API_KEY"
+    url_env = "OPENAI_BASE_URL"
 
     def __init__(self, model: str, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(model, options)
@@ -82,8 +87,9 @@ class OpenAIProvider(Provider):
                 "the openai provider needs a model name",
                 hint="e.g. --model openai:gpt-4o-mini, or openai:llama3.2 with Ollama's base URL",
             )
-        self.base_url = (self.options.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-        key = os.environ.get(self.options.api_key_env)
+        # The user's own setting wins over the document's (which needed trust: Provider.powers).
+        self.base_url = (os.environ.get("OPENAI_BASE_URL") or self.options.base_url or DEFAULT_BASE_URL).rstrip("/")
+        key = _keys.get(self.options.api_key_env)
         if not key and self.base_url == DEFAULT_BASE_URL:
             raise UsageError(
                 f"no API key: {self.options.api_key_env} is not set",

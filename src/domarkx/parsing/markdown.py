@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -62,6 +63,25 @@ _YamlLoader.yaml_implicit_resolvers = {
     ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+_LONG_INT = f"an integer of more than {plain.MAX_INT_DIGITS} digits"
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    """YAML integers, refusing (at their position) the ones JSON could not write back.
+
+    Decimal text that long does not even convert (Python limits it); hex, octal
+    and binary do, and would leave a snapshot nothing can read.
+    """
+    try:
+        value: int = loader.construct_yaml_int(node)
+    except ValueError:
+        value = 10**plain.MAX_INT_DIGITS
+    if plain.problem(value) is not None:
+        raise yaml.constructor.ConstructorError(None, None, f"{_LONG_INT}; quote it", node.start_mark)
+    return value
+
+
+_YamlLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def check_plain(value: Any, *, what: str, path: str, line: int) -> None:
@@ -109,6 +129,15 @@ def _refuse_constant(name: str) -> Any:
     raise _NotJson(name)
 
 
+def _long_number(text: str) -> tuple[int, int]:
+    """The 1-based line and column of the first over-long run of digits in ``text`` (JSON numbers)."""
+    found = re.search(rf"\d{{{plain.MAX_INT_DIGITS + 1},}}", text)
+    if found is None:
+        return 1, 1
+    before = text[: found.start()]
+    return before.count("\n") + 1, found.start() - (before.rfind("\n") + 1) + 1
+
+
 def line_offsets(text: str) -> list[int]:
     """Start offset of each line, plus ``len(text)``: ``text[o[a]:o[b]]`` is lines a..b."""
     starts = [0]
@@ -116,6 +145,32 @@ def line_offsets(text: str) -> list[int]:
     if starts[-1] != len(text):
         starts.append(len(text))
     return starts
+
+
+@dataclass(frozen=True)
+class ConfigLines:
+    """Where a document's configuration sits (0-based lines), for errors about a stored snapshot."""
+
+    session_config: int | None = None
+    workspace_config: int | None = None
+    resources: tuple[int, ...] = ()
+    """The line of each ``workspace-config`` resource item, in order."""
+
+
+def config_lines(text: str) -> ConfigLines:
+    """Find the config blocks of ``text`` again; only error paths need it, so it is not stored."""
+    found = _Parse(MarkdownParser(), text, "<document>")
+    try:
+        snap = found.run()
+    except DocumentError:  # parsed once already; a plugin uninstalled since cannot be placed
+        return ConfigLines()
+    block = found.workspace_block
+    count = len(snap.workspace_config.resources) if snap.workspace_config else 0
+    return ConfigLines(
+        session_config=found.session_config_line,
+        workspace_config=found.workspace_line,
+        resources=tuple(found.yaml_item_line(block, ("resources", i)) for i in range(count)) if block else (),
+    )
 
 
 class MarkdownParser:
@@ -154,6 +209,7 @@ class _Parse:
         self.nlines = len(self.offsets) - 1
         self.session_config_line: int | None = None
         self.workspace_line: int | None = None
+        self.workspace_block: Block | None = None
 
     def error(self, message: str, line: int, col: int = 1, hint: str | None = None) -> DocumentError:
         """An error at 0-based ``line`` and 1-based ``col``."""
@@ -288,7 +344,7 @@ class _Parse:
                     block.start,
                     hint="list every resource in one workspace-config block",
                 )
-            self.workspace_line = block.start
+            self.workspace_line, self.workspace_block = block.start, block
             snap.workspace_config = self.workspace(block)
             return True
         return False
@@ -311,6 +367,11 @@ class _Parse:
                 block.start + exc.lineno,
                 exc.colno,
                 hint=f'{what} must be one JSON object, e.g. {{"key": "value"}}',
+            ) from exc
+        except ValueError as exc:  # a number Python will not convert: more digits than it allows
+            line, col = _long_number(block.text)
+            raise self.error(
+                f"{_LONG_INT} in {what}", block.start + line, col, hint="write the number as a string"
             ) from exc
         if not isinstance(value, dict):
             raise self.error(

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from domarkx import ids
+from domarkx import ids, trust
 from domarkx.data.instances import InstanceRow, lock_name
 from domarkx.data.models import (
     BlockOutput,
@@ -188,6 +188,7 @@ class InstanceManager:
         if name is not None:
             self.store.instances.check_new_name(name)
         config = self.workspaces.config_for(snapshot)
+        trust.require(snapshot, config)  # before anything is made: a power the user did not grant
         state = snapshot.workspace_state
         with contextlib.ExitStack() as held:
             with self.store.provisioning():  # until the instance row owns the workspace
@@ -261,7 +262,11 @@ class InstanceManager:
 
         workdir = self.workspaces.host_directory(workspace.resources[0])
         tools = load_setup_tools(
-            setup.text, workdir=workdir, path=snapshot.source or "<document>", line=setup.start + 2
+            setup.text,
+            workdir=workdir,
+            path=snapshot.source or "<document>",
+            line=setup.start + 2,
+            host=trust.setup_on_host(snapshot),
         )
         return [replace(t, call=_in_directory(workdir, t.call)) for t in tools]
 

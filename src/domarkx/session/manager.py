@@ -334,9 +334,10 @@ class SessionManager:
 
 def provider_for_snapshot(snapshot: SessionSnapshot, spec: str | None) -> Provider:
     """The model ``spec`` names (else session-config ``model``, else ``$DOMARKX_MODEL``) for a snapshot."""
+    from domarkx import trust
     from domarkx.llm.base import get_provider
 
-    return get_provider(spec, snapshot.session_config)
+    return get_provider(spec, snapshot.session_config, trust=trust.of(snapshot))
 
 
 def pending(instance: SessionInstance) -> bool:

@@ -5,12 +5,16 @@ in-process, in a Jupyter kernel or inside a container. Every path is relative to
 ``root``; it is resolved with symlinks followed and refused if it lands outside
 ``root``, so neither ``../x``, ``/etc/passwd`` nor a symlink to ``/etc`` reaches
 the host; a file with several hard links is refused too, since another link may
-be outside. Failures raise :class:`OutsideRootError`, ``ValueError`` or the
+be outside. Only regular files are read or written: a FIFO or a device would make
+the call wait forever (holding the instance), so files are opened without
+blocking and without following a final symlink, then checked on the open
+descriptor. Failures raise :class:`OutsideRootError`, ``ValueError`` or the
 ``OSError`` the operating system gave; callers turn them into tool errors.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -39,25 +43,48 @@ def resolve(path: str, root: str = ".") -> str:
     return full
 
 
-def _single_link(full: str, path: str) -> str:
-    """Refuse a file that has other hard links: one may be outside the root, which no path check can see.
+_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a device", stat.S_IFBLK: "a device", stat.S_IFSOCK: "a socket"}
 
-    A hard link shares the file itself, so writing through it would change the
-    file outside, and reading it would show that file.
+
+def _open(full: str, path: str, flags: int) -> int:
+    """A descriptor of the regular file at ``full``, checked after opening so nothing can swap it in between.
+
+    ``O_NONBLOCK`` makes opening a FIFO return at once instead of waiting for a
+    writer; ``O_NOFOLLOW`` refuses a symlink put in place since :func:`resolve`.
+    A file with other hard links is refused: one may be outside the root, which
+    no path check can see, and writing through it would change that file.
     """
     try:
-        info = os.stat(full)
-    except FileNotFoundError:
-        return full
-    if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
-        raise OutsideRootError(f"{path!r} has {info.st_nlink} hard links, and another one may be outside the workspace")
-    return full
+        fd = os.open(full, flags | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        if exc.errno not in (errno.ENXIO, errno.ENODEV):  # a FIFO with no reader, a socket, a device
+            raise
+        raise ValueError(_not_regular(path, os.lstat(full).st_mode)) from exc
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(f"{path} is a directory")
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(_not_regular(path, info.st_mode))
+        if info.st_nlink > 1:
+            raise OutsideRootError(
+                f"{path!r} has {info.st_nlink} hard links, and another one may be outside the workspace"
+            )
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _not_regular(path: str, mode: int) -> str:
+    kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+    return f"{path!r} is {kind}; file tools read and write regular files only"
 
 
 def read_file(path: str, *, root: str = ".", max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     """The text of a file (UTF-8, undecodable bytes replaced), cut after ``max_bytes``."""
-    full = _single_link(resolve(path, root), path)
-    with open(full, "rb") as fh:
+    with os.fdopen(_open(resolve(path, root), path, os.O_RDONLY), "rb") as fh:
         data = fh.read(max_bytes + 1)
         if len(data) <= max_bytes:
             return data.decode("utf-8", errors="replace")
@@ -71,12 +98,13 @@ def read_file(path: str, *, root: str = ".", max_bytes: int = DEFAULT_MAX_BYTES)
 
 def write_file(path: str, content: str, *, root: str = ".") -> str:
     """Create or replace a file with ``content`` (UTF-8, newlines kept as given)."""
-    full = _single_link(resolve(path, root), path)
+    full = resolve(path, root)
     if os.path.isdir(full):
         raise IsADirectoryError(f"{path} is a directory")
     os.makedirs(os.path.dirname(full), exist_ok=True)
     data = content.encode("utf-8")
-    with open(full, "wb") as fh:
+    with os.fdopen(_open(full, path, os.O_WRONLY | os.O_CREAT), "wb") as fh:
+        fh.truncate(0)
         fh.write(data)
     return f"wrote {len(data)} bytes to {path}"
 
@@ -89,15 +117,15 @@ def edit_file(path: str, old_text: str, new_text: str, *, root: str = ".") -> st
     """
     if not old_text:
         raise ValueError("old_text must not be empty")
-    full = _single_link(resolve(path, root), path)
-    with open(full, "rb") as fh:
+    with os.fdopen(_open(resolve(path, root), path, os.O_RDWR), "r+b") as fh:
         text = fh.read().decode("utf-8")
-    count = text.count(old_text)
-    if count == 0:
-        raise ValueError(f"old_text was not found in {path}; read the file and copy the text exactly")
-    if count > 1:
-        raise ValueError(f"old_text occurs {count} times in {path}; include more lines so it matches once")
-    with open(full, "wb") as fh:
+        count = text.count(old_text)
+        if count == 0:
+            raise ValueError(f"old_text was not found in {path}; read the file and copy the text exactly")
+        if count > 1:
+            raise ValueError(f"old_text occurs {count} times in {path}; include more lines so it matches once")
+        fh.seek(0)
+        fh.truncate(0)
         fh.write(text.replace(old_text, new_text, 1).encode("utf-8"))
     return f"edited {path}"
 

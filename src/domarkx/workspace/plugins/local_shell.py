@@ -76,6 +76,9 @@ class LocalShellConfig(BaseModel):
     """Bytes of output kept per command (head and tail), and of a file ``read_file`` returns."""
     sandbox: Literal["auto", "bwrap", "none"] = "auto"
     """``auto``: bubblewrap if it works here, else unconfined with a warning."""
+    max_size: int | None = Field(None, ge=1)
+    """Bytes the work tree may hold: no file a command writes grows past it, and a call that leaves
+    the tree larger is undone (its changes never reach the store). ``None``: no limit."""
     files: dict[str, str] = Field(default_factory=dict)
     """Files to start with: relative path → text."""
 
@@ -146,6 +149,10 @@ class LocalShellPlugin(Plugin):
     @classmethod
     def describe_tools(cls) -> list[ToolSpec]:
         return list(TOOLS)
+
+    @classmethod
+    def powers(cls, options: dict[str, Any]) -> list[str]:
+        return ["sandbox: none runs its commands unconfined, as you"] if options.get("sandbox") == "none" else []
 
     @cached_property
     def _git(self) -> GitStore:
@@ -385,13 +392,27 @@ class LocalShellPlugin(Plugin):
         if tool_name in _CHANGING_TOOLS:
             self._mark_dirty(self._dir(resource_id), state)
         try:
-            return handler(**kwargs)
+            result = handler(**kwargs)
         except files.OutsideRootError as exc:
             raise ToolError(f"refused: {exc}") from exc
         except (ValueError, TypeError) as exc:
             raise ToolError(f"{tool_name}: {exc}") from exc
         except OSError as exc:
             raise ToolError(f"{tool_name}: {_describe_os_error(exc, kwargs.get('path'))}") from exc
+        if tool_name in _CHANGING_TOOLS and state.config.max_size is not None:
+            self._keep_within(resource_id, state.config.max_size, tool_name, result)
+        return result
+
+    def _keep_within(self, resource_id: str, limit: int, tool_name: str, result: Any) -> None:
+        """Undo the changes since the last commit if they left the work tree over ``max_size``."""
+        if _sandbox.tree_size(self.work_dir(resource_id), limit) <= limit:
+            return
+        self.load_version(resource_id, self.get_version(resource_id))
+        raise ToolError(
+            f"{tool_name}: the workspace grew past its max_size of {limit} bytes, so the changes since "
+            f"the last commit were undone{_sandbox.brief(result)}",
+            hint="write less, or remove files in the same command that makes them",
+        )
 
     def _run_command(self, work: Path, config: LocalShellConfig, command: str, timeout: Any) -> dict[str, Any]:
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)):
@@ -399,15 +420,7 @@ class LocalShellPlugin(Plugin):
         seconds = config.timeout if timeout is None else min(float(timeout), config.max_timeout)
         if not seconds > 0:  # also NaN, which would never time out
             raise ToolError("run_command: timeout must be a positive number of seconds")
-        wrapper: list[str] = []
-        env: dict[str, str] | None = None
-        if config.sandbox != "none":
-            if _sandbox.bwrap_works():
-                wrapper, env = _sandbox.wrapper(work), shell.minimal_env(_sandbox.SANDBOX_TMP)
-            elif config.sandbox == "bwrap":
-                raise ToolError("run_command: bubblewrap was configured but cannot run here")
-            else:
-                _sandbox.warn_unconfined("bubblewrap (bwrap) is not available")
+        wrapper, env = _sandbox.confinement(work, config.sandbox, max_file=config.max_size)
         return shell.run_command(
             command,
             cwd=str(work),

@@ -8,8 +8,11 @@ same blob), so committing without a change gives the same version. Commit skips
 even the copy when no ``execute`` ran and the file's size and mtime are as they
 were at the last commit or load.
 
-Statements cannot reach other files: ``ATTACH`` (and so ``VACUUM INTO``) is
-refused by an authorizer, and extension loading stays off.
+Statements cannot reach other files nor the process: an authorizer refuses
+``ATTACH`` (and so ``VACUUM INTO``), functions that handle raw pointers or load
+code (``fts3_tokenizer``, ``load_extension``) and every pragma outside a list
+of harmless ones (``writable_schema`` and the process-wide ones among those
+refused); extension loading stays off.
 """
 
 from __future__ import annotations
@@ -326,6 +329,9 @@ class SqlitePlugin(Plugin):
         else:
             db = sqlite3.connect(path, isolation_level=None)
         try:
+            setconfig = getattr(db, "setconfig", None)  # Python 3.12+: SQLite's own hardening
+            if setconfig is not None:
+                setconfig(sqlite3.SQLITE_DBCONFIG_DEFENSIVE, True)  # type: ignore[attr-defined,unused-ignore]
             db.set_authorizer(_authorize)
             deadline = time.monotonic() + config.timeout
             db.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
@@ -334,8 +340,49 @@ class SqlitePlugin(Plugin):
             db.close()
 
 
-def _authorize(action: int, *_args: object) -> int:
-    return sqlite3.SQLITE_DENY if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH) else sqlite3.SQLITE_OK
+_DENIED_FUNCTIONS = frozenset({"fts3_tokenizer", "load_extension", "rtreenode", "rtreedepth"})
+"""Functions that reach past SQL: ``fts3_tokenizer`` hands out, and calls, raw pointers (one SELECT
+leaks an address, a second makes the process jump where the SQL says); ``load_extension`` loads
+code; the r-tree debugging functions parse any blob they are given as a node."""
+_PRAGMAS = frozenset(
+    {
+        # what the database holds: read-only
+        *("table_info", "table_xinfo", "table_list", "index_info", "index_xinfo", "index_list"),
+        *("foreign_key_list", "foreign_key_check", "integrity_check", "quick_check", "database_list"),
+        *("collation_list", "function_list", "module_list", "pragma_list", "compile_options"),
+        *("data_version", "page_count", "freelist_count", "stats"),
+        # settings of this connection or this database file, harmless either way
+        *("foreign_keys", "defer_foreign_keys", "recursive_triggers", "ignore_check_constraints"),
+        *("case_sensitive_like", "automatic_index", "reverse_unordered_selects", "query_only"),
+        *("cache_size", "cache_spill", "temp_store", "threads", "busy_timeout", "synchronous"),
+        *("analysis_limit", "optimize", "legacy_alter_table", "cell_size_check", "secure_delete"),
+        *("user_version", "application_id", "page_size", "auto_vacuum", "incremental_vacuum"),
+        *("max_page_count", "journal_size_limit", "wal_checkpoint", "wal_autocheckpoint", "shrink_memory"),
+        *("locking_mode", "count_changes", "short_column_names", "full_column_names"),
+    }
+)
+"""Pragmas a statement may use with any argument. Everything else is refused: ``writable_schema``
+(a corrupt schema can crash SQLite), process-wide ones (``temp_store_directory``, the heap
+limits), ``mmap_size`` (a mapped file truncated behind SQLite's back is a crash)."""
+_READ_ONLY_PRAGMAS = frozenset({"schema_version", "journal_mode", "encoding", "trusted_schema"})
+"""Pragmas a statement may read but not set (setting ``schema_version`` corrupts the database)."""
+
+
+def _authorize(action: int, arg1: str | None, arg2: str | None, *_where: object) -> int:
+    """The authorizer every connection gets: what SQL from a document or a model may not do.
+
+    SQLite asks it while preparing each statement (also for the statements of
+    triggers and views), so a denied function cannot hide in the schema either.
+    """
+    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_FUNCTION:
+        return sqlite3.SQLITE_DENY if (arg2 or "").lower() in _DENIED_FUNCTIONS else sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_PRAGMA:
+        name = (arg1 or "").lower()
+        allowed = name in _PRAGMAS or (name in _READ_ONLY_PRAGMAS and arg2 is None)
+        return sqlite3.SQLITE_OK if allowed else sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
 
 
 @contextlib.contextmanager
@@ -353,7 +400,11 @@ def _translated(tool: str, config: SqliteConfig) -> Iterator[None]:
 def _sqlite_message(exc: Exception) -> str:
     text = str(exc)
     if text in ("not authorized", "authorization denied"):
-        return "not authorized: a sqlite resource cannot attach other database files or load extensions"
+        return (
+            "not authorized: a sqlite resource cannot attach other database files, load extensions, "
+            "call fts3_tokenizer, or use a pragma that reaches past the database (writable_schema, "
+            "temp_store_directory, mmap_size…)"
+        )
     if "readonly database" in text:
         return "query is read-only; use execute to change the database"
     return text
