@@ -191,7 +191,12 @@ class Stopwatch:
 
 @contextmanager
 def bench_home() -> Iterator[InstanceManager]:
-    with tempfile.TemporaryDirectory(prefix="domarkx-bench-") as home, Store(Path(home)) as store:
+    """A throwaway home whose documents (ours: their ``sandbox: none`` is this bench's choice) count as trusted."""
+    with (
+        tempfile.TemporaryDirectory(prefix="domarkx-bench-") as home,
+        Store(Path(home)) as store,
+        trust.granted_for_this_command(),
+    ):
         yield InstanceManager(store)
 
 
@@ -388,9 +393,8 @@ def figures(
     count = turns_count or (5 if quick else 30)
     runs = repeat or (3 if quick else 9)
     tree = files or (100 if quick else 1000)
-    with trust.granted_for_this_command():  # our own documents: their sandbox: none is the user's choice
-        turn, details = turn_rows(count, profile)
-        rows = turn + create_rows(runs) + fork_rows(tree, runs)
+    turn, details = turn_rows(count, profile)
+    rows = turn + create_rows(runs) + fork_rows(tree, runs)
     return {"area": "Turns, instances and forks", "rows": rows, "details": {**details, "repeat": runs, "files": tree}}
 
 
