@@ -653,7 +653,7 @@ def test_attack_is_refused_or_contained(lab: Lab, request: pytest.FixtureRequest
 # fail, the day those land, so the mark is removed on purpose.
 
 DOMARKX = str(Path(sys.executable).parent / "domarkx")
-CORE, LOOP, PYTHON, LATER = "core lane", "loop lane", "python lane", "a later lane"
+LATER = "a later lane"
 
 
 @dataclass
@@ -1011,24 +1011,24 @@ ITEMS = [
     pytest.param(item_03, id="03-sql-calls-an-address"),
     pytest.param(item_04_shell, id="04-key-in-proc-environ-shell"),
     pytest.param(item_04_kernel, id="04-key-in-proc-environ-kernel"),
-    pytest.param(item_05, id="05-non-utf8-file-name", marks=others(CORE)),
+    pytest.param(item_05, id="05-non-utf8-file-name"),
     pytest.param(item_06, id="06-snapshot-removed-while-run-starts"),
     pytest.param(item_07, id="07-fifo-blocks-the-instance"),
     pytest.param(item_08, id="08-newline-in-a-tool-call-name"),
     pytest.param(item_09, id="09-lone-surrogate-in-a-reply"),
     pytest.param(item_10, id="10-forged-tool-result", marks=others(LATER)),
     pytest.param(item_11, id="11-root-only-files-in-the-sandbox", marks=pytest.mark.bwrap),
-    pytest.param(item_12, id="12-unreadable-file-breaks-commits", marks=others(CORE)),
-    pytest.param(item_13, id="13-u2028-in-a-directory-name", marks=others(CORE)),
+    pytest.param(item_12, id="12-unreadable-file-breaks-commits"),
+    pytest.param(item_13, id="13-u2028-in-a-directory-name"),
     pytest.param(item_14, id="14-name-shadows-an-id"),
     pytest.param(item_15, id="15-over-long-integer"),
     pytest.param(item_16, id="16-forged-workspace-version"),
-    pytest.param(item_17, id="17-export-at-out-of-range", marks=others(CORE)),
+    pytest.param(item_17, id="17-export-at-out-of-range"),
     pytest.param(item_18, id="18-raw-titles"),
     pytest.param(item_19_shell, id="19-killed-domarkx-leaves-its-command"),
     pytest.param(item_19_kernel, id="19-killed-domarkx-leaves-kernel-children"),
     pytest.param(item_20, id="20-no-disk-quota"),
-    pytest.param(item_21, id="21-state-files-without-fsync", marks=others(CORE)),
+    pytest.param(item_21, id="21-state-files-without-fsync"),
 ]
 
 
