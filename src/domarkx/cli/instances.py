@@ -15,14 +15,15 @@ def instances() -> None:
 
 @instances.command("ls")
 @click.option("-q", "--quiet", is_flag=True, help="Print only full ids.")
+@click.option("-a", "--all", "show_all", is_flag=True, help="Also the hidden instances `domarkx reset` keeps.")
 @json_option
-def ls(quiet: bool, as_json: bool) -> None:
+def ls(quiet: bool, show_all: bool, as_json: bool) -> None:
     """List instances, newest first."""
     from domarkx.cli._session import managers
 
     manager, _ = managers()
     with manager.store:
-        rows = manager.listing()
+        rows = manager.listing(hidden=show_all)
     if as_json:
         emit_json(rows)
     elif quiet:
@@ -36,7 +37,7 @@ def ls(quiet: bool, as_json: bool) -> None:
                     row["id"][:12],
                     row["name"] or "-",
                     ids.short(row["snapshot_id"]),
-                    row["status"],
+                    f"hidden (reset of {row['parent'][:12]})" if row["hidden"] else row["status"],
                     str(row["messages"]),
                     ago(row["created"]),
                 ]

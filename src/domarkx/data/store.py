@@ -145,7 +145,22 @@ def _m4_pending_workspaces(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE workspaces ADD COLUMN pending INTEGER NOT NULL DEFAULT 0")
 
 
-MIGRATIONS: list[Migration] = [_m1_initial, _m2_instances, _m3_workspaces, _m4_pending_workspaces]
+def _m5_hidden_instances(db: sqlite3.Connection) -> None:
+    """``hidden``: an instance kept only to make a ``reset`` recoverable (``instances ls -a`` lists it).
+
+    ``parent``: the instance it was split from (see domarkx.session.rewind).
+    """
+    db.execute("ALTER TABLE instances ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE instances ADD COLUMN parent TEXT")
+
+
+MIGRATIONS: list[Migration] = [
+    _m1_initial,
+    _m2_instances,
+    _m3_workspaces,
+    _m4_pending_workspaces,
+    _m5_hidden_instances,
+]
 """Schema migrations, applied in order, each once; ``PRAGMA user_version`` counts them."""
 
 

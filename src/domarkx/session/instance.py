@@ -29,6 +29,7 @@ from domarkx.session.snapshot import SnapshotManager
 from domarkx.workspace.plugin import resource_path
 
 if TYPE_CHECKING:
+    from domarkx.session.rewind import Reset
     from domarkx.workspace.manager import Workspace, WorkspaceManager
 
 Progress = Callable[[str], None]
@@ -130,6 +131,7 @@ class InstanceManager:
                 )
             fresh = self.get(instance.id)
             instance.messages, instance.head_version, instance.status = fresh.messages, fresh.head_version, fresh.status
+            instance.workspace_id = fresh.workspace_id  # a reset gives the instance a new one
             yield instance
 
     def set_status(self, ref: str, status: str) -> SessionInstance:
@@ -141,13 +143,15 @@ class InstanceManager:
         instance.status = status  # type: ignore[assignment]
         return instance
 
-    def listing(self) -> list[dict[str, Any]]:
+    def listing(self, *, hidden: bool = False) -> list[dict[str, Any]]:
+        """Instances, newest first; ``hidden``: also those kept only to undo a ``reset``."""
         rows = self.store.db.execute(
-            "SELECT i.id, i.name, i.snapshot_id, i.status, i.created, i.head_version,"
+            "SELECT i.id, i.name, i.snapshot_id, i.status, i.created, i.head_version, i.hidden, i.parent,"
             " (SELECT COUNT(*) FROM messages m WHERE m.instance_id = i.id) AS messages"
-            " FROM instances i ORDER BY i.created DESC, i.id"
+            " FROM instances i WHERE i.hidden = 0 OR ? ORDER BY i.created DESC, i.id",
+            (int(hidden),),
         )
-        return [dict(r) for r in rows]
+        return [{**dict(r), "hidden": bool(r["hidden"])} for r in rows]
 
     def remove(self, ref: str, *, force: bool = False) -> str:
         with self.using(self.get(ref)) as instance:
@@ -356,6 +360,12 @@ class InstanceManager:
                 self.workspaces.destroy(workspace)
                 raise
         return fork
+
+    def reset(self, ref: str, at: int) -> Reset:
+        """Rewind the instance in place to message ``at``; the tail stays in a hidden fork (session/rewind.py)."""
+        from domarkx.session.rewind import reset
+
+        return reset(self, ref, at)
 
     def version_at(self, instance: SessionInstance, at: int) -> str:
         """The workspace version linked at or before message ``at`` (else the initial one)."""
