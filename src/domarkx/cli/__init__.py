@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "commit": ("domarkx.cli.history:commit", "Make a snapshot of an instance, workspace included."),
     "exec": ("domarkx.cli.exec_:exec_cmd", "Run a command in an instance's shell."),
     "doctor": ("domarkx.cli.doctor:doctor", "Verify the store: hashes, snapshots, instances."),
+    "mcp": ("domarkx.cli.mcp:mcp_cmd", "Serve an instance's workspace to an MCP client (Claude Code…)."),
     "plugins": ("domarkx.cli.plugins:plugins", "List installed resource plugins and their tools."),
 }
 

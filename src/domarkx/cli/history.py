@@ -46,10 +46,13 @@ def fork(ref: str, at: int, name: str | None, quiet: bool) -> None:
     The original instance is untouched. See `domarkx log` for indices.
     """
     from domarkx.cli._session import managers
+    from domarkx.session.rewind import unrestorable_in
 
     manager, _ = managers()
     with manager.store:
         new = manager.fork(ref, at, name=name)
+        for item in unrestorable_in(manager, ref):
+            click.secho(f"warning: {item.warning()}", err=True, fg="yellow")
     if not quiet:
         click.secho(f"· forked at message {at}, workspace {ids.short(new.head_version or '')}", err=True)
     click.echo(new.id)

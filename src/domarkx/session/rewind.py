@@ -77,9 +77,12 @@ def reset(instances: InstanceManager, ref: str, at: int) -> Reset:
         return reset_held(instances, instance, at)
 
 
-def reset_held(instances: InstanceManager, instance: SessionInstance, at: int) -> Reset:
-    """:func:`reset` for an instance the caller already holds (``InstanceManager.using``)."""
-    check_index(instance, at, "--at")
+def reset_held(instances: InstanceManager, instance: SessionInstance, at: int, *, option: str = "--at") -> Reset:
+    """:func:`reset` for an instance the caller already holds (``InstanceManager.using``).
+
+    ``option``: how the caller's user named ``at``, for the out-of-range error.
+    """
+    check_index(instance, at, option)
     workspaces = instances.workspaces
     old = workspaces.open(instance.workspace_id)
     warnings = unrestorable(workspaces, old, instance.messages)
@@ -139,6 +142,12 @@ def check_index(instance: SessionInstance, at: int, option: str) -> None:
         last = len(instance.messages) - 1
         span = f"the messages are 0..{last}" if last >= 0 else "the instance has no messages"
         raise UsageError(f"{option} {at} is out of range: {span}", hint="see `domarkx log` for message indices")
+
+
+def unrestorable_in(instances: InstanceManager, ref: str) -> list[Unrestorable]:
+    """:func:`unrestorable` for a stored instance (what ``fork`` and ``verify`` warn about)."""
+    instance = instances.get(ref)
+    return unrestorable(instances.workspaces, instances.workspaces.open(instance.workspace_id), instance.messages)
 
 
 def unrestorable(

@@ -344,6 +344,11 @@ class WorkspaceManager:
             raise DomarkxError(f"workspace {workspace.id} has no version yet", hint="commit it first")
         return WorkspaceVersion(id=row[0], versions=self._version(row[0])["versions"])
 
+    def stored_version(self, version_id: str) -> tuple[WorkspaceVersion, dict[str, str]]:
+        """A workspace version as stored, and the type of each of its resources (nothing is loaded)."""
+        stored = self._version(version_id)
+        return WorkspaceVersion(id=version_id, versions=stored["versions"]), stored["types"]
+
     def has_version(self, version_id: str) -> bool:
         """Whether ``version_id`` is a stored workspace version."""
         return (
