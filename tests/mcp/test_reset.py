@@ -91,7 +91,8 @@ def test_reset_rewinds_every_resource_and_keeps_the_tail_hidden(cli, tmp_path: P
     listed = json.loads(cli("instances", "ls", "--json").out)
     assert [r["id"] for r in listed] == [instance]
     everything = {r["id"]: r for r in json.loads(cli("instances", "ls", "-a", "--json").out)}
-    assert everything[hidden]["hidden"] is True and everything[hidden]["parent"] == instance
+    assert everything[hidden]["hidden"] is True and everything[hidden]["parent_id"] == instance
+    assert everything[hidden]["parent_at"] == 1
     assert everything[hidden]["status"] == "stopped" and everything[hidden]["messages"] == 4
 
     # the hidden fork is the instance as it was: same conversation, same workspace

@@ -37,7 +37,9 @@ def ls(quiet: bool, show_all: bool, as_json: bool) -> None:
                     row["id"][:12],
                     row["name"] or "-",
                     ids.short(row["snapshot_id"]),
-                    f"hidden (reset of {row['parent'][:12]})" if row["hidden"] else row["status"],
+                    f"hidden (reset of {row['parent_id'][:12]} at {row['parent_at']})"
+                    if row["hidden"]
+                    else row["status"],
                     str(row["messages"]),
                     ago(row["created"]),
                 ]

@@ -146,12 +146,14 @@ def _m4_pending_workspaces(db: sqlite3.Connection) -> None:
 
 
 def _m5_hidden_instances(db: sqlite3.Connection) -> None:
-    """``hidden``: an instance kept only to make a ``reset`` recoverable (``instances ls -a`` lists it).
+    """Fork lineage: ``parent_id``/``parent_at``, the instance and message an instance was split from.
 
-    ``parent``: the instance it was split from (see domarkx.session.rewind).
+    ``hidden``: an instance kept only to make a ``reset`` recoverable (``instances ls -a`` lists it;
+    see domarkx.session.rewind).
     """
+    db.execute("ALTER TABLE instances ADD COLUMN parent_id TEXT")
+    db.execute("ALTER TABLE instances ADD COLUMN parent_at INTEGER")
     db.execute("ALTER TABLE instances ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0")
-    db.execute("ALTER TABLE instances ADD COLUMN parent TEXT")
 
 
 MIGRATIONS: list[Migration] = [

@@ -146,7 +146,8 @@ class InstanceManager:
     def listing(self, *, hidden: bool = False) -> list[dict[str, Any]]:
         """Instances, newest first; ``hidden``: also those kept only to undo a ``reset``."""
         rows = self.store.db.execute(
-            "SELECT i.id, i.name, i.snapshot_id, i.status, i.created, i.head_version, i.hidden, i.parent,"
+            "SELECT i.id, i.name, i.snapshot_id, i.status, i.created, i.head_version,"
+            " i.hidden, i.parent_id, i.parent_at,"
             " (SELECT COUNT(*) FROM messages m WHERE m.instance_id = i.id) AS messages"
             " FROM instances i WHERE i.hidden = 0 OR ? ORDER BY i.created DESC, i.id",
             (int(hidden),),

@@ -121,10 +121,10 @@ def _split(
     """In one transaction: the hidden fork takes the whole conversation and the old workspace."""
     db.execute(
         "INSERT INTO instances(id, name, snapshot_id, workspace_id, status, created, head_version,"
-        " initial_version, hidden, parent)"
-        " SELECT ?, NULL, snapshot_id, workspace_id, 'stopped', ?, ?, initial_version, 1, id"
+        " initial_version, hidden, parent_id, parent_at)"
+        " SELECT ?, NULL, snapshot_id, workspace_id, 'stopped', ?, ?, initial_version, 1, id, ?"
         " FROM instances WHERE id = ?",
-        (hidden, now, old_head, instance_id),
+        (hidden, now, old_head, at, instance_id),
     )
     db.execute(
         "INSERT INTO messages(instance_id, idx, body) SELECT ?, idx, body FROM messages WHERE instance_id = ?",
