@@ -44,8 +44,10 @@ async def call(client: Client, name: str, **arguments: Any) -> tuple[str, bool]:
     return "\n".join(getattr(block, "text", "") for block in result.content), bool(result.is_error)
 
 
-def manager(home: Path) -> InstanceManager:
-    return InstanceManager(Store(home))
+@contextlib.contextmanager
+def manager(home: Path) -> Iterator[InstanceManager]:
+    with Store(home) as store:
+        yield InstanceManager(store)
 
 
 def work_dir(home: Path, instance: str, resource: int = 0) -> Path:

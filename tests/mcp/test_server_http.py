@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -15,10 +14,7 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcphelp import CLIENT, DOMARKX, HttpServer, call, http_server, tree, work_dir
-
-from domarkx.data.store import Store
-from domarkx.session.instance import InstanceManager
+from mcphelp import CLIENT, DOMARKX, HttpServer, call, http_server, manager, tree, work_dir
 
 INIT = {
     "jsonrpc": "2.0",
@@ -27,12 +23,6 @@ INIT = {
     "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "x", "version": "0"}},
 }
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-
-
-@contextlib.contextmanager
-def manager(home: Path) -> Iterator[InstanceManager]:
-    with Store(home) as store:
-        yield InstanceManager(store)
 
 
 def new_instance(cli, tmp_path: Path) -> str:  # type: ignore[no-untyped-def]
