@@ -9,7 +9,10 @@ import anyio
 from mcphelp import call, stdio, tree, work_dir
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "mcp.md"
-SETUP = "mkdir -p app/tests && printf 'def f():\\n    return 1\\n' > app/core.py && echo 'from app.core import f' > app/tests/t.py"
+SETUP = (
+    "mkdir -p app/tests && printf 'def f():\\n    return 1\\n' > app/core.py"
+    " && echo 'from app.core import f' > app/tests/t.py"
+)
 BREAK = "sed -i 's/return 1/return 2/' app/core.py && rm -rf app/tests && touch app/new.py"
 
 
