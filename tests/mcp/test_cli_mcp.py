@@ -48,6 +48,15 @@ def test_a_port_in_use(cli, tmp_path: Path, domarkx_home: Path) -> None:  # type
     assert result.returncode == 1 and f"error: cannot listen on 127.0.0.1:{port}" in result.stderr
 
 
+def test_a_stopped_instance_is_not_served(cli, tmp_path: Path, domarkx_home: Path) -> None:  # type: ignore[no-untyped-def]
+    doc = tmp_path / "doc.md"
+    doc.write_text("## user\n\n> x\n")
+    instance = cli("run", str(doc), "-q").out.strip()
+    cli("instances", "stop", instance)
+    result = domarkx("mcp", instance, home=domarkx_home)
+    assert result.returncode == 2 and "is stopped" in result.stderr and result.stdout == ""
+
+
 @pytest.mark.parametrize("args", [("--help",), ("mcp", "--help"), ("reset", "--help"), ("instances", "ls")])
 def test_the_sdk_is_imported_only_to_serve(domarkx_home: Path, args: tuple[str, ...]) -> None:
     code = (

@@ -150,6 +150,11 @@ def open_recorder(ref: str, progress: Progress) -> Recorder:
 
     instances = InstanceManager(Store())
     recorder = Recorder(instances, instance_for(instances, ref, progress))
+    if instances.get(recorder.instance_id).status != "running":
+        raise UsageError(
+            f"instance {ref} is stopped (a hidden one, kept by a reset, always is)",
+            hint=f"`domarkx instances start {ref}` first, or serve a fork of it",
+        )
     recorder.tools()  # a clash of tool names stops the server before any client sees it
     progress(f"serving instance {recorder.instance_id}")
     return recorder

@@ -100,7 +100,7 @@ def _stdio(base: Path, config: McpConfig) -> Any:
                 hint="install bubblewrap (apt-get install bubblewrap) or use sandbox: auto",
             )
         else:
-            _sandbox.warn_unconfined("bubblewrap (bwrap) is not available")
+            _sandbox.warn_unconfined("bubblewrap (bwrap) is not available", "mcp server programs")
     Path(base / "home").mkdir(exist_ok=True)
     env = {**shell.minimal_env(home), **_IDENTITY, **config.env}
     params = StdioServerParameters(command=argv[0], args=argv[1:], env=env, cwd=str(work))

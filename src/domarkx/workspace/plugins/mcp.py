@@ -34,6 +34,7 @@ import json
 import re
 import shlex
 import uuid
+from collections.abc import Collection, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -41,7 +42,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from domarkx import ids
-from domarkx.workspace.plugin import Plugin, Resource, ToolError, ToolSpec, resource_path
+from domarkx.workspace.plugin import Layer, Plugin, Resource, ToolError, ToolSpec, resource_path
 from domarkx.workspace.plugins._gitstore import remove_path
 from domarkx.workspace.plugins._state import parse_config, read_state, write_state
 
@@ -185,6 +186,13 @@ class McpPlugin(Plugin):
 
     def load_version(self, resource_id: str, version_id: str) -> None:
         """Nothing to restore: the server keeps its own state (see the module docstring)."""
+
+    def export_versions(self, version_ids: Sequence[str], into: Path, *, have: Collection[str] = ()) -> list[Layer]:
+        """Nothing travels: a version is only the name of a configuration the document carries."""
+        return []
+
+    def import_versions(self, layers: Sequence[Layer]) -> None:
+        """Nothing to take in (see :meth:`export_versions`)."""
 
 
 def _named(listed: list[tuple[str, str, dict[str, Any]]]) -> list[RemoteTool]:
