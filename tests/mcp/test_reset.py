@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from domarkx.data.instances import Instances
 from domarkx.data.store import Store
 from domarkx.errors import DomarkxError
-from domarkx.session import rewind
 from domarkx.session.instance import InstanceManager, lock_name
 
 DOC = """\
@@ -163,7 +163,7 @@ def test_a_failed_reset_changes_nothing_and_leaves_nothing(
         raise DomarkxError("disk on fire")
 
     with monkeypatch.context() as patched:
-        patched.setattr(rewind, "_split", broken)
+        patched.setattr(Instances, "rewind", broken)
         result = cli("reset", instance_id, "--at", "1")
     assert result.code == 1 and "disk on fire" in result.err
     assert cli("export", instance_id).out == before

@@ -162,7 +162,6 @@ def open_recorder(ref: str, progress: Progress) -> Recorder:
 
 def instance_for(instances: Any, ref: str, progress: Progress) -> str:
     """An existing instance's id, or a new instance of a document path or a snapshot (like ``run``)."""
-    from domarkx.session.instance import resolve_any
     from domarkx.session.snapshot import read_source
 
     if ref == "-":
@@ -175,7 +174,7 @@ def instance_for(instances: Any, ref: str, progress: Progress) -> str:
     elif ref.endswith((".md", ".markdown")) or "/" in ref:
         raise UsageError(f"no such file: {ref}", hint="REF is an instance, a snapshot id or tag, or a document's path")
     else:
-        kind, found = resolve_any(instances.store, ref)
+        kind, found = instances.store.resolve_any(ref)
         if kind == "instance":
             return str(found)
         snapshot = instances.snapshots.get(found)

@@ -29,8 +29,6 @@ from typing import TYPE_CHECKING
 from domarkx.errors import UsageError
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from domarkx.data.models import ConversationMessage, SessionInstance
     from domarkx.session.instance import InstanceManager
     from domarkx.workspace.manager import Workspace, WorkspaceManager
@@ -96,9 +94,14 @@ def reset_held(instances: InstanceManager, instance: SessionInstance, at: int, *
     with store.provisioning():  # until the instance row owns the fresh workspace
         fresh = workspaces.clone(old, version, pending=True)
         try:
-            with store.write() as db:
-                _split(db, instance.id, at, hidden, fresh.id, old_head, version, store.now())
-                workspaces.claim(db, fresh.id)
+            tail = store.instances.row(instance.id)._replace(
+                id=hidden, name=None, status="stopped", created=store.now(), head_version=old_head,
+                parent_id=instance.id, parent_at=at, hidden=True,
+            )  # fmt: skip
+            with store.write():  # one transaction: the tail takes everything, the instance moves on
+                store.instances.insert(tail, store.instances.bodies(instance.id))
+                store.instances.rewind(instance.id, at, fresh.id, version)
+                store.workspaces.claim(fresh.id)
         except BaseException:
             workspaces.destroy(fresh)
             raise
@@ -106,34 +109,6 @@ def reset_held(instances: InstanceManager, instance: SessionInstance, at: int, *
     instance.messages = instance.messages[: at + 1]
     instance.workspace_id, instance.head_version = fresh.id, version
     return Reset(instance, at, version, hidden, discarded, warnings)
-
-
-def _split(
-    db: sqlite3.Connection,
-    instance_id: str,
-    at: int,
-    hidden: str,
-    workspace_id: str,
-    old_head: str,
-    version: str,
-    now: float,
-) -> None:
-    """In one transaction: the hidden fork takes the whole conversation and the old workspace."""
-    db.execute(
-        "INSERT INTO instances(id, name, snapshot_id, workspace_id, status, created, head_version,"
-        " initial_version, hidden, parent_id, parent_at)"
-        " SELECT ?, NULL, snapshot_id, workspace_id, 'stopped', ?, ?, initial_version, 1, id, ?"
-        " FROM instances WHERE id = ?",
-        (hidden, now, old_head, at, instance_id),
-    )
-    db.execute(
-        "INSERT INTO messages(instance_id, idx, body) SELECT ?, idx, body FROM messages WHERE instance_id = ?",
-        (hidden, instance_id),
-    )
-    db.execute("DELETE FROM messages WHERE instance_id = ? AND idx > ?", (instance_id, at))
-    db.execute(
-        "UPDATE instances SET workspace_id = ?, head_version = ? WHERE id = ?", (workspace_id, version, instance_id)
-    )
 
 
 def check_index(instance: SessionInstance, at: int, option: str) -> None:
@@ -153,18 +128,13 @@ def unrestorable_in(instances: InstanceManager, ref: str) -> list[Unrestorable]:
 def unrestorable(
     workspaces: WorkspaceManager, workspace: Workspace, messages: list[ConversationMessage]
 ) -> list[Unrestorable]:
-    """The resources that cannot be rewound and the assistant messages whose tool calls reached them.
-
-    Tool names follow the workspace's rule (docs/workspaces.md): with one
-    resource a tool keeps its name, with several it is ``<resource>__<tool>``.
-    """
-    several = len(workspace.resources) > 1
+    """The resources that cannot be rewound and the assistant messages whose tool calls reached them."""
     found: list[Unrestorable] = []
     for resource in workspace.resources:
         plugin = workspaces.plugin(resource.type)
         if plugin.restorable:
             continue
-        names = {f"{resource.name}__{t.name}" if several else t.name for t in plugin.list_tools(resource.id)}
+        names = {workspaces.tool_name(workspace, resource, t.name) for t in plugin.list_tools(resource.id)}
         touched = [
             index
             for index, message in enumerate(messages)

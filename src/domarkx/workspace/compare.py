@@ -41,22 +41,27 @@ def compare(workspaces: WorkspaceManager, old: str, new: str) -> list[ResourceCo
     Equal resource versions are equal states (content addressing), so they are
     not diffed. A plugin that cannot diff says so in the resource's notes.
     """
-    before, old_types = workspaces.stored_version(old)
-    after, new_types = workspaces.stored_version(new)
+    before, after = workspaces.version_info(old), workspaces.version_info(new)
     found: list[ResourceComparison] = []
-    for name in sorted(old_types.keys() | new_types.keys()):
-        a, b = before.versions.get(name), after.versions.get(name)
-        kind = new_types.get(name) or old_types[name]
-        if a is None or b is None or old_types.get(name) != new_types.get(name):
+    for name in sorted(before.keys() | after.keys()):
+        a, b = before.get(name), after.get(name)
+        kind = (b or a or ("", ""))[0]
+        old_version, new_version = a[1] if a else None, b[1] if b else None
+        if a is None or b is None or a[0] != b[0]:
             status: Literal["added", "removed", "modified"] = (
                 "added" if a is None else "removed" if b is None else "modified"
             )
             note = Change(kind="resource", name=name, status=status, detail=f"resource {name} ({kind}) {status}")
-            found.append(ResourceComparison(name, kind, a, b, ResourceDiff(changes=[note])))
-        elif a == b:
-            found.append(ResourceComparison(name, kind, a, b))
+            found.append(ResourceComparison(name, kind, old_version, new_version, ResourceDiff(changes=[note])))
+        elif old_version == new_version:
+            found.append(ResourceComparison(name, kind, old_version, new_version))
         else:
-            found.append(ResourceComparison(name, kind, a, b, _diff(workspaces, kind, a, b)))
+            assert old_version is not None and new_version is not None
+            found.append(
+                ResourceComparison(
+                    name, kind, old_version, new_version, _diff(workspaces, kind, old_version, new_version)
+                )
+            )
     return found
 
 
