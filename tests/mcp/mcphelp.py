@@ -70,13 +70,6 @@ def tree(top: Path) -> dict[str, str]:
     return found
 
 
-def only_instance(home: Path) -> str:
-    with Store(home) as store:
-        rows = InstanceManager(store).listing()
-    assert len(rows) == 1, rows
-    return str(rows[0]["id"])
-
-
 def wait_for(predicate: Any, what: str) -> None:
     deadline = time.monotonic() + WAIT
     while not predicate():

@@ -126,7 +126,7 @@ def test_a_server_that_cannot_start_fails_the_run_in_one_line(cli, tmp_path: Pat
     assert "Traceback" not in result.err
     assert not list((domarkx_home / "resources").glob("mcp-*"))
     with manager(domarkx_home) as instances:
-        assert instances.listing() == [] and instances.workspaces.abandoned() == ([], [])
+        assert instances.store.instances.listing() == [] and instances.workspaces.abandoned() == ([], [])
 
 
 def test_a_streamable_http_server_by_url(tmp_path: Path, domarkx_home: Path, cli) -> None:  # type: ignore[no-untyped-def]

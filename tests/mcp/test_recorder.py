@@ -123,7 +123,7 @@ def test_an_unanswered_call_left_by_a_dead_process_is_closed_as_interrupted(inst
     assert recorded[2].tool_call_id == "mcp_dead" and not recorded[2].tool_ok
     assert recorded[2].metadata["interrupted"] == DIED
     fork = instances.fork(recorder.instance_id, 2)
-    outcome = instances.exec(fork.id, "ls")
+    outcome, _notes = instances.exec(fork.id, "ls")
     assert outcome.output["stdout"] == "half\n"
 
 

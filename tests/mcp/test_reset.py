@@ -146,7 +146,7 @@ def test_an_object_held_across_a_reset_follows_the_new_workspace(cli, tmp_path: 
         with manager.using(held):
             assert held.workspace_id == manager.get(instance_id).workspace_id
             assert len(held.messages) == 2
-        outcome = manager.exec(instance_id, "ls", resource="sh")
+        outcome, _notes = manager.exec(instance_id, "ls", resource="sh")
     assert outcome.output["stdout"].split() == ["a.txt"]
 
 
