@@ -171,3 +171,13 @@ def test_a_failed_reset_changes_nothing_and_leaves_nothing(
     with Store(domarkx_home) as store:
         workspaces, stray = InstanceManager(store).workspaces.abandoned()
     assert workspaces == [] and stray == []
+
+
+def test_the_hidden_tail_remembers_the_instances_settings(cli, tmp_path: Path, domarkx_home: Path) -> None:  # type: ignore[no-untyped-def]
+    instance = run_doc(cli, tmp_path)
+    with Store(domarkx_home) as store:
+        store.instances.set_settings(instance, {"model": "openai:fake-model"})
+    hidden = cli("reset", instance, "--at", "1").out.strip()
+    with Store(domarkx_home) as store:
+        assert store.instances.settings(hidden) == {"model": "openai:fake-model"}
+        assert store.instances.settings(instance) == {"model": "openai:fake-model"}
