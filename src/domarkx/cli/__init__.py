@@ -30,9 +30,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "instances": ("domarkx.cli.instances:instances", "List, inspect, stop, start and remove instances."),
     "log": ("domarkx.cli.history:log", "Show an instance's messages and workspace versions."),
     "fork": ("domarkx.cli.history:fork", "Branch an instance at a message, workspace included."),
+    "reset": ("domarkx.cli.reset:reset_cmd", "Rewind an instance in place; the tail stays recoverable."),
     "commit": ("domarkx.cli.history:commit", "Make a snapshot of an instance, workspace included."),
     "exec": ("domarkx.cli.exec_:exec_cmd", "Run a command in an instance's shell."),
     "doctor": ("domarkx.cli.doctor:doctor", "Verify the store: hashes, snapshots, instances."),
+    "mcp": ("domarkx.cli.mcp:mcp_cmd", "Serve an instance's workspace to an MCP client (Claude Code…)."),
     "plugins": ("domarkx.cli.plugins:plugins", "List installed resource plugins and their tools."),
     "trust": ("domarkx.cli.trust:trust_cmd", "Allow a document the powers it asks for (like direnv allow)."),
 }

@@ -69,11 +69,15 @@ def fork(ref: str, at: int, name: str | None, as_json: bool, quiet: bool) -> Non
       domarkx fork try1 --at 4 --name try2
     """
     from domarkx.cli._session import managers
+    from domarkx.session.rewind import unrestorable_in
 
     manager, sessions = managers()
     with manager.store:
         parent = manager.resolve(ref)
         new = sessions.fork(parent, at, name=name)
+        warnings = [item.warning() for item in unrestorable_in(manager, parent)]
+    for warning in warnings:
+        click.secho(f"warning: {warning}", err=True, fg="yellow")
     if as_json:
         emit_json({"id": new.id, "name": new.name, "parent": parent, "at": at, "head_version": new.head_version})
         return

@@ -224,6 +224,15 @@ class Instances:
             )
             db.execute("UPDATE instances SET head_version = ? WHERE id = ?", (head_version, instance_id))
 
+    def rewind(self, instance_id: str, at: int, workspace_id: str, head_version: str) -> None:
+        """``reset``: keep messages 0..``at``, move to ``workspace_id`` at ``head_version`` (joins a caller's write)."""
+        with self.store.write() as db:
+            db.execute("DELETE FROM messages WHERE instance_id = ? AND idx > ?", (instance_id, at))
+            db.execute(
+                "UPDATE instances SET workspace_id = ?, head_version = ? WHERE id = ?",
+                (workspace_id, head_version, instance_id),
+            )
+
     def set_settings(self, instance_id: str, settings: dict[str, Any]) -> None:
         import json  # here, not at the top: listing commands never parse JSON
 

@@ -28,6 +28,7 @@ from domarkx.session import convert
 from domarkx.session.snapshot import SnapshotManager
 
 if TYPE_CHECKING:
+    from domarkx.session.rewind import Reset
     from domarkx.workspace.manager import ToolOutcome, Workspace, WorkspaceManager
 
 Progress = Callable[[str], None]
@@ -138,6 +139,7 @@ class InstanceManager:
                 )
             fresh = self.get(instance.id)
             instance.messages, instance.head_version, instance.status = fresh.messages, fresh.head_version, fresh.status
+            instance.workspace_id = fresh.workspace_id  # a reset gives the instance a new one
             yield instance
 
     def set_status(self, ref: str, status: str) -> SessionInstance:
@@ -347,6 +349,12 @@ class InstanceManager:
                 self.workspaces.destroy(workspace)
                 raise
         return fork
+
+    def reset(self, ref: str, at: int) -> Reset:
+        """Rewind the instance in place to message ``at``; the tail stays in a hidden fork (session/rewind.py)."""
+        from domarkx.session.rewind import reset
+
+        return reset(self, ref, at)
 
     def version_at(self, instance: SessionInstance, at: int) -> str:
         """The workspace version linked at or before message ``at`` (else the initial one).
