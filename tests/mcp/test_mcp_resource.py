@@ -49,7 +49,7 @@ resources:
 def run_doc(cli, tmp_path: Path, doc: str, *args: str) -> str:  # type: ignore[no-untyped-def]
     path = tmp_path / "doc.md"
     path.write_text(doc)
-    result = cli("run", str(path), *args)
+    result = cli("run", "--trust", str(path), *args)
     assert result.code == 0, result
     return str(result.out.strip().splitlines()[-1])
 
@@ -112,7 +112,7 @@ def test_bad_config_is_one_line_and_leaves_nothing(  # type: ignore[no-untyped-d
 ) -> None:
     path = tmp_path / "doc.md"
     path.write_text(plain_doc().replace("    sandbox: auto\n", options))
-    result = cli("run", str(path))
+    result = cli("run", "--trust", str(path))
     assert result.code == 2 and result.err.splitlines()[-2].startswith("error: invalid mcp config: "), result
     assert needle in result.err and result.err.splitlines()[-1].startswith("  hint: mcp options: command")
     assert not list((domarkx_home / "resources").glob("mcp-*"))
@@ -121,7 +121,7 @@ def test_bad_config_is_one_line_and_leaves_nothing(  # type: ignore[no-untyped-d
 def test_a_server_that_cannot_start_fails_the_run_in_one_line(cli, tmp_path: Path, domarkx_home: Path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "doc.md"
     path.write_text(plain_doc("none").replace(json.dumps(PLAIN_SERVER.read_text()), json.dumps("raise SystemExit(3)")))
-    result = cli("run", str(path))
+    result = cli("run", "--trust", str(path))
     assert result.code == 1 and "cannot start a session with the MCP server" in result.err, result
     assert "Traceback" not in result.err
     assert not list((domarkx_home / "resources").glob("mcp-*"))
@@ -162,6 +162,16 @@ def test_a_command_runs_confined(cli, tmp_path: Path, domarkx_home: Path, monkey
     assert found["home"] == "/tmp" and found["cwd"] == "/workspace" and found["write"] == "yes"
     assert not any(k.startswith(("OPENAI", "DOMARKX")) for k in found["env"]), found["env"]
     assert (work_dir(domarkx_home, instance) / "made.txt").read_text() == "made inside\n"
+
+
+def test_an_untrusted_document_starts_no_server(cli, tmp_path: Path, domarkx_home: Path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "doc.md"
+    path.write_text(plain_doc())
+    result = cli("run", str(path))
+    assert result.code == 2 and "doc.md:3:1: error: mcp: starts the program" in result.err, result
+    assert "--trust" in result.err and "Traceback" not in result.err
+    assert not list((domarkx_home / "resources").glob("mcp-*"))
+    assert cli("instances", "ls", "-q").out == ""
 
 
 def test_a_document_must_be_trusted_to_start_a_program_or_reach_a_server() -> None:

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import anyio
-import pytest
 from mcphelp import call, stdio, tree, wait_for_line, work_dir
 
 WORKSPACE_TOOLS = ["run_command", "read_file", "write_file", "edit_file", "list_dir"]
@@ -111,7 +110,6 @@ def test_a_session_is_recorded_rewound_forked_and_exported(cli, tmp_path: Path, 
     assert tree(work_dir(domarkx_home, rerun)) == at_checkpoint
 
 
-@pytest.mark.xfail(strict=True, reason="local_shell's list_version/read_version land with the core lane")
 def test_diff_shows_the_files_that_changed(tmp_path: Path, domarkx_home: Path) -> None:
     async def drive() -> str:
         with (tmp_path / "server.log").open("w") as sink:

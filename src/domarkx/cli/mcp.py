@@ -6,6 +6,7 @@ from typing import Literal
 
 import click
 
+from domarkx.cli._common import trust_option
 from domarkx.errors import UsageError
 
 
@@ -19,6 +20,7 @@ from domarkx.errors import UsageError
     help="stdio: the client starts domarkx; http: serve on 127.0.0.1 with a token.",
 )
 @click.option("--port", type=int, default=0, show_default=True, metavar="P", help="HTTP port (0: any free one).")
+@trust_option
 def mcp_cmd(ref: str, transport: Literal["stdio", "http"], port: int) -> None:
     """Serve INSTANCE over the Model Context Protocol; a DOC or SNAPSHOT starts a new instance.
 

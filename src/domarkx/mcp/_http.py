@@ -11,11 +11,11 @@ a request with an ``Origin`` header must come from this server's own origin
 from __future__ import annotations
 
 import hmac
-import os
 import secrets
 import socket
 from typing import Any
 
+from domarkx import _keys
 from domarkx.errors import DomarkxError, UsageError
 
 HOST = "127.0.0.1"
@@ -24,7 +24,7 @@ _MIN_TOKEN = 16
 
 def token() -> str:
     """``$DOMARKX_MCP_TOKEN`` (so a client's configuration survives restarts), else a fresh random one."""
-    chosen = os.environ.get("DOMARKX_MCP_TOKEN")
+    chosen = _keys.get("DOMARKX_MCP_TOKEN")  # a secret: domarkx holds it out of its environment (docs/security.md)
     if chosen is None:
         return secrets.token_urlsafe(32)
     if len(chosen) < _MIN_TOKEN or not chosen.isascii() or not chosen.isprintable() or " " in chosen:

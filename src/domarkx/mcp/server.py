@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,7 @@ import anyio
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
 
+from domarkx import _keys
 from domarkx._version import __version__
 from domarkx.errors import DomarkxError, UsageError
 from domarkx.mcp._recorder import Recorder
@@ -121,7 +121,7 @@ async def _http(ref: str, port: int, progress: Progress, announce: Progress) -> 
         app = guarded_app(build_server(worker, recorder, progress), sock.getsockname()[1], secret)
         url = f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
         announce(f"serving over MCP at {url}")
-        if "DOMARKX_MCP_TOKEN" in os.environ:
+        if _keys.get("DOMARKX_MCP_TOKEN") is not None:
             announce("token: the value of $DOMARKX_MCP_TOKEN (send it as `Authorization: Bearer <token>`)")
         else:
             announce(f"token (shown once; send it as `Authorization: Bearer <token>`): {secret}")
