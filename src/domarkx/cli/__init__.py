@@ -33,6 +33,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "exec": ("domarkx.cli.exec_:exec_cmd", "Run a command in an instance's shell."),
     "doctor": ("domarkx.cli.doctor:doctor", "Verify the store: hashes, snapshots, instances."),
     "plugins": ("domarkx.cli.plugins:plugins", "List installed resource plugins and their tools."),
+    "save": ("domarkx.cli.transfer:save_cmd", "Write sessions, workspaces included, to a bundle (tar)."),
+    "load": ("domarkx.cli.transfer:load_cmd", "Add the sessions of a bundle to this home."),
 }
 
 

@@ -1,0 +1,170 @@
+"""What arrives in a home: checked blobs in, snapshots and instances out, all or nothing.
+
+``load`` and ``pull`` both end here with a :class:`Layout` whose blobs already
+match their digests. The order keeps the home consistent whatever happens:
+
+1. check the records (every id recomputed, every link present) — nothing written;
+2. hand each plugin its layers (``import_versions``: content-addressed and
+   idempotent, so a kill leaves at most unreferenced data) and ask it whether
+   every version the records name is now here;
+3. store the workspace version rows (immutable, invisible);
+4. recreate each new instance's workspace at its head version, marked pending;
+5. one transaction: snapshots, tags, instances, messages, and each workspace's claim.
+
+A failure before 5 leaves no snapshot, instance or tag behind (a workspace made
+in 4 is removed, or found by ``doctor --repair`` after a kill). What is already
+here is skipped, so loading twice is a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from domarkx import ids
+from domarkx.data import transfer as rows
+from domarkx.data.models import SessionSnapshot
+from domarkx.data.store import Store
+from domarkx.errors import ContentError, DomarkxError
+from domarkx.transfer.artifact import DOCUMENT, PLUGIN_KEY, Layout
+from domarkx.transfer.records import InstanceRecord, Records, Root, VersionRecord, check, parse
+from domarkx.workspace.plugin import Layer, Plugin, Unsupported
+
+_STRUCTURE_EXCLUDE = {"id", "document", "source"}
+"""What a snapshot's structure blob leaves out, as ``SnapshotManager.save`` stores it."""
+
+
+@dataclass
+class Loaded:
+    """What ``load`` or ``pull`` brought: the sessions named, what was new, and what to tell the user."""
+
+    roots: list[Root]
+    snapshots: list[str] = field(default_factory=list)
+    instances: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def install(store: Store, layout: Layout, *, where: str, tags: dict[str, str] | None = None) -> Loaded:
+    """Bring the sessions of ``layout`` into the home; ``tags`` (tag → snapshot id) are set as well."""
+    from domarkx.workspace.manager import WorkspaceManager
+
+    manifest = layout.manifest
+    records = parse(layout.read(manifest.config), where=where)
+    documents = {d.digest: layout.read(d) for d in manifest.layers if d.media_type == DOCUMENT}
+    snapshots = check(records, documents, where=where)
+    wanted_tags = {tag: s.id for s in records.snapshots for tag in s.tags} | (tags or {})
+    loaded = Loaded(roots=records.roots)
+    with store.read() as db:
+        have_snapshots = rows.present(db, "snapshots", [s.id for s in snapshots])
+        have_instances = rows.present(db, "instances", [i.id for i in records.instances])
+        tagged = {t: s for t, s in wanted_tags.items() if rows.tag_target(db, t) == s}
+    new_snapshots = [s for s in snapshots if s.id not in have_snapshots]
+    new_instances = [i for i in records.instances if i.id not in have_instances]
+    if not new_snapshots and not new_instances and tagged == wanted_tags:
+        return loaded
+    workspaces = WorkspaceManager(store)
+    _import_layers(workspaces.plugin, records, layout, where)
+    rows.insert_versions(store, [_version_row(v) for v in records.workspace_versions])
+    with store.provisioning():
+        made: list[tuple[InstanceRecord, str]] = []
+        try:
+            for record in new_instances:
+                made.append((record, workspaces.clone(record.workspace, record.head_version, pending=True).id))
+            inserted = rows.insert_session(
+                store,
+                [_new_snapshot(s, records, documents) for s in new_snapshots],
+                wanted_tags,
+                [rows.NewInstance(row=_instance_row(record), workspace_id=ws) for record, ws in made],
+                claim=workspaces.claim,
+            )
+        except BaseException:
+            for _record, workspace_id in made:
+                workspaces.destroy(workspaces.open(workspace_id))
+            raise
+        for workspace_id in inserted.lost_workspaces:
+            workspaces.destroy(workspaces.open(workspace_id))
+    loaded.snapshots, loaded.instances = inserted.snapshots, inserted.instances
+    loaded.notes += [f"tag {t} moved here from snapshot {ids.short(s)}" for t, s in inserted.moved_tags.items()]
+    loaded.notes += [
+        f"instance {ids.short(i)} was loaded without its name: another instance here has it" for i in inserted.unnamed
+    ]
+    return loaded
+
+
+def _import_layers(plugin_for: Callable[[str], Plugin], records: Records, layout: Layout, where: str) -> None:
+    """Each plugin takes its layers, then must hold every version the records name."""
+    by_type: dict[str, list[Layer]] = {}
+    for d in layout.manifest.layers:
+        plugin_type = d.annotations.get(PLUGIN_KEY)
+        if plugin_type:
+            layer = Layer(d.media_type, layout.path(d.digest), d.digest, d.size, dict(d.annotations))
+            by_type.setdefault(plugin_type, []).append(layer)
+    for plugin_type, versions in sorted(records.plugin_versions().items()):
+        plugin = _plugin(plugin_for, plugin_type, where)
+        try:
+            plugin.import_versions(by_type.get(plugin_type, []))
+        except Unsupported as exc:
+            raise DomarkxError(
+                f"{plugin_type} workspace versions cannot be brought into this home: {exc.message}",
+                hint=f"upgrade the package that provides the {plugin_type} plugin",
+            ) from exc
+        missing = plugin.missing_versions(sorted(versions))
+        if missing:
+            raise ContentError(
+                f"{where}: its {plugin_type} layers do not hold version {sorted(missing)[0]} ({len(missing)} missing)",
+                hint="the bundle or artifact is incomplete; save or push it again",
+            )
+
+
+def _plugin(plugin_for: Callable[[str], Plugin], plugin_type: str, where: str) -> Plugin:
+    try:
+        plugin = plugin_for(plugin_type)
+    except DomarkxError as exc:
+        raise DomarkxError(
+            f"{where} needs the {plugin_type} plugin, which is not available here: {exc.message}",
+            hint=f"install the package that provides the {plugin_type} plugin (see `domarkx plugins`)",
+        ) from exc
+    return plugin
+
+
+def _version_row(version: VersionRecord) -> rows.VersionRow:
+    """The row as ``WorkspaceManager`` writes it (sorted keys, json's default separators)."""
+    return rows.VersionRow(
+        id=version.id,
+        versions=json.dumps(version.versions, sort_keys=True),
+        types=json.dumps(version.types, sort_keys=True),
+        created=version.created,
+    )
+
+
+def _new_snapshot(snapshot: SessionSnapshot, records: Records, documents: dict[str, bytes]) -> rows.NewSnapshot:
+    record = next(s for s in records.snapshots if s.id == snapshot.id)
+    digest = str(record.manifest["document"])
+    return rows.NewSnapshot(
+        row=rows.SnapshotRow(
+            id=record.id,
+            manifest=ids.canonical_json(record.manifest).decode(),
+            document=digest,
+            source=record.source,
+            created=record.created,
+        ),
+        document=documents[digest],
+        structure=snapshot.model_dump_json(exclude=_STRUCTURE_EXCLUDE).encode("utf-8"),
+        title=snapshot.title,
+        messages=len(snapshot.messages),
+    )
+
+
+def _instance_row(record: InstanceRecord) -> rows.InstanceRow:
+    return rows.InstanceRow(
+        id=record.id,
+        name=record.name,
+        snapshot_id=record.snapshot,
+        status=record.status,
+        created=record.created,
+        head_version=record.head_version,
+        initial_version=record.initial_version,
+        workspace_config=record.workspace.model_dump_json(exclude_none=True),
+        messages=[m.model_dump_json() for m in record.messages],
+    )

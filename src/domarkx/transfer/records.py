@@ -1,0 +1,281 @@
+"""The records: the rows a session needs, as the config blob of the artifact.
+
+Only what cannot be derived travels. A snapshot is its manifest (whose digest
+is its id), its document (a layer) and a little metadata; its structured view
+is parsed again on arrival, so a bundle cannot smuggle in a structure that
+disagrees with its document. An instance is its row, its messages and its
+workspace's config. Workspace versions are their rows; the resource versions
+they name travel as plugin layers.
+
+On arrival every id is recomputed (:func:`check`): a snapshot's from its
+manifest and document, a workspace version's from its resource versions; and
+every version an instance or snapshot links must be in the records, so that
+``fork --at N`` works for every N in the receiving home.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from domarkx import ids
+from domarkx.data import transfer as rows
+from domarkx.data.models import FORMAT_VERSION, ConversationMessage, SessionSnapshot, WorkspaceConfig
+from domarkx.data.store import Store, validate_tag
+from domarkx.errors import ContentError, DomarkxError, StoreError
+
+FORMAT = 1
+"""The records format this domarkx writes and the newest it reads."""
+
+
+class Root(BaseModel):
+    """What the user named: each ``save``/``push`` REF, and what ``load``/``pull`` report."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["snapshot", "instance"]
+    id: str
+
+
+class SnapshotRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    manifest: dict[str, Any]
+    """What the id is the digest of (docs/store.md): format, document digest, workspace state."""
+    source: str | None = Field(default=None, max_length=255)
+    """The file name it was imported from (no directories: they would tell where the sender keeps files)."""
+    created: float
+    tags: list[str] = Field(default_factory=list)
+
+
+class VersionRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    versions: dict[str, str]
+    """Resource name → resource version; the id is its digest."""
+    types: dict[str, str]
+    created: float
+
+
+class InstanceRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[0-9a-f]{64}$")
+    name: str | None
+    snapshot: str
+    status: Literal["running", "stopped"]
+    created: float
+    head_version: str
+    initial_version: str
+    workspace: WorkspaceConfig
+    messages: list[ConversationMessage]
+
+    def linked_versions(self) -> set[str]:
+        linked = {self.head_version, self.initial_version}
+        linked.update(m.workspace_version for m in self.messages if m.workspace_version)
+        return linked
+
+
+class Records(BaseModel):
+    """The config blob: canonical JSON of this model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    domarkx: int = FORMAT
+    roots: list[Root]
+    snapshots: list[SnapshotRecord]
+    workspace_versions: list[VersionRecord]
+    instances: list[InstanceRecord]
+
+    def to_bytes(self) -> bytes:
+        return ids.canonical_json(self.model_dump(mode="json"))
+
+    def plugin_versions(self) -> dict[str, set[str]]:
+        """Resource versions by plugin type: what the plugin layers must carry."""
+        found: dict[str, set[str]] = {}
+        for version in self.workspace_versions:
+            for name, resource_version in version.versions.items():
+                found.setdefault(version.types[name], set()).add(resource_version)
+        return found
+
+    def documents(self) -> dict[str, str]:
+        """Snapshot id → the digest of its document."""
+        return {s.id: str(s.manifest.get("document")) for s in self.snapshots}
+
+
+def parse(raw: bytes, *, where: str) -> Records:
+    """Records from a config blob (already checked against its digest); a newer format says to upgrade."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ContentError(f"{where}: the session records are not JSON") from exc
+    version = data.get("domarkx") if isinstance(data, dict) else None
+    if isinstance(version, int) and version > FORMAT:
+        raise ContentError(
+            f"{where} was written by a newer domarkx (records format {version}; this one reads {FORMAT})",
+            hint="upgrade domarkx",
+        )
+    try:
+        return Records.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        at = ".".join(str(p) for p in first["loc"])
+        raise ContentError(f"{where}: the session records are invalid at {at}: {first['msg']}") from exc
+
+
+# -- what leaves: collecting the rows --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Named:
+    """A REF resolved: what it names, and the tag it was if it was one."""
+
+    root: Root
+    tag: str | None = None
+
+
+def collect(store: Store, named: Sequence[Named]) -> Records:
+    """The records of these snapshots and instances, read in one consistent view of the store."""
+    with store.read() as db:
+        instances = [rows.instance(db, n.root.id) for n in named if n.root.kind == "instance"]
+        snapshot_ids = {n.root.id for n in named if n.root.kind == "snapshot"} | {i.snapshot_id for i in instances}
+        snapshots = rows.snapshots(db, snapshot_ids)
+        records = [_instance_record(i) for i in instances]
+        wanted = _linked(snapshots, records)
+        versions = rows.versions(db, wanted)
+    found = {v.id for v in versions}
+    if found != wanted:
+        missing = ", ".join(ids.short(v) for v in sorted(wanted - found))
+        raise StoreError(f"workspace versions {missing} are missing from the store", hint="run `domarkx doctor`")
+    tags = {n.root.id: [n.tag] for n in named if n.tag}
+    return Records(
+        roots=_unique([n.root for n in named]),
+        snapshots=sorted((_snapshot_record(s, tags.get(s.id, [])) for s in snapshots), key=lambda s: s.id),
+        workspace_versions=sorted(
+            (
+                VersionRecord(id=v.id, versions=json.loads(v.versions), types=json.loads(v.types), created=v.created)
+                for v in versions
+            ),
+            key=lambda v: v.id,
+        ),
+        instances=sorted(records, key=lambda i: i.id),
+    )
+
+
+def _unique(roots: list[Root]) -> list[Root]:
+    seen: list[Root] = []
+    for root in roots:
+        if root not in seen:
+            seen.append(root)
+    return seen
+
+
+def _instance_record(row: rows.InstanceRow) -> InstanceRecord:
+    if row.head_version is None or row.initial_version is None:
+        raise StoreError(f"instance {ids.short(row.id)} has no workspace version yet", hint="run `domarkx doctor`")
+    return InstanceRecord(
+        id=row.id,
+        name=row.name,
+        snapshot=row.snapshot_id,
+        status=row.status,  # type: ignore[arg-type]
+        created=row.created,
+        head_version=row.head_version,
+        initial_version=row.initial_version,
+        workspace=WorkspaceConfig.model_validate_json(row.workspace_config),
+        messages=[ConversationMessage.model_validate_json(body) for body in row.messages],
+    )
+
+
+def _snapshot_record(row: rows.SnapshotRow, tags: list[str]) -> SnapshotRecord:
+    source = PurePosixPath(row.source.replace("\\", "/")).name[:255] if row.source else None
+    return SnapshotRecord(id=row.id, manifest=json.loads(row.manifest), source=source, created=row.created, tags=tags)
+
+
+def _linked(snapshots: list[rows.SnapshotRow], instances: list[InstanceRecord]) -> set[str]:
+    """Every workspace version the snapshots' states and the instances' messages link."""
+    wanted: set[str] = set()
+    for snap in snapshots:
+        state = json.loads(snap.manifest).get("workspace_state") or {}
+        if state.get("workspace_version"):
+            wanted.add(state["workspace_version"])
+    for record in instances:
+        wanted |= record.linked_versions()
+    return wanted
+
+
+# -- what arrives: checking the records ------------------------------------------------
+
+
+def check(records: Records, documents: dict[str, bytes], *, where: str) -> list[SessionSnapshot]:
+    """Recompute every id and check every link; return the snapshots, parsed from their documents.
+
+    ``documents``: digest → bytes of the document layers (already checked against their digests).
+    """
+    versions = {v.id: v for v in records.workspace_versions}
+    for version in records.workspace_versions:
+        _check_version(version, where)
+    snapshots = [_check_snapshot(s, documents, versions, where) for s in records.snapshots]
+    known = {s.id for s in snapshots}
+    for instance in records.instances:
+        if instance.snapshot not in known:
+            raise ContentError(
+                f"{where}: instance {ids.short(instance.id)} needs snapshot {instance.snapshot}, not included"
+            )
+        missing = instance.linked_versions() - versions.keys()
+        if missing:
+            raise ContentError(
+                f"{where}: instance {ids.short(instance.id)} links workspace version {sorted(missing)[0]}, not included"
+            )
+    present = {("snapshot", s) for s in known} | {("instance", i.id) for i in records.instances}
+    for root in records.roots:
+        if (root.kind, root.id) not in present:
+            raise ContentError(f"{where}: the {root.kind} {root.id} it names is not included")
+    return snapshots
+
+
+def _check_version(version: VersionRecord, where: str) -> None:
+    if ids.digest_json(version.versions) != version.id:
+        raise ContentError(f"{where}: workspace version {version.id} does not match its resource versions")
+    if version.types.keys() != version.versions.keys():
+        raise ContentError(f"{where}: workspace version {version.id} names resources without types")
+
+
+def _check_snapshot(
+    record: SnapshotRecord, documents: dict[str, bytes], versions: dict[str, VersionRecord], where: str
+) -> SessionSnapshot:
+    from domarkx.parsing.markdown import MarkdownParser
+
+    manifest = record.manifest
+    if ids.digest_json(manifest) != record.id:
+        raise ContentError(f"{where}: snapshot {record.id} does not match its manifest")
+    if manifest.get("format") != FORMAT_VERSION:
+        raise ContentError(
+            f"{where}: snapshot {ids.short(record.id)} has document format {manifest.get('format')!r}",
+            hint=f"this domarkx reads format {FORMAT_VERSION}; upgrade domarkx",
+        )
+    data = documents.get(str(manifest.get("document")))
+    if data is None:
+        raise ContentError(f"{where}: the document of snapshot {ids.short(record.id)} is not included")
+    for tag in record.tags:
+        try:
+            validate_tag(tag)
+        except DomarkxError as exc:
+            raise ContentError(f"{where}: snapshot {ids.short(record.id)} has an {exc.message}") from exc
+    state = manifest.get("workspace_state")
+    if state is not None and (not isinstance(state, dict) or state.get("workspace_version") not in versions):
+        raise ContentError(f"{where}: snapshot {ids.short(record.id)} starts from a workspace version not included")
+    try:
+        snapshot = MarkdownParser().parse(data.decode("utf-8"), path=f"snapshot {ids.short(record.id)}")
+    except UnicodeDecodeError as exc:
+        raise ContentError(f"{where}: the document of snapshot {ids.short(record.id)} is not UTF-8") from exc
+    except DomarkxError as exc:
+        raise ContentError(f"{where}: snapshot {ids.short(record.id)}: {exc.message}", hint=exc.hint) from exc
+    snapshot.id, snapshot.source, snapshot.workspace_state = record.id, record.source, state
+    return snapshot

@@ -1,0 +1,48 @@
+"""Fixtures of the transfer tests: the test plugin, several homes, and sessions to move between them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from transfer_helpers import DOC, Homes
+
+from domarkx import _entrypoints
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture(autouse=True)
+def testfiles_plugin(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Register ``testfiles`` through a test-only distribution: the same entry-point path as any plugin."""
+    site = tmp_path_factory.mktemp("site")
+    dist = site / "domarkx_test_files-0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: domarkx-test-files\nVersion: 0\n")
+    (dist / "entry_points.txt").write_text("[domarkx.plugins]\ntestfiles = files_plugin:FilesPlugin\n")
+    monkeypatch.syspath_prepend(str(HERE))
+    monkeypatch.syspath_prepend(str(site))
+    _entrypoints._group.cache_clear()
+    yield
+    _entrypoints._group.cache_clear()
+
+
+@pytest.fixture
+def homes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Homes:
+    return Homes(tmp_path / "homes", monkeypatch)
+
+
+@pytest.fixture
+def make_session(cli, tmp_path: Path) -> Callable[..., str]:  # type: ignore[no-untyped-def]
+    """Run a document in the current home; return the instance id."""
+
+    def make(text: str = DOC, name: str | None = None) -> str:
+        doc = tmp_path / "doc.md"
+        doc.write_text(text)
+        args = ["run", str(doc), "-q"] + (["--name", name] if name else [])
+        result = cli(*args)
+        assert result.code == 0, result
+        return str(result.out.strip().splitlines()[-1])
+
+    return make
