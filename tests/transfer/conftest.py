@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from registry_service import Registry, make_certificate, make_htpasswd
 from transfer_helpers import DOC, Homes
 
 from domarkx import _entrypoints
@@ -46,3 +47,40 @@ def make_session(cli, tmp_path: Path) -> Callable[..., str]:  # type: ignore[no-
         return str(result.out.strip().splitlines()[-1])
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Credentials go to a private docker config, never the developer's ~/.docker."""
+    config = tmp_path / "docker-config"
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    for key in ("DOMARKX_INSECURE_REGISTRIES", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "HTTP_PROXY"):
+        monkeypatch.delenv(key, raising=False)
+        monkeypatch.delenv(key.lower(), raising=False)
+    return config
+
+
+@pytest.fixture(scope="module")
+def plain_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A plain-HTTP registry without auth, shared by a module's tests (each uses its own repositories)."""
+    registry = Registry(tmp_path_factory.mktemp("registry")).start()
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture(scope="module")
+def secure_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A TLS registry (self-signed certificate) with basic auth (bcrypt htpasswd)."""
+    root = tmp_path_factory.mktemp("secure-registry")
+    registry = Registry(root, tls=make_certificate(root), htpasswd=make_htpasswd(root)).start()
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture
+def own_registry(tmp_path: Path) -> Iterator[Registry]:
+    """A registry for one test alone (one it may kill)."""
+    registry = Registry(tmp_path / "own-registry")
+    registry.root.mkdir()
+    yield registry.start()
+    registry.stop()

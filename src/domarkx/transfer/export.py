@@ -37,6 +37,10 @@ class Base:
 
     layers: dict[str, list[Descriptor]]
     versions: dict[str, set[str]]
+    digest: str | None = None
+    """The base's manifest, for the report."""
+    blobs: frozenset[str] = frozenset()
+    """Every blob the base lists: where the registry can mount from."""
 
     @classmethod
     def of(cls, manifest: Manifest, records: Records) -> Base:
@@ -45,7 +49,8 @@ class Base:
             plugin_type = layer.annotations.get(PLUGIN_KEY)
             if plugin_type:
                 layers.setdefault(plugin_type, []).append(layer)
-        return cls(layers=layers, versions=records.plugin_versions())
+        blobs = frozenset(b.digest for b in manifest.blobs)
+        return cls(layers=layers, versions=records.plugin_versions(), digest=manifest.digest, blobs=blobs)
 
     def reusable(self, plugin_type: str, versions: set[str]) -> tuple[list[Descriptor], set[str]]:
         """The base's layers of a plugin and the versions they carry, if all of them are wanted.

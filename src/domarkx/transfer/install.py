@@ -53,16 +53,13 @@ def install(store: Store, layout: Layout, *, where: str, tags: dict[str, str] | 
     records = parse(layout.read(manifest.config), where=where)
     documents = {d.digest: layout.read(d) for d in manifest.layers if d.media_type == DOCUMENT}
     snapshots = check(records, documents, where=where)
-    wanted_tags = {tag: s.id for s in records.snapshots for tag in s.tags} | (tags or {})
+    wanted_tags = _wanted_tags(records, tags)
     loaded = Loaded(roots=records.roots)
-    with store.read() as db:
-        have_snapshots = rows.present(db, "snapshots", [s.id for s in snapshots])
-        have_instances = rows.present(db, "instances", [i.id for i in records.instances])
-        tagged = {t: s for t, s in wanted_tags.items() if rows.tag_target(db, t) == s}
-    new_snapshots = [s for s in snapshots if s.id not in have_snapshots]
-    new_instances = [i for i in records.instances if i.id not in have_instances]
-    if not new_snapshots and not new_instances and tagged == wanted_tags:
+    absent = _absent(store, records, wanted_tags)
+    if absent is None:
         return loaded
+    new_snapshots = [s for s in snapshots if s.id in absent[0]]
+    new_instances = [i for i in records.instances if i.id in absent[1]]
     workspaces = WorkspaceManager(store)
     _import_layers(workspaces.plugin, records, layout, where)
     rows.insert_versions(store, [_version_row(v) for v in records.workspace_versions])
@@ -90,6 +87,24 @@ def install(store: Store, layout: Layout, *, where: str, tags: dict[str, str] | 
         f"instance {ids.short(i)} was loaded without its name: another instance here has it" for i in inserted.unnamed
     ]
     return loaded
+
+
+def already_here(store: Store, records: Records, tags: dict[str, str] | None = None) -> bool:
+    """Whether the home holds every session of ``records`` (and the tags): then there is nothing to fetch."""
+    return _absent(store, records, _wanted_tags(records, tags)) is None
+
+
+def _wanted_tags(records: Records, tags: dict[str, str] | None) -> dict[str, str]:
+    return {tag: s.id for s in records.snapshots for tag in s.tags} | (tags or {})
+
+
+def _absent(store: Store, records: Records, tags: dict[str, str]) -> tuple[set[str], set[str]] | None:
+    """The snapshot and instance ids the home lacks; None if it lacks nothing and every tag is right."""
+    with store.read() as db:
+        snapshots = {s.id for s in records.snapshots} - rows.present(db, "snapshots", [s.id for s in records.snapshots])
+        instances = {i.id for i in records.instances} - rows.present(db, "instances", [i.id for i in records.instances])
+        tagged = all(rows.tag_target(db, tag) == target for tag, target in tags.items())
+    return None if not snapshots and not instances and tagged else (snapshots, instances)
 
 
 def _import_layers(plugin_for: Callable[[str], Plugin], records: Records, layout: Layout, where: str) -> None:

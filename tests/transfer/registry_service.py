@@ -1,0 +1,219 @@
+"""A real OCI registry for the tests: the CNCF distribution registry (Debian's ``docker-registry``).
+
+Each :class:`Registry` is a ``docker-registry serve`` process on 127.0.0.1 with
+filesystem storage in a temporary directory, plain HTTP or TLS (a self-signed
+certificate made here with ``openssl``) and optionally basic auth (an
+``htpasswd -B`` file). :class:`CountingProxy` sits in front of one to count the
+bytes a client sends and to kill the registry mid-transfer (fault injection).
+
+``.ci/registry.sh`` installs the packages; ``DOMARKX_REGISTRY_BIN`` may name the
+binary. Without them the tests skip, or fail under ``CI=1``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+USER, PASSWORD = "alice", "s3cret-Pa55"
+
+
+def need(program: str, package: str) -> str:
+    """The path of ``program``; skip (or under CI=1 fail) the test when it is missing."""
+    found = shutil.which(program)
+    if found is None:
+        message = f"{program} is missing: install {package} (.ci/registry.sh does)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+def registry_binary() -> str:
+    configured = os.environ.get("DOMARKX_REGISTRY_BIN")
+    return configured or need("docker-registry", "docker-registry")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost: (cert.pem, key.pem)."""
+    openssl = need("openssl", "openssl")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            *(openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"),
+            *("-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def make_htpasswd(directory: Path) -> Path:
+    htpasswd = need("htpasswd", "apache2-utils")
+    path = directory / "htpasswd"
+    done = subprocess.run([htpasswd, "-Bbn", USER, PASSWORD], check=True, capture_output=True, text=True)
+    path.write_text(done.stdout)
+    return path
+
+
+class Registry:
+    """One registry process; ``host`` is ``127.0.0.1:PORT``, ``storage`` its blob store on disk."""
+
+    def __init__(self, root: Path, *, tls: tuple[Path, Path] | None = None, htpasswd: Path | None = None) -> None:
+        self.root = root
+        self.storage = root / "storage"
+        self.tls = tls
+        self.htpasswd = htpasswd
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def config(self) -> str:
+        lines = [
+            "version: 0.1",
+            "log: {level: error, accesslog: {disabled: true}}",
+            f"storage: {{filesystem: {{rootdirectory: {self.storage}}}, delete: {{enabled: true}},"
+            " maintenance: {uploadpurging: {enabled: false}}}",
+            f"http: {{addr: '{self.host}', secret: domarkx-test-secret"
+            + (f", tls: {{certificate: {self.tls[0]}, key: {self.tls[1]}}}" if self.tls else "")
+            + "}",
+        ]
+        if self.htpasswd:
+            lines.append(f"auth: {{htpasswd: {{realm: domarkx-test, path: {self.htpasswd}}}}}")
+        return "\n".join(lines) + "\n"
+
+    def start(self) -> Registry:
+        config = self.root / "config.yml"
+        config.write_text(self.config())
+        with (self.root / "registry.log").open("ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen([registry_binary(), "serve", str(config)], stdout=log, stderr=log)
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        context = ssl.create_default_context(cafile=str(self.tls[0])) if self.tls else None
+        url = f"{'https' if self.tls else 'http'}://{self.host}/v2/"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the registry exited: {(self.root / 'registry.log').read_text()[-2000:]}")
+            try:
+                urllib.request.urlopen(url, timeout=2, context=context).close()
+                return
+            except urllib.error.HTTPError:
+                return  # 401: it is up, and asks for credentials
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.05)
+        raise RuntimeError("the registry did not start within 20 s")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def blob_file(self, digest: str) -> Path:
+        hexd = digest.removeprefix("sha256:")
+        return self.storage / "docker/registry/v2/blobs/sha256" / hexd[:2] / hexd / "data"
+
+
+class CountingProxy:
+    """A TCP relay to a registry that counts the bytes clients send, and can act on a count."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.sent = 0
+        self.trigger: tuple[int, Callable[[], None]] | None = None
+        self._lock = threading.Lock()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def reset(self) -> int:
+        with self._lock:
+            sent, self.sent = self.sent, 0
+        return sent
+
+    def when_sent(self, count: int, action: Callable[[], None]) -> None:
+        """Call ``action`` once, when clients have sent ``count`` more bytes."""
+        with self._lock:
+            self.trigger = (self.sent + count, action)
+
+    def close(self) -> None:
+        self._closed = True
+        self._server.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, counted: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if counted:
+                    self._count(len(data))
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+    def _count(self, size: int) -> None:
+        action = None
+        with self._lock:
+            self.sent += size
+            if self.trigger is not None and self.sent >= self.trigger[0]:
+                action, self.trigger = self.trigger[1], None
+        if action is not None:
+            action()
