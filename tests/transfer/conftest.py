@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from registry_service import Registry, make_certificate, make_htpasswd
+from registry_service import Registry, TokenServer, make_certificate, make_htpasswd
 from transfer_helpers import DOC, Homes
 
 from domarkx import _entrypoints
@@ -84,3 +84,14 @@ def own_registry(tmp_path: Path) -> Iterator[Registry]:
     registry.root.mkdir()
     yield registry.start()
     registry.stop()
+
+
+@pytest.fixture(scope="module")
+def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A registry in token mode with its token service: the Bearer flow of Docker Hub, GHCR, Harbor."""
+    root = tmp_path_factory.mktemp("token-registry")
+    token = TokenServer(root)
+    registry = Registry(root, token=token).start()
+    yield registry
+    registry.stop()
+    token.close()

@@ -12,7 +12,9 @@ binary. Without them the tests skip, or fail under ``CI=1``.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -22,8 +24,10 @@ import subprocess
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -80,11 +84,19 @@ def make_htpasswd(directory: Path) -> Path:
 class Registry:
     """One registry process; ``host`` is ``127.0.0.1:PORT``, ``storage`` its blob store on disk."""
 
-    def __init__(self, root: Path, *, tls: tuple[Path, Path] | None = None, htpasswd: Path | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        tls: tuple[Path, Path] | None = None,
+        htpasswd: Path | None = None,
+        token: TokenServer | None = None,
+    ) -> None:
         self.root = root
         self.storage = root / "storage"
         self.tls = tls
         self.htpasswd = htpasswd
+        self.token = token
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -104,6 +116,8 @@ class Registry:
         ]
         if self.htpasswd:
             lines.append(f"auth: {{htpasswd: {{realm: domarkx-test, path: {self.htpasswd}}}}}")
+        if self.token:
+            lines.append(self.token.config())
         return "\n".join(lines) + "\n"
 
     def start(self) -> Registry:
@@ -217,3 +231,108 @@ class CountingProxy:
                 action, self.trigger = self.trigger[1], None
         if action is not None:
             action()
+
+
+IDENTITY_TOKEN = "refresh-me-0123456789"
+
+
+class TokenServer:
+    """A token service for a registry in ``auth: token`` mode: the Bearer flow Docker Hub, GHCR and Harbor use.
+
+    It answers ``GET /token?service=…&scope=…`` (basic auth: our user) and the
+    OAuth2 refresh grant (``POST /token``, an identity token) with a JWT
+    (RS256, signed by ``openssl``) granting the scopes asked for; anyone else
+    gets a token granting nothing, as public registries give anonymous users.
+    """
+
+    def __init__(self, directory: Path, service: str = "domarkx-test") -> None:
+        openssl = need("openssl", "openssl")
+        self.openssl, self.service, self.issuer = openssl, service, "domarkx-test-issuer"
+        self.cert, self.key = directory / "token-cert.pem", directory / "token-key.pem"
+        subprocess.run(
+            [
+                *(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(self.key)),
+                *("-out", str(self.cert), "-days", "2", "-subj", "/CN=token-issuer"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        der = subprocess.run(
+            [openssl, "x509", "-in", str(self.cert), "-outform", "DER"], check=True, capture_output=True
+        )
+        self.x5c = base64.b64encode(der.stdout).decode()
+        self.requests: list[tuple[str, list[str]]] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def realm(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/token"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def config(self) -> str:
+        return (
+            f"auth: {{token: {{realm: '{self.realm}', service: {self.service}, issuer: {self.issuer},"
+            f" rootcertbundle: {self.cert}}}}}"
+        )
+
+    def token(self, subject: str, scopes: list[str]) -> str:
+        access = []
+        for scope in scopes:
+            kind, _, rest = scope.partition(":")
+            name, _, actions = rest.rpartition(":")
+            access.append({"type": kind, "name": name, "actions": actions.split(",") if subject else []})
+        now = int(time.time())
+        claims = {"iss": self.issuer, "sub": subject, "aud": self.service, "exp": now + 300, "nbf": now - 10}
+        claims |= {"iat": now, "jti": os.urandom(8).hex(), "access": access}
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [self.x5c]}
+        signing = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+        signature = subprocess.run(
+            [self.openssl, "dgst", "-sha256", "-sign", str(self.key)], input=signing.encode(), capture_output=True
+        ).stdout
+        return f"{signing}.{_b64(signature)}"
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                expected = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+                given = self.headers.get("Authorization")
+                if given is not None and given != expected:
+                    self._send(401, {"errors": [{"code": "UNAUTHORIZED", "message": "wrong password"}]})
+                    return
+                scopes = query.get("scope", [])
+                server.requests.append(("basic" if given else "anonymous", scopes))
+                self._send(200, {"token": server.token(USER if given else "", scopes)})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+                if form.get("grant_type") != ["refresh_token"] or form.get("refresh_token") != [IDENTITY_TOKEN]:
+                    self._send(401, {"error": "invalid_grant"})
+                    return
+                scopes = " ".join(form.get("scope", [""])).split()
+                server.requests.append(("refresh", scopes))
+                self._send(200, {"access_token": server.token(USER, scopes)})
+
+            def _send(self, status: int, body: dict[str, object]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

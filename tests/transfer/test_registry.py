@@ -380,3 +380,45 @@ def test_pushes_from_two_processes_at_once(cli, make_session, plain_registry: Re
         thread.join()
     assert len(results) == 2
     assert cli("pull", target, "--insecure").code == 0
+
+
+# -- Bearer tokens (the flow of Docker Hub, GHCR, Harbor) -------------------------------------
+
+
+def test_bearer_tokens(cli, homes: Homes, make_session, token_registry: Registry) -> None:  # type: ignore[no-untyped-def]
+    assert token_registry.token is not None
+    token = token_registry.token
+    homes.use("a")
+    instance = make_session(name="bearer")
+    target = f"{token_registry.host}/team/bearer:v1"
+    anonymous = cli("push", "bearer", target, "--insecure")
+    assert anonymous.code == 1 and "needs credentials" in anonymous.err
+    assert login(cli, token_registry, PASSWORD, "--insecure").code == 0
+    assert login(cli, token_registry, "wrong", "--insecure").code == 1
+    token.requests.clear()
+    pushed(cli, "bearer", target, "--insecure")
+    scopes = [scope for _how, asked in token.requests for scope in asked]
+    assert "repository:team/bearer:pull,push" in scopes
+    assert len(token.requests) <= 3  # one token per scope, kept for the run
+    assert cli("exec", "bearer", "--", "echo more > more.txt").code == 0
+    token.requests.clear()
+    mounted = pushed(cli, "bearer", f"{token_registry.host}/other/bearer", "--insecure")
+    assert mounted["blobs"].get("mounted")  # type: ignore[attr-defined]
+    assert any("repository:team/bearer:pull" in asked for _how, asked in token.requests)  # the mount's source
+
+    homes.use("b")
+    assert pulled(cli, target, "--insecure") == [instance]
+
+
+def test_an_identity_token(cli, make_session, token_registry: Registry, docker_config: Path) -> None:  # type: ignore[no-untyped-def]
+    """A refresh token kept by docker (``identitytoken``) goes through the OAuth2 refresh grant."""
+    from registry_service import IDENTITY_TOKEN
+
+    assert token_registry.token is not None
+    docker_config.mkdir()
+    entry = {"auth": "", "identitytoken": IDENTITY_TOKEN}
+    (docker_config / "config.json").write_text(json.dumps({"auths": {token_registry.host: entry}}))
+    make_session(name="identity")
+    token_registry.token.requests.clear()
+    pushed(cli, "identity", f"{token_registry.host}/team/identity", "--insecure")
+    assert {how for how, _ in token_registry.token.requests} == {"refresh"}
