@@ -25,8 +25,6 @@ DIGEST = "sha256:" + "ab" * 32
 def test_references(text: str, expected: Reference) -> None:
     assert parse(text) == expected
     assert str(parse(str(parse(text)))) == str(parse(text))  # shown as it parses
-        **{**expected.__dict__, "tag": expected.tag or (None if expected.digest else "latest")}
-    )
 
 
 def test_docker_hub_is_named_not_assumed() -> None:
