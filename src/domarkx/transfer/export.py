@@ -37,6 +37,8 @@ class Base:
 
     layers: dict[str, list[Descriptor]]
     versions: dict[str, set[str]]
+    roots: frozenset[tuple[str, str]] = frozenset()
+    """The sessions it holds, as (kind, id)."""
     digest: str | None = None
     """The base's manifest, for the report."""
     blobs: frozenset[str] = frozenset()
@@ -49,17 +51,28 @@ class Base:
             plugin_type = layer.annotations.get(PLUGIN_KEY)
             if plugin_type:
                 layers.setdefault(plugin_type, []).append(layer)
-        blobs = frozenset(b.digest for b in manifest.blobs)
-        return cls(layers=layers, versions=records.plugin_versions(), digest=manifest.digest, blobs=blobs)
+        return cls(
+            layers=layers,
+            versions=records.plugin_versions(),
+            roots=frozenset((r.kind, r.id) for r in records.roots),
+            digest=manifest.digest,
+            blobs=frozenset(b.digest for b in manifest.blobs),
+        )
 
-    def reusable(self, plugin_type: str, versions: set[str]) -> tuple[list[Descriptor], set[str]]:
-        """The base's layers of a plugin and the versions they carry, if all of them are wanted.
+    def reusable(
+        self, plugin_type: str, versions: set[str], roots: set[tuple[str, str]]
+    ) -> tuple[list[Descriptor], set[str]]:
+        """The base's layers of a plugin and the versions they carry, if they are worth listing again.
 
-        A base holding versions we do not send (another session, a sibling fork)
-        is not reused: its layers would make every puller download them.
+        They are for an earlier push of the same session: its layers may carry
+        versions no longer linked (a head replaced by ``exec``), but those share
+        most of their content with the new ones, so stacking one small layer on
+        them beats sending everything again. For another session, only if we
+        want every version they carry: otherwise every puller would download a
+        stranger's versions.
         """
         have = self.versions.get(plugin_type, set())
-        if not have or not have <= versions:
+        if not have or not (roots & self.roots or have <= versions):
             return [], set()
         return self.layers.get(plugin_type, []), have
 
@@ -84,6 +97,7 @@ def package(store: Store, named: Sequence[Named], *, base: Base | None = None) -
     from domarkx.workspace.manager import WorkspaceManager
 
     records = collect(store, named)
+    roots: set[tuple[str, str]] = {(r.kind, r.id) for r in records.roots}
     workspaces = WorkspaceManager(store)
     with scratch(store) as tmp:
         files: dict[str, Path] = {}
@@ -94,7 +108,7 @@ def package(store: Store, named: Sequence[Named], *, base: Base | None = None) -
             title = f"{ids.short(snapshot.id)}.md"
             layers.append(Descriptor(DOCUMENT, digest, _size(files[digest]), {TITLE_KEY: title}))
         for plugin_type, versions in sorted(records.plugin_versions().items()):
-            reused, have = base.reusable(plugin_type, versions) if base else ([], set())
+            reused, have = base.reusable(plugin_type, versions, roots) if base else ([], set())
             exported = _export(workspaces.plugin(plugin_type), versions, tmp / "layers" / plugin_type, have)
             layers += reused
             for layer in exported:
