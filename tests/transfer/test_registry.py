@@ -422,3 +422,18 @@ def test_an_identity_token(cli, make_session, token_registry: Registry, docker_c
     token_registry.token.requests.clear()
     pushed(cli, "identity", f"{token_registry.host}/team/identity", "--insecure")
     assert {how for how, _ in token_registry.token.requests} == {"refresh"}
+
+
+def test_pushes_stack_even_when_the_head_moves(cli, homes: Homes, make_session, plain_registry: Registry) -> None:  # type: ignore[no-untyped-def]
+    """``exec`` replaces the head: the earlier push's layers still count, so each push sends one layer."""
+    target = f"{plain_registry.host}/team/stacked"
+    homes.use("a")
+    instance = make_session(name="stacked")
+    for step in range(3):
+        assert cli("exec", "stacked", "--", f"echo {step} > step.txt").code == 0
+        report = pushed(cli, "stacked", target, "--insecure")
+    assert report["blobs"] == {"present": 7, "uploaded": 2}  # type: ignore[comparison-overlap]  # two earlier heads too
+    head = cli("exec", "stacked", "--", "cat step.txt").out
+    homes.use("b")
+    assert pulled(cli, target, "--insecure") == [instance]
+    assert cli("exec", instance, "--", "cat step.txt").out == head == "2\n"
