@@ -145,9 +145,8 @@ def measure(files: int, repeat: int) -> dict[str, Any]:
         rounds = iter(range(10**6))
 
         def ours() -> None:
-            (base / "home" / "transfer" / "origins.json").unlink(missing_ok=True)  # no base: a first push
-            with Store(base / "home") as store:
-                push(store, instance, f"{relay.address}/ours/r{next(rounds)}:v1", Connection(insecure=True))
+            with Store(base / "home") as store:  # fresh: no earlier push to build on, like a first push
+                push(store, instance, f"{relay.address}/ours/r{next(rounds)}:v1", Connection(insecure=True), fresh=True)
 
         def theirs() -> None:
             target = f"{relay.address}/oras/r{next(rounds)}:v1"
@@ -165,9 +164,8 @@ def second_push(base: Path, relay: Relay, instance: str) -> dict[str, Any]:
 
     target = f"{relay.address}/ours/delta:v1"
     with Store(base / "home") as store:
-        (base / "home" / "transfer" / "origins.json").unlink(missing_ok=True)
         relay.take()
-        first = push(store, instance, target, Connection(insecure=True))
+        first = push(store, instance, target, Connection(insecure=True), fresh=True)
         first_bytes = relay.take()
         InstanceManager(store).exec(instance, "echo 'CHANGED = 1' >> pkg042/module_04242.py")
         start = time.perf_counter()

@@ -437,3 +437,14 @@ def test_pushes_stack_even_when_the_head_moves(cli, homes: Homes, make_session, 
     homes.use("b")
     assert pulled(cli, target, "--insecure") == [instance]
     assert cli("exec", instance, "--", "cat step.txt").out == head == "2\n"
+
+
+def test_a_fresh_push_starts_a_new_stack(cli, make_session, plain_registry: Registry) -> None:  # type: ignore[no-untyped-def]
+    target = f"{plain_registry.host}/team/fresh"
+    make_session(name="fresh")
+    for step in range(2):
+        assert cli("exec", "fresh", "--", f"echo {step} > step.txt").code == 0
+        stacked = pushed(cli, "fresh", target, "--insecure")
+    fresh = pushed(cli, "fresh", target, "--insecure", "--fresh")
+    assert fresh["base"] is None and fresh["size"] < stacked["size"]  # type: ignore[operator]
+    assert sum(fresh["blobs"].values()) == sum(stacked["blobs"].values()) - 1  # type: ignore[attr-defined]

@@ -156,15 +156,17 @@ def _connection(insecure: bool, ca_file: Path | None) -> Connection:
 @click.command("push")
 @click.argument("ref", metavar="REF")
 @click.argument("target", metavar="REGISTRY/REPO[:TAG]")
+@click.option("--fresh", is_flag=True, help="Reuse no earlier push: send only what the session links now.")
 @insecure_option
 @ca_file_option
 @json_option
-def push_cmd(ref: str, target: str, insecure: bool, ca_file: Path | None, as_json: bool) -> None:
+def push_cmd(ref: str, target: str, fresh: bool, insecure: bool, ca_file: Path | None, as_json: bool) -> None:
     """Push a snapshot or an instance, with its workspace, to an OCI registry.
 
     Only blobs the repository lacks are sent: an earlier push of the session
     (at TARGET, or elsewhere on the registry) is reused, and a second push
-    after a small change sends little more than the change. Credentials come
+    after a small change sends little more than the change (--fresh: start
+    over, e.g. after many pushes stacked layers of old heads). Credentials come
     from `domarkx login` or `docker login` (~/.docker/config.json and its
     credential helpers). Prints REGISTRY/REPO@DIGEST.
 
@@ -176,7 +178,7 @@ def push_cmd(ref: str, target: str, insecure: bool, ca_file: Path | None, as_jso
     from domarkx.transfer.remote import push
 
     with open_store() as store:
-        pushed = push(store, ref, target, _connection(insecure, ca_file))
+        pushed = push(store, ref, target, _connection(insecure, ca_file), fresh=fresh)
     if as_json:
         emit_json(vars(pushed))
         return

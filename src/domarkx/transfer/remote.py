@@ -77,14 +77,17 @@ class Pushed:
     base: str | None = None
 
 
-def push(store: Store, ref: str, target: str, connection: Connection) -> Pushed:
-    """Push the session ``ref`` names to ``target`` (``REGISTRY/REPO[:TAG]``)."""
+def push(store: Store, ref: str, target: str, connection: Connection, *, fresh: bool = False) -> Pushed:
+    """Push the session ``ref`` names to ``target`` (``REGISTRY/REPO[:TAG]``).
+
+    ``fresh``: use no earlier push, so the artifact holds only what the session links.
+    """
     reference = parse_reference(target)
     if reference.digest:
         raise UsageError(f"cannot push to a digest ({target})", hint="push to a tag: REGISTRY/REPO[:TAG]")
     named = [Named(n.root) for n in resolve(store, [ref])]  # local tag names stay here; the pull names it
     with connection.client(reference) as registry:
-        base, mount_from = _base(store, registry, reference, named[0].root)
+        base, mount_from = (None, None) if fresh else _base(store, registry, reference, named[0].root)
         with package(store, named, base=base) as pkg:
             pushed = Pushed(str(reference), pkg.manifest.digest, pkg.size, base=base.digest if base else None)
             for blob in pkg.manifest.blobs:
