@@ -323,3 +323,14 @@ def test_a_failing_workspace_leaves_nothing(  # type: ignore[no-untyped-def]
 
     monkeypatch.setattr(files_plugin.FilesPlugin, "load_version", broken)
     refused(cli, homes, bundle, "Input/output error")
+
+
+def test_an_instance_cannot_bring_a_workspace_of_its_own(cli, homes: Homes, bundle: Path) -> None:  # type: ignore[no-untyped-def]
+    """Powers are judged on the document; a workspace the document does not ask for is refused."""
+    kinds = blob_kinds(bundle)
+    items = dict((m.name, (m, data)) for m, data in members(bundle))
+    config = next(name for name, k in kinds.items() if k == "config")
+    records = json.loads(items[config][1])
+    records["instances"][0]["workspace"]["resources"][0]["sandbox"] = "none"
+    write_members(bundle, list(rehash(items, config, ids.canonical_json(records)).values()))
+    refused(cli, homes, bundle, "a workspace its document does not ask for")

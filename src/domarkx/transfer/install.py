@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from domarkx import ids
 from domarkx.data import transfer as rows
@@ -30,6 +31,9 @@ from domarkx.errors import ContentError, DomarkxError
 from domarkx.transfer.artifact import DOCUMENT, PLUGIN_KEY, Layout
 from domarkx.transfer.records import InstanceRecord, Records, Root, VersionRecord, check, parse
 from domarkx.workspace.plugin import Layer, Plugin, Unsupported
+
+if TYPE_CHECKING:
+    from domarkx.workspace.manager import WorkspaceManager
 
 _STRUCTURE_EXCLUDE = {"id", "document", "source"}
 """What a snapshot's structure blob leaves out, as ``SnapshotManager.save`` stores it."""
@@ -61,6 +65,7 @@ def install(store: Store, layout: Layout, *, where: str, tags: dict[str, str] | 
     new_snapshots = [s for s in snapshots if s.id in absent[0]]
     new_instances = [i for i in records.instances if i.id in absent[1]]
     workspaces = WorkspaceManager(store)
+    _check_workspaces(workspaces, new_instances, {s.id: s for s in snapshots}, where)
     _import_layers(workspaces.plugin, records, layout, where)
     rows.insert_versions(store, [_version_row(v) for v in records.workspace_versions])
     with store.provisioning():
@@ -105,6 +110,24 @@ def _absent(store: Store, records: Records, tags: dict[str, str]) -> tuple[set[s
         instances = {i.id for i in records.instances} - rows.present(db, "instances", [i.id for i in records.instances])
         tagged = all(rows.tag_target(db, tag) == target for tag, target in tags.items())
     return None if not snapshots and not instances and tagged else (snapshots, instances)
+
+
+def _check_workspaces(
+    workspaces: WorkspaceManager, instances: list[InstanceRecord], snapshots: dict[str, SessionSnapshot], where: str
+) -> None:
+    """An instance's workspace must be the one its document asks for.
+
+    Whatever may reach past a resource's confinement is judged on the
+    document (trust is keyed by it), so an instance cannot bring a workspace
+    of its own: that would let a harmless document carry ``sandbox: none``.
+    """
+    for record in instances:
+        wanted = workspaces.config_for(snapshots[record.snapshot]).model_dump(mode="json", exclude_none=True)
+        if record.workspace.model_dump(mode="json", exclude_none=True) != wanted:
+            raise ContentError(
+                f"{where}: instance {record.id[:12]} has a workspace its document does not ask for",
+                hint="the bundle or artifact was altered; do not use it",
+            )
 
 
 def _import_layers(plugin_for: Callable[[str], Plugin], records: Records, layout: Layout, where: str) -> None:
