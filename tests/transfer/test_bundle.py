@@ -334,3 +334,43 @@ def test_an_instance_cannot_bring_a_workspace_of_its_own(cli, homes: Homes, bund
     records["instances"][0]["workspace"]["resources"][0]["sandbox"] = "none"
     write_members(bundle, list(rehash(items, config, ids.canonical_json(records)).values()))
     refused(cli, homes, bundle, "a workspace its document does not ask for")
+
+
+def _bad_name(records: dict) -> None:  # type: ignore[type-arg]
+    records["instances"][0]["name"] = "../../etc"
+
+
+def _bad_source(records: dict) -> None:  # type: ignore[type-arg]
+    records["snapshots"][0]["source"] = "doc.md\n\x1b[2Jowned"
+
+
+def _bad_version(records: dict) -> None:  # type: ignore[type-arg]
+    version = records["workspace_versions"][0]
+    version["versions"] = {"testfiles": "--upload-pack=touch /tmp/pwned"}
+    version["id"] = ids.digest_json(version["versions"])
+
+
+@pytest.mark.parametrize("spoil", [_bad_name, _bad_source, _bad_version], ids=["name", "source", "version"])
+def test_hostile_records_are_refused(cli, homes: Homes, bundle: Path, spoil) -> None:  # type: ignore[no-untyped-def]
+    kinds = blob_kinds(bundle)
+    items = dict((m.name, (m, data)) for m, data in members(bundle))
+    config = next(name for name, k in kinds.items() if k == "config")
+    records = json.loads(items[config][1])
+    spoil(records)
+    write_members(bundle, list(rehash(items, config, ids.canonical_json(records)).values()))
+    refused(cli, homes, bundle, "the session records are invalid")
+
+
+def test_what_the_sender_keeps_to_itself(cli, homes: Homes, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Directories of the source path stay home; control characters in its name are not passed on."""
+    homes.use("a")
+    folder = tmp_path / "private" / "client-x"
+    folder.mkdir(parents=True)
+    doc = folder / "odd\x1bname.md"
+    doc.write_text("## user\n\n> hi\n")
+    snapshot = cli("import", str(doc)).out.strip().splitlines()[-1]
+    bundle = saved(cli, tmp_path, snapshot)
+    assert b"client-x" not in bundle.read_bytes() and b"\x1b" not in bundle.read_bytes()
+    homes.use("b")
+    assert cli("load", str(bundle)).code == 0
+    assert json.loads(cli("snapshots", "ls", "--json").out)[0]["source"] == "odd?name.md"

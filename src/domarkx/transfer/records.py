@@ -16,12 +16,13 @@ every version an instance or snapshot links must be in the records, so that
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from domarkx import ids
 from domarkx.data import transfer as rows
@@ -42,25 +43,46 @@ class Root(BaseModel):
     id: str
 
 
+_VERSION_ID = r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,127}$"
+"""What a resource version id that travels looks like (git and image ids, ``sha256:…`` digests).
+
+Ids reach plugins, which hand them to git or an engine: one that starts with
+``-`` or holds a space or a slash never comes in.
+"""
+_RESOURCE_NAME = r"^[A-Za-z0-9_-]{1,40}$"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def source_name(path: str | None) -> str | None:
+    """The file name a snapshot was imported from, fit to show: no directories, no control characters."""
+    if not path:
+        return None
+    return _CONTROL.sub("?", PurePosixPath(path.replace("\\", "/")).name)[:255] or None
+
+
 class SnapshotRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str
     manifest: dict[str, Any]
     """What the id is the digest of (docs/store.md): format, document digest, workspace state."""
-    source: str | None = Field(default=None, max_length=255)
+    source: str | None = Field(default=None, max_length=255, pattern=r"^[^/\x00-\x1f\x7f-\x9f]+$")
     """The file name it was imported from (no directories: they would tell where the sender keeps files)."""
     created: float
     tags: list[str] = Field(default_factory=list)
+
+
+ResourceName = Annotated[str, StringConstraints(pattern=_RESOURCE_NAME)]
+ResourceVersion = Annotated[str, StringConstraints(pattern=_VERSION_ID)]
 
 
 class VersionRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str
-    versions: dict[str, str]
+    versions: dict[ResourceName, ResourceVersion]
     """Resource name → resource version; the id is its digest."""
-    types: dict[str, str]
+    types: dict[ResourceName, str]
     created: float
 
 
@@ -68,7 +90,7 @@ class InstanceRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=r"^[0-9a-f]{64}$")
-    name: str | None
+    name: str | None = Field(max_length=255)
     snapshot: str
     status: Literal["running", "stopped"]
     created: float
@@ -76,6 +98,14 @@ class InstanceRecord(BaseModel):
     initial_version: str
     workspace: WorkspaceConfig
     messages: list[ConversationMessage]
+
+    @field_validator("name")
+    @classmethod
+    def _instance_name(cls, name: str | None) -> str | None:
+        """The rule ``run --name`` applies: letters, digits, ``.``, ``_``, ``-``, not starting with ``.`` or ``-``."""
+        if name is not None and (not name or name[0] in ".-" or not all(c.isalnum() or c in "._-" for c in name)):
+            raise ValueError("not a valid instance name")
+        return name
 
     def linked_versions(self) -> set[str]:
         linked = {self.head_version, self.initial_version}
@@ -194,8 +224,8 @@ def _instance_record(row: rows.InstanceRow) -> InstanceRecord:
 
 
 def _snapshot_record(row: rows.SnapshotRow, tags: list[str]) -> SnapshotRecord:
-    source = PurePosixPath(row.source.replace("\\", "/")).name[:255] if row.source else None
-    return SnapshotRecord(id=row.id, manifest=json.loads(row.manifest), source=source, created=row.created, tags=tags)
+    manifest = json.loads(row.manifest)
+    return SnapshotRecord(id=row.id, manifest=manifest, source=source_name(row.source), created=row.created, tags=tags)
 
 
 def _linked(snapshots: list[rows.SnapshotRow], instances: list[InstanceRecord]) -> set[str]:
