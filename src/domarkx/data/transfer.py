@@ -144,10 +144,14 @@ def present(db: sqlite3.Connection, table: str, row_ids: Iterable[str]) -> set[s
 def insert_versions(store: Store, rows: Sequence[VersionRow]) -> None:
     """Workspace version rows, where absent (they are immutable: an equal id is an equal row)."""
     with store.write() as db:
-        db.executemany(
-            "INSERT OR IGNORE INTO workspace_versions(id, versions, types, created) VALUES (?, ?, ?, ?)",
-            [(r.id, r.versions, r.types, r.created) for r in rows],
-        )
+        _insert_versions(db, rows)
+
+
+def _insert_versions(db: sqlite3.Connection, rows: Sequence[VersionRow]) -> None:
+    db.executemany(
+        "INSERT OR IGNORE INTO workspace_versions(id, versions, types, created) VALUES (?, ?, ?, ?)",
+        [(r.id, r.versions, r.types, r.created) for r in rows],
+    )
 
 
 Claim = Callable[[sqlite3.Connection, str], None]
@@ -160,8 +164,12 @@ def insert_session(
     tags: dict[str, str],
     instances: Sequence[NewInstance],
     claim: Claim,
+    versions: Sequence[VersionRow] = (),
 ) -> Inserted:
     """Snapshots, tags (tag → snapshot id) and instances, where absent, in one transaction.
+
+    ``versions`` are written again (where absent): a ``prune`` between
+    :func:`insert_versions` and here may have taken them for unlinked.
 
     Each new instance claims the workspace made for it with ``claim``. An instance another
     process stored meanwhile is left alone (its workspace is reported lost);
@@ -169,6 +177,7 @@ def insert_session(
     """
     done = Inserted()
     with store.write() as db:
+        _insert_versions(db, versions)
         for snap in snapshots:
             if _insert_snapshot(store, db, snap):
                 done.snapshots.append(snap.row.id)

@@ -67,7 +67,8 @@ def install(store: Store, layout: Layout, *, where: str, tags: dict[str, str] | 
     workspaces = WorkspaceManager(store)
     _check_workspaces(workspaces, new_instances, {s.id: s for s in snapshots}, where)
     _import_layers(workspaces.plugin, records, layout, where)
-    rows.insert_versions(store, [_version_row(v) for v in records.workspace_versions])
+    versions = [_version_row(v) for v in records.workspace_versions]
+    rows.insert_versions(store, versions)
     with store.provisioning():
         made: list[tuple[InstanceRecord, str]] = []
         try:
@@ -79,6 +80,7 @@ def install(store: Store, layout: Layout, *, where: str, tags: dict[str, str] | 
                 wanted_tags,
                 [rows.NewInstance(row=_instance_row(record), workspace_id=ws) for record, ws in made],
                 claim=workspaces.claim,
+                versions=versions,
             )
         except BaseException:
             for _record, workspace_id in made:
