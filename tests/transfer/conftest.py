@@ -14,16 +14,22 @@ from domarkx import _entrypoints
 HERE = Path(__file__).resolve().parent
 
 
-@pytest.fixture(autouse=True)
-def testfiles_plugin(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Register ``testfiles`` through a test-only distribution: the same entry-point path as any plugin."""
+@pytest.fixture(scope="session")
+def testfiles_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A test-only distribution registering ``testfiles`` (a directory for sys.path or PYTHONPATH)."""
     site = tmp_path_factory.mktemp("site")
     dist = site / "domarkx_test_files-0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: domarkx-test-files\nVersion: 0\n")
     (dist / "entry_points.txt").write_text("[domarkx.plugins]\ntestfiles = files_plugin:FilesPlugin\n")
+    return site
+
+
+@pytest.fixture(autouse=True)
+def testfiles_plugin(testfiles_site: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Register ``testfiles`` through that distribution: the same entry-point path as any plugin."""
     monkeypatch.syspath_prepend(str(HERE))
-    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.syspath_prepend(str(testfiles_site))
     _entrypoints._group.cache_clear()
     yield
     _entrypoints._group.cache_clear()

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Collection, Sequence
 from pathlib import Path
@@ -29,6 +30,7 @@ from domarkx.workspace.plugin import CodeRunner, Layer, Plugin, Resource, ToolEr
 TYPE = "testfiles"
 MEDIA_TYPE = "application/vnd.domarkx.test.files.v1+json"
 OWNER = f"plugin:{TYPE}"
+PAUSE = "DOMARKX_TESTFILES_PAUSE"
 TOOLS = [
     ToolSpec(
         name="run_command",
@@ -94,6 +96,7 @@ class FilesPlugin(Plugin):
         return version
 
     def load_version(self, resource_id: str, version_id: str) -> None:
+        _pause("load_version")
         files = json.loads(self.context.store.get_blob(version_id))
         work = self.work(resource_id)
         shutil.rmtree(work)
@@ -120,6 +123,7 @@ class FilesPlugin(Plugin):
         return layers
 
     def import_versions(self, layers: Sequence[Layer]) -> None:
+        _pause("import_versions")
         for layer in layers:
             data = layer.path.read_bytes()
             if layer.media_type != MEDIA_TYPE or ids.digest_bytes(data) != layer.digest:
@@ -127,3 +131,11 @@ class FilesPlugin(Plugin):
             with self.context.store.write():
                 self.context.store.put_blob(data)
                 self.context.store.add_refs(OWNER, [layer.digest])
+
+
+def _pause(where: str) -> None:
+    """Fault injection for the kill tests: ``PAUSE=where:marker`` writes the marker there, then waits to be killed."""
+    spec = os.environ.get(PAUSE, "")
+    if spec.partition(":")[0] == where:
+        Path(spec.partition(":")[2]).write_text(str(os.getpid()))
+        time.sleep(60)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -374,3 +375,37 @@ def test_what_the_sender_keeps_to_itself(cli, homes: Homes, tmp_path: Path) -> N
     homes.use("b")
     assert cli("load", str(bundle)).code == 0
     assert json.loads(cli("snapshots", "ls", "--json").out)[0]["source"] == "odd?name.md"
+
+
+@pytest.mark.parametrize("where", ["import_versions", "load_version"])
+def test_a_load_killed_midway_leaves_nothing_visible(  # type: ignore[no-untyped-def]
+    cli, homes: Homes, bundle: Path, tmp_path: Path, testfiles_site: Path, where: str
+) -> None:
+    """kill -9 while the plugin takes its layers, or while the workspace is made: no session appears, a retry loads."""
+    import signal
+    import time
+
+    home = homes.use("receiver")
+    assert cli("snapshots", "ls").code == 0
+    before = visible_state(home)
+    marker = tmp_path / "paused"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(testfiles_site), str(Path(__file__).parent)]),
+        "DOMARKX_TESTFILES_PAUSE": f"{where}:{marker}",
+    }
+    process = subprocess.Popen([sys.executable, "-m", "domarkx", "load", str(bundle)], env=env)
+    deadline = time.monotonic() + 60
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), "the load never reached the pause"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    after = visible_state(home)
+    for table in ("snapshots", "tags", "instances", "messages"):
+        assert after[table] == before[table]
+    repaired = cli("doctor", "--repair")
+    assert repaired.code == 0, repaired
+    assert cli("load", str(bundle)).code == 0
+    assert cli("export", "victim").code == 0
+    assert visible_state(home)["scratch"] == []  # the killed load's scratch space was swept
