@@ -21,7 +21,9 @@ def testfiles_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dist = site / "domarkx_test_files-0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: domarkx-test-files\nVersion: 0\n")
-    (dist / "entry_points.txt").write_text("[domarkx.plugins]\ntestfiles = files_plugin:FilesPlugin\n")
+    (dist / "entry_points.txt").write_text(
+        "[domarkx.plugins]\ntestfiles = files_plugin:FilesPlugin\ntestimages = files_plugin:ImagesPlugin\n"
+    )
     return site
 
 

@@ -12,10 +12,12 @@ after one change carries one small layer.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import shutil
 import subprocess
+import tarfile
 import time
 import uuid
 from collections.abc import Collection, Sequence
@@ -139,3 +141,81 @@ def _pause(where: str) -> None:
     if spec.partition(":")[0] == where:
         Path(spec.partition(":")[2]).write_text(str(os.getpid()))
         time.sleep(60)
+
+
+IMAGE_LAYOUT = "application/vnd.oci.image.layout.v1.tar"
+VERSIONS_KEY = "org.domarkx.test.versions"
+
+
+class ImagesPlugin(FilesPlugin):
+    """The same files, but versions travel as images in an OCI image layout tar, as ``docker_sandbox``'s do."""
+
+    @property
+    def type(self) -> str:
+        return "testimages"
+
+    def export_versions(self, version_ids: Sequence[str], into: Path, *, have: Collection[str] = ()) -> list[Layer]:
+        wanted = [v for v in version_ids if v not in have]
+        blobs: dict[str, bytes] = {}
+        entries = []
+        for version in wanted:
+            data = self.context.store.get_blob(version)
+            config = ids.canonical_json({"architecture": "amd64", "os": "linux", "domarkx-test": version})
+            blobs[version], blobs[ids.digest_bytes(config)] = data, config
+            manifest = ids.canonical_json(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": _descriptor("application/vnd.oci.image.config.v1+json", config),
+                    "layers": [_descriptor("application/vnd.oci.image.layer.v1.tar", data)],
+                }
+            )
+            blobs[ids.digest_bytes(manifest)] = manifest
+            entries.append(_descriptor("application/vnd.oci.image.manifest.v1+json", manifest))
+        index = ids.canonical_json({"schemaVersion": 2, "manifests": entries})
+        path = into / "layout.tar"
+        with tarfile.open(path, "w") as tar:
+            _member(tar, "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+            _member(tar, "index.json", index)
+            for digest, data in sorted(blobs.items()):
+                _member(tar, "blobs/sha256/" + digest.removeprefix(ids.PREFIX), data)
+        return [
+            Layer(
+                IMAGE_LAYOUT,
+                path,
+                ids.digest_bytes(path.read_bytes()),
+                path.stat().st_size,
+                {VERSIONS_KEY: " ".join(wanted)},
+            )
+        ]
+
+    def import_versions(self, layers: Sequence[Layer]) -> None:
+        for layer in layers:
+            if layer.media_type != IMAGE_LAYOUT or ids.digest_bytes(layer.path.read_bytes()) != layer.digest:
+                raise StoreError(f"testimages layer {layer.digest} does not hold images")
+            with tarfile.open(layer.path) as tar:
+                index = json.loads(tar.extractfile("index.json").read())  # type: ignore[union-attr]
+                for entry in index["manifests"]:
+                    manifest = json.loads(_blob(tar, entry["digest"]))
+                    version = manifest["layers"][0]["digest"]
+                    data = _blob(tar, version)
+                    with self.context.store.write():
+                        self.context.store.put_blob(data)
+                        self.context.store.add_refs(OWNER, [version])
+
+
+def _descriptor(media_type: str, data: bytes) -> dict[str, Any]:
+    return {"mediaType": media_type, "digest": ids.digest_bytes(data), "size": len(data)}
+
+
+def _member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _blob(tar: tarfile.TarFile, digest: str) -> bytes:
+    data = tar.extractfile("blobs/sha256/" + digest.removeprefix(ids.PREFIX)).read()  # type: ignore[union-attr]
+    if ids.digest_bytes(data) != digest:
+        raise StoreError(f"testimages blob {digest} does not match its digest")
+    return data

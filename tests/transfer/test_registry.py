@@ -448,3 +448,43 @@ def test_a_fresh_push_starts_a_new_stack(cli, make_session, plain_registry: Regi
     fresh = pushed(cli, "fresh", target, "--insecure", "--fresh")
     assert fresh["base"] is None and fresh["size"] < stacked["size"]  # type: ignore[operator]
     assert sum(fresh["blobs"].values()) == sum(stacked["blobs"].values()) - 1  # type: ignore[attr-defined]
+
+
+# -- plugins whose versions are images (docker_sandbox's way) -------------------------------
+
+
+def test_image_versions_become_ordinary_images(
+    cli, homes: Homes, make_session, plain_registry: Registry, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A plugin layer that is an OCI image layout goes to the registry as images, each pullable by digest."""
+    import httpx2
+
+    doc = DOC.replace("type: testfiles", "type: testimages")
+    target = f"{plain_registry.host}/team/images:v1"
+    homes.use("a")
+    instance = make_session(doc, name="images")
+    report = pushed(cli, "images", target, "--insecure")
+    manifest = json.loads(plain_registry.blob_file(str(report["digest"])).read_bytes())
+    images = [d for d in manifest["layers"] if d["mediaType"].endswith("image-layout.manifest.v1+json")]
+    assert len(images) == 4  # the empty start and each assistant message
+    for image in images:  # stored as manifests: docker can pull each version by digest
+        got = httpx2.get(
+            f"http://{plain_registry.host}/v2/team/images/manifests/{image['digest']}",
+            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+        )
+        assert got.status_code == 200 and json.loads(got.content)["config"]["mediaType"].endswith("config.v1+json")
+    spaces = [workspace_at(cli, instance, n) for n in range(6)]
+    bundle = tmp_path / "images.tar"
+    assert cli("save", "images", "-o", str(bundle)).code == 0
+
+    assert cli("exec", "images", "--", "echo more > more.txt").code == 0
+    second = pushed(cli, "images", target, "--insecure")
+    assert second["blobs"]["uploaded"] == 5  # type: ignore[index]  # the new layout: index, manifest, config, layer; records
+
+    homes.use("b")
+    assert pulled(cli, target, "--insecure") == [instance]
+    assert [workspace_at(cli, instance, n) for n in range(6)] == spaces
+    assert "more.txt" in cli("exec", instance, "--", "ls").out
+    homes.use("c")
+    assert cli("load", str(bundle)).code == 0
+    assert [workspace_at(cli, instance, n) for n in range(6)] == spaces

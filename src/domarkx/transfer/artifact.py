@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from domarkx import ids
 from domarkx.errors import ContentError
@@ -163,10 +163,31 @@ def file_digest(path: Path) -> tuple[str, int]:
     return ids.PREFIX + h.hexdigest(), size
 
 
-def read_chunks(path: Path) -> Iterator[bytes]:
-    """A file's bytes in chunks, for streaming uploads and tar members."""
-    with path.open("rb") as fh:
-        yield from iter(lambda: fh.read(_CHUNK), b"")
+@dataclass(frozen=True)
+class Source:
+    """Where a blob's bytes are: a whole file, or ``size`` bytes of it from ``offset`` (a member of a tar)."""
+
+    path: Path
+    offset: int = 0
+    size: int | None = None
+
+    def open(self) -> BinaryIO:
+        """The file, positioned at the blob (read ``size`` bytes from it)."""
+        fh = self.path.open("rb")
+        fh.seek(self.offset)
+        return fh
+
+    def chunks(self) -> Iterator[bytes]:
+        """The blob's bytes in chunks, for streaming uploads."""
+        left = self.size
+        with self.open() as fh:
+            while left is None or left > 0:
+                chunk = fh.read(_CHUNK if left is None else min(_CHUNK, left))
+                if not chunk:
+                    return
+                if left is not None:
+                    left -= len(chunk)
+                yield chunk
 
 
 class Verifier:

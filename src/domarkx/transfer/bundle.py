@@ -63,10 +63,8 @@ def write_bundle(package: Package, out: IO[bytes]) -> None:
         _add(tar, INDEX_FILE, ids.canonical_json(index))
         _add(tar, blob_name(manifest.digest), manifest.raw)
         for blob in manifest.blobs:
-            path = package.files[blob.digest]
-            info = _info(blob_name(blob.digest), blob.size)
-            with path.open("rb") as fh:
-                tar.addfile(info, fh)
+            with package.files[blob.digest].open() as fh:
+                tar.addfile(_info(blob_name(blob.digest), blob.size), fh)
 
 
 def _info(name: str, size: int) -> tarfile.TarInfo:

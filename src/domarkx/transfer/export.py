@@ -24,8 +24,10 @@ from domarkx.transfer.artifact import (
     TITLE_KEY,
     Descriptor,
     Manifest,
+    Source,
     build_manifest,
 )
+from domarkx.transfer.layouts import LAYOUT_TAR, explode
 from domarkx.transfer.records import Named, Records, collect
 from domarkx.transfer.scratch import scratch
 from domarkx.workspace.plugin import Layer, Plugin, Unsupported
@@ -83,7 +85,7 @@ class Package:
 
     records: Records
     manifest: Manifest
-    files: dict[str, Path] = field(default_factory=dict)
+    files: dict[str, Source] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -100,25 +102,35 @@ def package(store: Store, named: Sequence[Named], *, base: Base | None = None) -
     roots: set[tuple[str, str]] = {(r.kind, r.id) for r in records.roots}
     workspaces = WorkspaceManager(store)
     with scratch(store) as tmp:
-        files: dict[str, Path] = {}
+        files: dict[str, Source] = {}
         layers: list[Descriptor] = []
         for snapshot in records.snapshots:
             digest = str(snapshot.manifest["document"])
-            files[digest] = store.blob_path(digest)
+            files[digest] = Source(store.blob_path(digest))
             title = f"{ids.short(snapshot.id)}.md"
-            layers.append(Descriptor(DOCUMENT, digest, _size(files[digest]), {TITLE_KEY: title}))
+            layers.append(Descriptor(DOCUMENT, digest, _size(files[digest].path), {TITLE_KEY: title}))
         for plugin_type, versions in sorted(records.plugin_versions().items()):
             reused, have = base.reusable(plugin_type, versions, roots) if base else ([], set())
             exported = _export(workspaces.plugin(plugin_type), versions, tmp / "layers" / plugin_type, have)
             layers += reused
-            for layer in exported:
-                files[layer.digest] = layer.path
-                layers.append(Descriptor(layer.media_type, layer.digest, layer.size, _annotate(layer, plugin_type)))
+            for descriptor, source in _descriptors(exported, plugin_type):
+                files[descriptor.digest] = source
+                layers.append(descriptor)
         data = records.to_bytes()
         config = Descriptor(CONFIG, ids.digest_bytes(data), len(data))
-        files[config.digest] = tmp / "config.json"
-        files[config.digest].write_bytes(data)
+        files[config.digest] = Source(tmp / "config.json")
+        files[config.digest].path.write_bytes(data)
         yield Package(records=records, manifest=build_manifest(config, _unique(layers)), files=files)
+
+
+def _descriptors(layers: list[Layer], plugin_type: str) -> Iterator[tuple[Descriptor, Source]]:
+    """Each layer as it is listed: as itself, or an image layout as its parts (:mod:`.layouts`)."""
+    for layer in layers:
+        if layer.media_type == LAYOUT_TAR:
+            yield from explode(layer, {PLUGIN_KEY: plugin_type})
+        else:
+            annotations = _annotate(layer, plugin_type)
+            yield Descriptor(layer.media_type, layer.digest, layer.size, annotations), Source(layer.path)
 
 
 def _export(plugin: Plugin, versions: set[str], into: Path, have: set[str]) -> list[Layer]:

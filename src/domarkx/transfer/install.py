@@ -29,6 +29,7 @@ from domarkx.data.models import SessionSnapshot
 from domarkx.data.store import Store
 from domarkx.errors import ContentError, DomarkxError
 from domarkx.transfer.artifact import DOCUMENT, PLUGIN_KEY, Layout
+from domarkx.transfer.layouts import INDEX_PART, LAYOUT_KEY, implode
 from domarkx.transfer.records import InstanceRecord, Records, Root, VersionRecord, check, parse
 from domarkx.workspace.plugin import Layer, Plugin, Unsupported
 
@@ -134,12 +135,7 @@ def _check_workspaces(
 
 def _import_layers(plugin_for: Callable[[str], Plugin], records: Records, layout: Layout, where: str) -> None:
     """Each plugin takes its layers, then must hold every version the records name."""
-    by_type: dict[str, list[Layer]] = {}
-    for d in layout.manifest.layers:
-        plugin_type = d.annotations.get(PLUGIN_KEY)
-        if plugin_type:
-            layer = Layer(d.media_type, layout.path(d.digest), d.digest, d.size, dict(d.annotations))
-            by_type.setdefault(plugin_type, []).append(layer)
+    by_type = _plugin_layers(layout, where)
     for plugin_type, versions in sorted(records.plugin_versions().items()):
         plugin = _plugin(plugin_for, plugin_type, where)
         try:
@@ -155,6 +151,30 @@ def _import_layers(plugin_for: Callable[[str], Plugin], records: Records, layout
                 f"{where}: its {plugin_type} layers do not hold version {sorted(missing)[0]} ({len(missing)} missing)",
                 hint="the bundle or artifact is incomplete; save or push it again",
             )
+
+
+def _plugin_layers(layout: Layout, where: str) -> dict[str, list[Layer]]:
+    """Each plugin's layers in manifest order, an exploded image layout put back together (:mod:`.layouts`)."""
+    by_type: dict[str, list[Layer]] = {}
+    listed = layout.manifest.layers
+    at = 0
+    while at < len(listed):
+        d, at = listed[at], at + 1
+        plugin_type = d.annotations.get(PLUGIN_KEY)
+        if not plugin_type:
+            continue
+        if d.media_type == INDEX_PART:
+            group = [d]
+            while at < len(listed) and listed[at].annotations.get(LAYOUT_KEY) == d.digest:
+                group, at = [*group, listed[at]], at + 1
+            (layout.root / "layouts").mkdir(exist_ok=True)
+            layer = implode(layout, group, layout.root / "layouts", where=where)
+        elif LAYOUT_KEY in d.annotations:
+            raise ContentError(f"{where}: a part of image layout {d.annotations[LAYOUT_KEY]} comes without its index")
+        else:
+            layer = Layer(d.media_type, layout.path(d.digest), d.digest, d.size, dict(d.annotations))
+        by_type.setdefault(plugin_type, []).append(layer)
+    return by_type
 
 
 def _plugin(plugin_for: Callable[[str], Plugin], plugin_type: str, where: str) -> Plugin:

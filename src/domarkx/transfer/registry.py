@@ -52,7 +52,7 @@ from domarkx.errors import (
     UsageError,
 )
 from domarkx.transfer import credentials
-from domarkx.transfer.artifact import INDEX, MANIFEST, MAX_MANIFEST, Descriptor, Verifier, read_chunks
+from domarkx.transfer.artifact import INDEX, MANIFEST, MAX_MANIFEST, Descriptor, Source, Verifier
 from domarkx.transfer.credentials import Credential
 
 CHUNK = 64 << 20
@@ -146,10 +146,12 @@ class RegistryClient:
             self._expect(response, {200}, f"looking for blob {digest}")
             return True
 
-    def push_blob(self, repository: str, blob: Descriptor, path: Path | None, *, mount_from: str | None = None) -> str:
+    def push_blob(
+        self, repository: str, blob: Descriptor, source: Source | None, *, mount_from: str | None = None
+    ) -> str:
         """Make sure the repository has ``blob``: ``"present"``, ``"mounted"`` or ``"uploaded"``.
 
-        ``path`` is None for a blob we only know by descriptor (from an earlier
+        ``source`` is None for a blob we only know by descriptor (from an earlier
         push): it must be present or mountable.
         """
         if self.has_blob(repository, blob.digest):
@@ -164,19 +166,20 @@ class RegistryClient:
             self._expect(response, {202}, f"starting the upload of {blob.digest}")
             location = self._location(response)
             minimum = int(response.headers.get("OCI-Chunk-Min-Length", "0") or 0)
-        if path is None:
+        if source is None:
             self._cancel(location, repository)
             raise RegistryError(f"{self.registry}/{repository} no longer has blob {blob.digest} of the last push")
         try:
-            self._upload(repository, location, blob, path, max(self.chunk_size, minimum))
+            self._upload(repository, location, blob, source, max(self.chunk_size, minimum))
         except BaseException:
             self._cancel(location, repository)
             raise
         return "uploaded"
 
-    def push_manifest(self, repository: str, tag: str, raw: bytes, digest: str) -> None:
+    def push_manifest(self, repository: str, target: str, raw: bytes, digest: str) -> None:
+        """Store an image manifest under a tag, or by its digest alone (``target`` = ``digest``)."""
         headers = {"Content-Type": MANIFEST}
-        path = f"/v2/{repository}/manifests/{tag}"
+        path = f"/v2/{repository}/manifests/{target}"
         with self._exchange("PUT", path, scopes=_push(repository), body=raw, headers=headers) as response:
             self._expect(response, {201}, "storing the manifest")
             said = response.headers.get("Docker-Content-Digest")
@@ -218,13 +221,13 @@ class RegistryClient:
 
     # -- uploads -------------------------------------------------------------------------
 
-    def _upload(self, repository: str, location: str, blob: Descriptor, path: Path, chunk: int) -> None:
+    def _upload(self, repository: str, location: str, blob: Descriptor, source: Source, chunk: int) -> None:
         scopes = _push(repository)
         octets = {"Content-Type": "application/octet-stream"}
         if blob.size > chunk:
-            with path.open("rb") as fh:
+            with source.open() as fh:
                 for start in range(0, blob.size, chunk):
-                    data = fh.read(chunk)
+                    data = fh.read(min(chunk, blob.size - start))
                     headers = {**octets, "Content-Range": f"{start}-{start + len(data) - 1}"}
                     with self._exchange("PATCH", location, scopes=scopes, body=data, headers=headers) as response:
                         self._expect(response, {202}, f"uploading blob {blob.digest}")
@@ -232,7 +235,7 @@ class RegistryClient:
                     self.sent += len(data)
             body: Body = b""
         else:
-            body = lambda: read_chunks(path)  # noqa: E731 - re-readable if the request must be sent again
+            body = source.chunks  # called again if the request must be sent again
         url = str(httpx2.URL(location).copy_merge_params({"digest": blob.digest}))
         headers = {**octets, "Content-Length": str(0 if body == b"" else blob.size)}
         with self._exchange("PUT", url, scopes=scopes, body=body, headers=headers) as response:

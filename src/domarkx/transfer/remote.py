@@ -31,8 +31,9 @@ from domarkx.errors import ContentError, ReferenceNotFound, UsageError
 from domarkx.transfer import resolve
 from domarkx.transfer.artifact import Descriptor, Layout, Manifest, read_manifest
 from domarkx.transfer.credentials import Credential
-from domarkx.transfer.export import Base, package
+from domarkx.transfer.export import Base, Package, package
 from domarkx.transfer.install import Loaded, already_here, install
+from domarkx.transfer.layouts import image_manifests
 from domarkx.transfer.records import Named, Records, Root, parse
 from domarkx.transfer.reference import Reference
 from domarkx.transfer.reference import parse as parse_reference
@@ -94,6 +95,7 @@ def push(store: Store, ref: str, target: str, connection: Connection, *, fresh: 
                 source = mount_from if base and blob.digest in base.blobs else None
                 how = registry.push_blob(reference.repository, blob, pkg.files.get(blob.digest), mount_from=source)
                 pushed.blobs[how] = pushed.blobs.get(how, 0) + 1
+            _push_images(registry, reference.repository, pkg)
             if pushed.base != pkg.manifest.digest or mount_from:  # else the tag names this very manifest already
                 raw = pkg.manifest.raw
                 registry.push_manifest(reference.repository, reference.target, raw, pkg.manifest.digest)
@@ -101,6 +103,16 @@ def push(store: Store, ref: str, target: str, connection: Connection, *, fresh: 
             pushed.uploaded += registry.sent
     _remember(store, reference, named[0].root, pushed.digest)
     return pushed
+
+
+def _push_images(registry: RegistryClient, repository: str, pkg: Package) -> None:
+    """Store the image manifests of exploded image layouts by digest: the versions become ordinary images."""
+    for part in image_manifests(pkg.manifest.layers):
+        source = pkg.files.get(part.digest)
+        if source is not None:  # else an earlier push stored it
+            with source.open() as fh:
+                raw = fh.read(part.size)
+            registry.push_manifest(repository, part.digest, raw, part.digest)
 
 
 def _base(store: Store, registry: RegistryClient, reference: Reference, root: Root) -> tuple[Base | None, str | None]:
