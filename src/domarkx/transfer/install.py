@@ -70,31 +70,39 @@ def install(store: Store, layout: Layout, *, where: str, tags: dict[str, str] | 
     _import_layers(workspaces.plugin, records, layout, where)
     versions = [_version_row(v) for v in records.workspace_versions]
     rows.insert_versions(store, versions)
-    with store.provisioning():
-        made: list[tuple[InstanceRecord, str]] = []
-        try:
-            for record in new_instances:
-                made.append((record, workspaces.clone(record.workspace, record.head_version, pending=True).id))
-            inserted = rows.insert_session(
-                store,
-                [_new_snapshot(s, records, documents) for s in new_snapshots],
-                wanted_tags,
-                [rows.NewInstance(row=_instance_row(record), workspace_id=ws) for record, ws in made],
-                claim=workspaces.claim,
-                versions=versions,
-            )
-        except BaseException:
-            for _record, workspace_id in made:
-                workspaces.destroy(workspaces.open(workspace_id))
-            raise
-        for workspace_id in inserted.lost_workspaces:
-            workspaces.destroy(workspaces.open(workspace_id))
+    new_rows = [_new_snapshot(s, records, documents) for s in new_snapshots]
+    inserted = _store_sessions(store, workspaces, new_rows, wanted_tags, new_instances, versions)
     loaded.snapshots, loaded.instances = inserted.snapshots, inserted.instances
     loaded.notes += [f"tag {t} moved here from snapshot {ids.short(s)}" for t, s in inserted.moved_tags.items()]
     loaded.notes += [
         f"instance {ids.short(i)} was loaded without its name: another instance here has it" for i in inserted.unnamed
     ]
     return loaded
+
+
+def _store_sessions(
+    store: Store,
+    workspaces: WorkspaceManager,
+    snapshots: list[rows.NewSnapshot],
+    tags: dict[str, str],
+    instances: list[InstanceRecord],
+    versions: list[rows.VersionRow],
+) -> rows.Inserted:
+    """Make each new instance's workspace (pending), then store everything in one transaction."""
+    with store.provisioning():
+        made: list[tuple[InstanceRecord, str]] = []
+        try:
+            for record in instances:
+                made.append((record, workspaces.clone(record.workspace, record.head_version, pending=True).id))
+            new = [rows.NewInstance(row=_instance_row(record), workspace_id=ws) for record, ws in made]
+            inserted = rows.insert_session(store, snapshots, tags, new, claim=workspaces.claim, versions=versions)
+        except BaseException:
+            for _record, workspace_id in made:
+                workspaces.destroy(workspaces.open(workspace_id))
+            raise
+        for workspace_id in inserted.lost_workspaces:
+            workspaces.destroy(workspaces.open(workspace_id))
+    return inserted
 
 
 def already_here(store: Store, records: Records, tags: dict[str, str] | None = None) -> bool:
