@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from domarkx import ids
 from domarkx.errors import UsageError
 from domarkx.transfer.reference import Reference, parse
 from domarkx.transfer.registry import parse_challenge
@@ -76,3 +79,36 @@ def test_bad_references(text: str) -> None:
 )
 def test_challenges(header: str, scheme: str, params: dict[str, str]) -> None:
     assert parse_challenge(header) == (scheme, params)
+
+
+_COMPONENT = st.from_regex(r"[a-z0-9]+([._-][a-z0-9]+)?", fullmatch=True).filter(lambda c: len(c) <= 30)
+_HOSTS = st.sampled_from(
+    ["localhost", "localhost:5000", "127.0.0.1:5000", "ghcr.io", "registry.example.com:443", "[::1]:5000"]
+)
+
+
+@given(
+    host=_HOSTS,
+    path=st.lists(_COMPONENT, min_size=1, max_size=4),
+    tag=st.none() | st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,40}", fullmatch=True),
+    digest=st.none() | st.binary(min_size=1, max_size=8).map(lambda b: ids.digest_bytes(b)),
+)
+def test_every_valid_reference_reads_back(host: str, path: list[str], tag: str | None, digest: str | None) -> None:
+    text = f"{host}/{'/'.join(path)}" + (f"@{digest}" if digest else f":{tag}" if tag else "")
+    ref = parse(text)
+    assert (ref.registry, ref.repository, ref.tag, ref.digest) == (
+        host,
+        "/".join(path),
+        None if digest else tag,
+        digest,
+    )
+    assert parse(str(ref)).target == ref.target
+
+
+@given(st.text(max_size=60))
+def test_any_text_parses_or_is_a_usage_error(text: str) -> None:
+    try:
+        ref = parse(text)
+    except UsageError:
+        return
+    assert "\n" not in str(ref) and " " not in str(ref)
