@@ -67,11 +67,12 @@ def install(store: Store, layout: Layout, *, where: str, tags: dict[str, str] | 
     new_instances = [i for i in records.instances if i.id in absent[1]]
     workspaces = WorkspaceManager(store)
     _check_workspaces(workspaces, new_instances, {s.id: s for s in snapshots}, where)
-    _import_layers(workspaces.plugin, records, layout, where)
-    versions = [_version_row(v) for v in records.workspace_versions]
-    rows.insert_versions(store, versions)
-    new_rows = [_new_snapshot(s, records, documents) for s in new_snapshots]
-    inserted = _store_sessions(store, workspaces, new_rows, wanted_tags, new_instances, versions)
+    with store.provisioning():  # until the rows link what the plugins took in, prune must not judge it unused
+        _import_layers(workspaces.plugin, records, layout, where)
+        versions = [_version_row(v) for v in records.workspace_versions]
+        rows.insert_versions(store, versions)
+        new_rows = [_new_snapshot(s, records, documents) for s in new_snapshots]
+        inserted = _store_sessions(store, workspaces, new_rows, wanted_tags, new_instances, versions)
     loaded.snapshots, loaded.instances = inserted.snapshots, inserted.instances
     loaded.notes += [f"tag {t} moved here from snapshot {ids.short(s)}" for t, s in inserted.moved_tags.items()]
     loaded.notes += [
