@@ -106,6 +106,15 @@ def _store_sessions(
     return inserted
 
 
+def require_plugins(store: Store, records: Records, *, where: str) -> None:
+    """Fail early, before anything is downloaded, if a plugin the sessions need is not installed here."""
+    from domarkx.workspace.manager import WorkspaceManager
+
+    workspaces = WorkspaceManager(store)
+    for plugin_type in sorted(records.plugin_versions()):
+        _plugin(workspaces.plugin, plugin_type, where)
+
+
 def already_here(store: Store, records: Records, tags: dict[str, str] | None = None) -> bool:
     """Whether the home holds every session of ``records`` (and the tags): then there is nothing to fetch."""
     return _absent(store, records, _wanted_tags(records, tags)) is None

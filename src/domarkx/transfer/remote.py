@@ -32,7 +32,7 @@ from domarkx.transfer import resolve
 from domarkx.transfer.artifact import Descriptor, Layout, Manifest, read_manifest
 from domarkx.transfer.credentials import Credential
 from domarkx.transfer.export import Base, Package, package
-from domarkx.transfer.install import Loaded, already_here, install
+from domarkx.transfer.install import Loaded, already_here, install, require_plugins
 from domarkx.transfer.layouts import image_manifests
 from domarkx.transfer.records import Named, Records, Root, parse
 from domarkx.transfer.reference import Reference
@@ -162,6 +162,7 @@ def pull(store: Store, source: str, connection: Connection) -> Loaded:
             tags = _tags(reference, records)
             if already_here(store, records, tags):
                 return Loaded(roots=records.roots)
+            require_plugins(store, records, where=where)
             _download(registry, reference.repository, layout, manifest.layers)
             loaded = install(store, layout, where=where, tags=tags)
     for root in records.roots:
