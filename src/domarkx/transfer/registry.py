@@ -171,7 +171,7 @@ class RegistryClient:
             raise RegistryError(f"{self.registry}/{repository} no longer has blob {blob.digest} of the last push")
         try:
             self._upload(repository, location, blob, source, max(self.chunk_size, minimum))
-        except BaseException:
+        except Exception:  # not on Ctrl-C: stop at once; the registry purges stale uploads itself
             self._cancel(location, repository)
             raise
         return "uploaded"
