@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from domarkx.data.store import Store
+from domarkx.errors import StoreError
 
 _BATCH = 500
 """Ids per ``IN (…)`` query, well below SQLite's limit on parameters."""
@@ -122,6 +123,8 @@ def instance(db: sqlite3.Connection, instance_id: str) -> InstanceRow:
         " w.config AS workspace_config FROM instances i JOIN workspaces w ON w.id = i.workspace_id WHERE i.id = ?",
         (instance_id,),
     ).fetchone()
+    if row is None:
+        raise StoreError(f"instance {instance_id[:12]} has lost its workspace", hint="run `domarkx doctor`")
     messages = [
         r[0] for r in db.execute("SELECT body FROM messages WHERE instance_id = ? ORDER BY idx", (instance_id,))
     ]

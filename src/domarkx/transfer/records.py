@@ -177,13 +177,11 @@ def collect(store: Store, named: Sequence[Named]) -> Records:
         instances = [rows.instance(db, n.root.id) for n in named if n.root.kind == "instance"]
         snapshot_ids = {n.root.id for n in named if n.root.kind == "snapshot"} | {i.snapshot_id for i in instances}
         snapshots = rows.snapshots(db, snapshot_ids)
+        _all_there("snapshots", snapshot_ids, {s.id for s in snapshots})
         records = [_instance_record(i) for i in instances]
         wanted = _linked(snapshots, records)
         versions = rows.versions(db, wanted)
-    found = {v.id for v in versions}
-    if found != wanted:
-        missing = ", ".join(ids.short(v) for v in sorted(wanted - found))
-        raise StoreError(f"workspace versions {missing} are missing from the store", hint="run `domarkx doctor`")
+    _all_there("workspace versions", wanted, {v.id for v in versions})
     tags = {n.root.id: [n.tag] for n in named if n.tag}
     return Records(
         roots=_unique([n.root for n in named]),
@@ -197,6 +195,12 @@ def collect(store: Store, named: Sequence[Named]) -> Records:
         ),
         instances=sorted(records, key=lambda i: i.id),
     )
+
+
+def _all_there(what: str, wanted: set[str], found: set[str]) -> None:
+    if found != wanted:
+        missing = ", ".join(ids.short(v) for v in sorted(wanted - found))
+        raise StoreError(f"{what} {missing} are missing from the store", hint="run `domarkx doctor`")
 
 
 def _unique(roots: list[Root]) -> list[Root]:
@@ -219,8 +223,17 @@ def _instance_record(row: rows.InstanceRow) -> InstanceRecord:
         head_version=row.head_version,
         initial_version=row.initial_version,
         workspace=WorkspaceConfig.model_validate_json(row.workspace_config),
-        messages=[ConversationMessage.model_validate_json(body) for body in row.messages],
+        messages=[_message(row.id, index, body) for index, body in enumerate(row.messages)],
     )
+
+
+def _message(instance_id: str, index: int, body: str) -> ConversationMessage:
+    try:
+        return ConversationMessage.model_validate_json(body)
+    except ValidationError as exc:
+        raise StoreError(
+            f"message {index} of instance {instance_id[:12]} is damaged in the store", hint="run `domarkx doctor`"
+        ) from exc
 
 
 def _snapshot_record(row: rows.SnapshotRow, tags: list[str]) -> SnapshotRecord:
