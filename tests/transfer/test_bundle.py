@@ -409,3 +409,16 @@ def test_a_load_killed_midway_leaves_nothing_visible(  # type: ignore[no-untyped
     assert cli("load", str(bundle)).code == 0
     assert cli("export", "victim").code == 0
     assert visible_state(home)["scratch"] == []  # the killed load's scratch space was swept
+
+
+def test_saving_from_a_damaged_store_says_run_doctor(cli, make_session, domarkx_home: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    make_session(name="damaged")
+    db = sqlite3.connect(domarkx_home / "store.db")
+    db.execute("DELETE FROM workspace_versions WHERE id = (SELECT head_version FROM instances)")
+    db.commit()
+    db.close()
+    result = cli("save", "damaged", "-o", str(tmp_path / "out.tar"))
+    assert result.code == 1 and "missing from the store" in result.err and "domarkx doctor" in result.err
+    assert not (tmp_path / "out.tar").exists()
