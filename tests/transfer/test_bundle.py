@@ -100,7 +100,7 @@ def test_several_sessions_in_one_bundle(cli, homes: Homes, make_session, tmp_pat
     bundle = saved(cli, tmp_path, "first", "second", "second")
     homes.use("b")
     loaded = cli("load", str(bundle))
-    assert loaded.out.split() == [first, second]
+    assert loaded.out.split() == [first, second], loaded
     assert {i["id"] for i in json.loads(cli("instances", "ls", "--json").out)} == {first, second}
 
 
@@ -422,3 +422,23 @@ def test_saving_from_a_damaged_store_says_run_doctor(cli, make_session, domarkx_
     result = cli("save", "damaged", "-o", str(tmp_path / "out.tar"))
     assert result.code == 1 and "missing from the store" in result.err and "domarkx doctor" in result.err
     assert not (tmp_path / "out.tar").exists()
+
+
+def test_fork_lineage_travels_when_the_parent_does(cli, homes: Homes, make_session, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    homes.use("a")
+    parent = make_session(name="parent")
+    child = cli("fork", "parent", "--at", "3", "--name", "child", "-q").out.strip()
+    both, alone = tmp_path / "both.tar", tmp_path / "alone.tar"
+    assert cli("save", "parent", "child", "-o", str(both)).code == 0
+    assert cli("save", "child", "-o", str(alone)).code == 0
+
+    def lineage() -> dict[str, object]:
+        rows = json.loads(cli("instances", "ls", "--json").out)
+        return {r["id"]: (r["parent_id"], r["parent_at"]) for r in rows}
+
+    homes.use("b")
+    assert cli("load", str(both)).code == 0
+    assert lineage()[child] == (parent, 3)
+    homes.use("c")
+    assert cli("load", str(alone)).code == 0
+    assert lineage()[child] == (None, None)  # its parent stayed home

@@ -231,9 +231,9 @@ def test_bad_references(cli, make_session) -> None:  # type: ignore[no-untyped-d
 
 
 def test_a_dead_registry(cli, make_session, own_registry: Registry) -> None:  # type: ignore[no-untyped-def]
-    make_session(name="dead")
+    make_session(name="dead-one")
     own_registry.stop()
-    result = cli("push", "dead", f"{own_registry.host}/team/dead", "--insecure")
+    result = cli("push", "dead-one", f"{own_registry.host}/team/dead", "--insecure")
     assert result.code == 1
     assert result.err.startswith(f"error: cannot reach the registry {own_registry.host}")
     assert "hint:" in result.err

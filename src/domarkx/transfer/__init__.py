@@ -22,13 +22,10 @@ from domarkx.transfer.records import Named, Root
 
 def resolve(store: Store, refs: Sequence[str]) -> list[Named]:
     """What each REF names (an instance or a snapshot), remembering a tag so it travels too."""
-    from domarkx.session.instance import resolve_any
-
     named = []
     for ref in refs:
-        kind, found = resolve_any(store, ref)
-        with store.read() as db:
-            tag = ref if kind == "snapshot" and rows.tag_target(db, ref) == found else None
+        kind, found = store.resolve_any(ref)
+        tag = ref if kind == "snapshot" and rows.tag_target(store, ref) == found else None
         named.append(Named(Root(kind=kind, id=found), tag))  # type: ignore[arg-type]
     return named
 

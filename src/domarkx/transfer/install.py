@@ -18,15 +18,17 @@ here is skipped, so loading twice is a no-op.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from domarkx import ids
 from domarkx.data import transfer as rows
+from domarkx.data.instances import InstanceRow
 from domarkx.data.models import SessionSnapshot
+from domarkx.data.snapshots import NewSnapshot
 from domarkx.data.store import Store
+from domarkx.data.versions import VersionRow
 from domarkx.errors import ContentError, DomarkxError
 from domarkx.transfer.artifact import DOCUMENT, PLUGIN_KEY, Layout
 from domarkx.transfer.layouts import INDEX_PART, LAYOUT_KEY, implode
@@ -70,7 +72,8 @@ def install(store: Store, layout: Layout, *, where: str, tags: dict[str, str] | 
     with store.provisioning():  # until the rows link what the plugins took in, prune must not judge it unused
         _import_layers(workspaces.plugin, records, layout, where)
         versions = [_version_row(v) for v in records.workspace_versions]
-        rows.insert_versions(store, versions)
+        for version in versions:
+            store.versions.insert(version)
         new_rows = [_new_snapshot(s, records, documents) for s in new_snapshots]
         inserted = _store_sessions(store, workspaces, new_rows, wanted_tags, new_instances, versions)
     loaded.snapshots, loaded.instances = inserted.snapshots, inserted.instances
@@ -84,10 +87,10 @@ def install(store: Store, layout: Layout, *, where: str, tags: dict[str, str] | 
 def _store_sessions(
     store: Store,
     workspaces: WorkspaceManager,
-    snapshots: list[rows.NewSnapshot],
+    snapshots: list[rows.SnapshotBlobs],
     tags: dict[str, str],
     instances: list[InstanceRecord],
-    versions: list[rows.VersionRow],
+    versions: list[VersionRow],
 ) -> rows.Inserted:
     """Make each new instance's workspace (pending), then store everything in one transaction."""
     with store.provisioning():
@@ -95,8 +98,8 @@ def _store_sessions(
         try:
             for record in instances:
                 made.append((record, workspaces.clone(record.workspace, record.head_version, pending=True).id))
-            new = [rows.NewInstance(row=_instance_row(record), workspace_id=ws) for record, ws in made]
-            inserted = rows.insert_session(store, snapshots, tags, new, claim=workspaces.claim, versions=versions)
+            new = [_new_instance(record, workspace_id) for record, workspace_id in made]
+            inserted = rows.insert_session(store, snapshots, tags, new, versions)
         except BaseException:
             for _record, workspace_id in made:
                 workspaces.destroy(workspaces.open(workspace_id))
@@ -126,10 +129,10 @@ def _wanted_tags(records: Records, tags: dict[str, str] | None) -> dict[str, str
 
 def _absent(store: Store, records: Records, tags: dict[str, str]) -> tuple[set[str], set[str]] | None:
     """The snapshot and instance ids the home lacks; None if it lacks nothing and every tag is right."""
-    with store.read() as db:
-        snapshots = {s.id for s in records.snapshots} - rows.present(db, "snapshots", [s.id for s in records.snapshots])
-        instances = {i.id for i in records.instances} - rows.present(db, "instances", [i.id for i in records.instances])
-        tagged = all(rows.tag_target(db, tag) == target for tag, target in tags.items())
+    with store.read():
+        snapshots = {s.id for s in records.snapshots if not store.snapshots.exists(s.id)}
+        instances = {i.id for i in records.instances} - store.instances.ids()
+        tagged = all(rows.tag_target(store, tag) == target for tag, target in tags.items())
     return None if not snapshots and not instances and tagged else (snapshots, instances)
 
 
@@ -206,43 +209,41 @@ def _plugin(plugin_for: Callable[[str], Plugin], plugin_type: str, where: str) -
     return plugin
 
 
-def _version_row(version: VersionRecord) -> rows.VersionRow:
-    """The row as ``WorkspaceManager`` writes it (sorted keys, json's default separators)."""
-    return rows.VersionRow(
-        id=version.id,
-        versions=json.dumps(version.versions, sort_keys=True),
-        types=json.dumps(version.types, sort_keys=True),
-        created=version.created,
-    )
+def _version_row(version: VersionRecord) -> VersionRow:
+    return VersionRow(id=version.id, versions=version.versions, types=version.types)
 
 
-def _new_snapshot(snapshot: SessionSnapshot, records: Records, documents: dict[str, bytes]) -> rows.NewSnapshot:
+def _new_snapshot(snapshot: SessionSnapshot, records: Records, documents: dict[str, bytes]) -> rows.SnapshotBlobs:
+    """The rows and blobs of an arriving snapshot, as ``import`` would have stored it."""
     record = next(s for s in records.snapshots if s.id == snapshot.id)
     digest = str(record.manifest["document"])
-    return rows.NewSnapshot(
-        row=rows.SnapshotRow(
-            id=record.id,
-            manifest=ids.canonical_json(record.manifest).decode(),
-            document=digest,
-            source=record.source,
-            created=record.created,
-        ),
-        document=documents[digest],
-        structure=snapshot.model_dump_json(exclude=_STRUCTURE_EXCLUDE).encode("utf-8"),
+    structure = snapshot.model_dump_json(exclude=_STRUCTURE_EXCLUDE).encode("utf-8")
+    row = NewSnapshot(
+        id=record.id,
+        manifest=record.manifest,
+        document=digest,
+        structure=ids.digest_bytes(structure),
         title=snapshot.title,
+        source=record.source,
         messages=len(snapshot.messages),
+        size=len(documents[digest]),
+        created=record.created,
     )
+    return rows.SnapshotBlobs(row=row, document=documents[digest], structure=structure)
 
 
-def _instance_row(record: InstanceRecord) -> rows.InstanceRow:
-    return rows.InstanceRow(
+def _new_instance(record: InstanceRecord, workspace_id: str) -> rows.NewInstance:
+    row = InstanceRow(
         id=record.id,
         name=record.name,
         snapshot_id=record.snapshot,
+        workspace_id=workspace_id,
         status=record.status,
         created=record.created,
         head_version=record.head_version,
         initial_version=record.initial_version,
-        workspace_config=record.workspace.model_dump_json(exclude_none=True),
-        messages=[m.model_dump_json() for m in record.messages],
+        parent_id=record.parent_id,
+        parent_at=record.parent_at,
+        hidden=record.hidden,
     )
+    return rows.NewInstance(row=row, bodies=[m.model_dump_json() for m in record.messages])

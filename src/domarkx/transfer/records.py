@@ -25,10 +25,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from domarkx import ids
-from domarkx.data import transfer as rows
 from domarkx.data.models import FORMAT_VERSION, ConversationMessage, SessionSnapshot, WorkspaceConfig
-from domarkx.data.store import Store, validate_tag
-from domarkx.errors import ContentError, DomarkxError, StoreError
+from domarkx.data.names import validate_instance_name, validate_tag
+from domarkx.data.store import Store
+from domarkx.errors import ContentError, DomarkxError, ReferenceNotFound, StoreError
 
 FORMAT = 1
 """The records format this domarkx writes and the newest it reads."""
@@ -50,6 +50,7 @@ Ids reach plugins, which hand them to git or an engine: one that starts with
 ``-`` or holds a space or a slash never comes in.
 """
 _RESOURCE_NAME = r"^[A-Za-z0-9_-]{1,40}$"
+_DOCTOR = "run `domarkx doctor`"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -83,7 +84,6 @@ class VersionRecord(BaseModel):
     versions: dict[ResourceName, ResourceVersion]
     """Resource name → resource version; the id is its digest."""
     types: dict[ResourceName, str]
-    created: float
 
 
 class InstanceRecord(BaseModel):
@@ -96,15 +96,22 @@ class InstanceRecord(BaseModel):
     created: float
     head_version: str
     initial_version: str
+    parent_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    """The instance it was forked from; kept on arrival only if that one is there too."""
+    parent_at: int | None = None
+    hidden: bool = False
     workspace: WorkspaceConfig
     messages: list[ConversationMessage]
 
     @field_validator("name")
     @classmethod
     def _instance_name(cls, name: str | None) -> str | None:
-        """The rule ``run --name`` applies: letters, digits, ``.``, ``_``, ``-``, not starting with ``.`` or ``-``."""
-        if name is not None and (not name or name[0] in ".-" or not all(c.isalnum() or c in "._-" for c in name)):
-            raise ValueError("not a valid instance name")
+        """The rule ``run --name`` applies (:func:`domarkx.data.names.validate_instance_name`)."""
+        if name is not None:
+            try:
+                validate_instance_name(name)
+            except DomarkxError as exc:
+                raise ValueError(exc.message) from exc
         return name
 
     def linked_versions(self) -> set[str]:
@@ -173,34 +180,19 @@ class Named:
 
 def collect(store: Store, named: Sequence[Named]) -> Records:
     """The records of these snapshots and instances, read in one consistent view of the store."""
-    with store.read() as db:
-        instances = [rows.instance(db, n.root.id) for n in named if n.root.kind == "instance"]
-        snapshot_ids = {n.root.id for n in named if n.root.kind == "snapshot"} | {i.snapshot_id for i in instances}
-        snapshots = rows.snapshots(db, snapshot_ids)
-        _all_there("snapshots", snapshot_ids, {s.id for s in snapshots})
-        records = [_instance_record(i) for i in instances]
-        wanted = _linked(snapshots, records)
-        versions = rows.versions(db, wanted)
-    _all_there("workspace versions", wanted, {v.id for v in versions})
-    tags = {n.root.id: [n.tag] for n in named if n.tag}
+    tags = {n.root.id: sorted({m.tag for m in named if m.root == n.root and m.tag}) for n in named}
+    roots = _unique([n.root for n in named])
+    with store.read():
+        instances = [_instance_record(store, r.id) for r in roots if r.kind == "instance"]
+        snapshot_ids = {r.id for r in roots if r.kind == "snapshot"} | {i.snapshot for i in instances}
+        snapshots = [_snapshot_record(store, s, tags.get(s, [])) for s in sorted(snapshot_ids)]
+        versions = [_version_record(store, v) for v in sorted(_linked(snapshots, instances))]
     return Records(
-        roots=_unique([n.root for n in named]),
-        snapshots=sorted((_snapshot_record(s, tags.get(s.id, [])) for s in snapshots), key=lambda s: s.id),
-        workspace_versions=sorted(
-            (
-                VersionRecord(id=v.id, versions=json.loads(v.versions), types=json.loads(v.types), created=v.created)
-                for v in versions
-            ),
-            key=lambda v: v.id,
-        ),
-        instances=sorted(records, key=lambda i: i.id),
+        roots=roots,
+        snapshots=snapshots,
+        workspace_versions=versions,
+        instances=sorted(instances, key=lambda i: i.id),
     )
-
-
-def _all_there(what: str, wanted: set[str], found: set[str]) -> None:
-    if found != wanted:
-        missing = ", ".join(ids.short(v) for v in sorted(wanted - found))
-        raise StoreError(f"{what} {missing} are missing from the store", hint="run `domarkx doctor`")
 
 
 def _unique(roots: list[Root]) -> list[Root]:
@@ -211,9 +203,14 @@ def _unique(roots: list[Root]) -> list[Root]:
     return seen
 
 
-def _instance_record(row: rows.InstanceRow) -> InstanceRecord:
+def _instance_record(store: Store, instance_id: str) -> InstanceRecord:
+    row = store.instances.row(instance_id)
     if row.head_version is None or row.initial_version is None:
-        raise StoreError(f"instance {ids.short(row.id)} has no workspace version yet", hint="run `domarkx doctor`")
+        raise StoreError(f"instance {row.id[:12]} has no workspace version yet", hint=_DOCTOR)
+    try:
+        workspace = store.workspaces.config(row.workspace_id)
+    except ReferenceNotFound as exc:
+        raise StoreError(f"instance {row.id[:12]} has lost its workspace", hint=_DOCTOR) from exc
     return InstanceRecord(
         id=row.id,
         name=row.name,
@@ -222,8 +219,11 @@ def _instance_record(row: rows.InstanceRow) -> InstanceRecord:
         created=row.created,
         head_version=row.head_version,
         initial_version=row.initial_version,
-        workspace=WorkspaceConfig.model_validate_json(row.workspace_config),
-        messages=[_message(row.id, index, body) for index, body in enumerate(row.messages)],
+        parent_id=row.parent_id,
+        parent_at=row.parent_at,
+        hidden=row.hidden,
+        workspace=WorkspaceConfig.model_validate_json(workspace),
+        messages=[_message(row.id, i, body) for i, body in enumerate(store.instances.bodies(row.id))],
     )
 
 
@@ -231,21 +231,32 @@ def _message(instance_id: str, index: int, body: str) -> ConversationMessage:
     try:
         return ConversationMessage.model_validate_json(body)
     except ValidationError as exc:
-        raise StoreError(
-            f"message {index} of instance {instance_id[:12]} is damaged in the store", hint="run `domarkx doctor`"
-        ) from exc
+        damaged = f"message {index} of instance {instance_id[:12]} is damaged in the store"
+        raise StoreError(damaged, hint=_DOCTOR) from exc
 
 
-def _snapshot_record(row: rows.SnapshotRow, tags: list[str]) -> SnapshotRecord:
-    manifest = json.loads(row.manifest)
-    return SnapshotRecord(id=row.id, manifest=manifest, source=source_name(row.source), created=row.created, tags=tags)
+def _snapshot_record(store: Store, snapshot_id: str, tags: list[str]) -> SnapshotRecord:
+    try:
+        manifest = store.snapshots.manifest(snapshot_id)
+        source = store.snapshots.payloads(snapshot_id)[2]
+        created = store.snapshots.row(snapshot_id).created
+    except ReferenceNotFound as exc:
+        raise StoreError(f"snapshot {ids.short(snapshot_id)} is missing from the store", hint=_DOCTOR) from exc
+    return SnapshotRecord(id=snapshot_id, manifest=manifest, source=source_name(source), created=created, tags=tags)
 
 
-def _linked(snapshots: list[rows.SnapshotRow], instances: list[InstanceRecord]) -> set[str]:
+def _version_record(store: Store, version_id: str) -> VersionRecord:
+    row = store.versions.get(version_id)
+    if row is None:
+        raise StoreError(f"workspace version {ids.short(version_id)} is missing from the store", hint=_DOCTOR)
+    return VersionRecord(id=row.id, versions=row.versions, types=row.types)
+
+
+def _linked(snapshots: list[SnapshotRecord], instances: list[InstanceRecord]) -> set[str]:
     """Every workspace version the snapshots' states and the instances' messages link."""
     wanted: set[str] = set()
     for snap in snapshots:
-        state = json.loads(snap.manifest).get("workspace_state") or {}
+        state = snap.manifest.get("workspace_state") or {}
         if state.get("workspace_version"):
             wanted.add(state["workspace_version"])
     for record in instances:
