@@ -178,6 +178,7 @@ def second_push(base: Path, relay: Relay, instance: str) -> dict[str, Any]:
         "second_s": seconds,
         "artifact": first.size,
         "second_blobs": second.blobs,
+        "second_content": second.uploaded,
     }
 
 
