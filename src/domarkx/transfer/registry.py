@@ -140,7 +140,8 @@ class RegistryClient:
             self._expect(response, {200}, "checking the credentials")
 
     def has_blob(self, repository: str, digest: str) -> bool:
-        with self._exchange("HEAD", f"/v2/{repository}/blobs/{digest}", scopes=_pull(repository)) as response:
+        path = f"/v2/{repository}/blobs/{digest}"
+        with self._exchange("HEAD", path, scopes=_pull(repository), follow=True) as response:  # to blob storage
             if response.status_code == 404:
                 return False
             self._expect(response, {200}, f"looking for blob {digest}")
