@@ -336,3 +336,81 @@ class TokenServer:
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class RedirectingFront:
+    """An HTTP front for a registry that sends blob downloads elsewhere, as registries on object storage do.
+
+    Every request is passed to the registry, except ``GET …/blobs/<digest>``, answered with a 307 to a
+    "storage" server on another host (127.0.0.2), which serves the blob and records the headers it got.
+    """
+
+    def __init__(self, registry: Registry) -> None:
+        import httpx2
+
+        self.registry = registry
+        self.storage_headers: list[dict[str, str]] = []
+        self._upstream = httpx2.Client(base_url=f"http://{registry.host}", timeout=30)
+        self._front = ThreadingHTTPServer(("127.0.0.1", 0), self._front_handler())
+        self._storage = ThreadingHTTPServer(("127.0.0.2", 0), self._storage_handler())
+        for server in (self._front, self._storage):
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self._front.server_address[1]}"
+
+    def close(self) -> None:
+        for server in (self._front, self._storage):
+            server.shutdown()
+            server.server_close()
+        self._upstream.close()
+
+    def _front_handler(self) -> type[BaseHTTPRequestHandler]:
+        front = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _relay(self) -> None:
+                if self.command == "GET" and "/blobs/sha256:" in self.path:
+                    digest = self.path.rsplit("/", 1)[-1]
+                    self.send_response(307)
+                    self.send_header("Location", f"http://127.0.0.2:{front._storage.server_address[1]}/{digest}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                reply = front._upstream.request(self.command, self.path, headers=headers, content=body)
+                self.send_response(reply.status_code)
+                for key, value in reply.headers.items():
+                    if key.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(key, value.replace(front.registry.host, front.host))
+                self.send_header("Content-Length", str(len(reply.content)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(reply.content)
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _relay
+
+        return Handler
+
+    def _storage_handler(self) -> type[BaseHTTPRequestHandler]:
+        front = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                front.storage_headers.append(dict(self.headers.items()))
+                data = front.registry.blob_file(self.path.strip("/")).read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler

@@ -488,3 +488,29 @@ def test_image_versions_become_ordinary_images(
     homes.use("c")
     assert cli("load", str(bundle)).code == 0
     assert [workspace_at(cli, instance, n) for n in range(6)] == spaces
+
+
+def test_blob_downloads_follow_redirects_without_credentials(  # type: ignore[no-untyped-def]
+    cli, homes: Homes, make_session, tmp_path: Path, docker_config: Path
+) -> None:
+    """A registry may send downloads to object storage on another host: the credential must not go there."""
+    from registry_service import RedirectingFront, make_htpasswd
+
+    root = tmp_path / "auth-registry"
+    root.mkdir()
+    registry = Registry(root, htpasswd=make_htpasswd(root)).start()
+    front = RedirectingFront(registry)
+    try:
+        homes.use("a")
+        instance = make_session(name="redirected")
+        assert login(cli, front, PASSWORD, "--insecure").code == 0
+        target = f"{front.host}/team/redirected"
+        assert cli("push", "redirected", target, "--insecure").code == 0
+        homes.use("b")
+        assert pulled(cli, target, "--insecure") == [instance]
+        assert len(front.storage_headers) == 6  # every blob came from "storage"
+        assert not any("Authorization" in h or "authorization" in h for h in front.storage_headers)
+        assert all(h.get("Accept-Encoding") == "identity" for h in front.storage_headers)  # bytes as stored
+    finally:
+        front.close()
+        registry.stop()

@@ -211,7 +211,8 @@ class RegistryClient:
         """Download ``blob`` to ``dest``, hashing as it streams; refuse it unless it matches."""
         where = f"{self.registry}/{repository}"
         path = f"/v2/{repository}/blobs/{blob.digest}"
-        with self._exchange("GET", path, scopes=_pull(repository), follow=True) as response:
+        identity = {"Accept-Encoding": "identity"}  # the blob's own bytes, never decoded on the way
+        with self._exchange("GET", path, scopes=_pull(repository), headers=identity, follow=True) as response:
             self._expect(response, {200}, f"downloading blob {blob.digest}")
             verifier = Verifier(blob, where)
             with self._translate(), dest.open("wb") as out:
