@@ -442,3 +442,31 @@ def test_fork_lineage_travels_when_the_parent_does(cli, homes: Homes, make_sessi
     homes.use("c")
     assert cli("load", str(alone)).code == 0
     assert lineage()[child] == (None, None)  # its parent stayed home
+
+
+def test_two_loads_of_one_bundle_at_once(cli, homes: Homes, bundle: Path) -> None:  # type: ignore[no-untyped-def]
+    """Both succeed, one copy of each session is stored, and the loser's workspace is not left behind."""
+    import threading
+
+    from domarkx.data.store import Store
+    from domarkx.transfer import load
+
+    homes.use("receiver")
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        try:
+            with Store() as store, bundle.open("rb") as fh:
+                load(store, fh, where="bundle")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(json.loads(cli("instances", "ls", "--json").out)) == 1
+    doctor = cli("doctor", "--json")
+    assert doctor.code == 0 and json.loads(doctor.out)["leftovers"] == [], doctor
