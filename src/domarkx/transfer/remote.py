@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from domarkx.data.names import validate_tag
 from domarkx.data.store import Store
 from domarkx.errors import ContentError, ReferenceNotFound, UsageError
 from domarkx.transfer import resolve
@@ -181,10 +182,14 @@ def _download(registry: RegistryClient, repository: str, layout: Layout, blobs: 
 
 def _tags(reference: Reference, records: Records) -> dict[str, str]:
     """A snapshot pulled by tag gets the reference as its local tag, as ``docker pull`` names an image."""
-    if reference.digest:
-        return {}
     snapshots = [root.id for root in records.roots if root.kind == "snapshot"]
-    return {str(reference): snapshots[0]} if len(snapshots) == 1 else {}
+    if reference.digest or len(snapshots) != 1:
+        return {}
+    try:
+        validate_tag(str(reference))  # an IPv6 registry ([::1]:5000) makes no tag
+    except UsageError:
+        return {}
+    return {str(reference): snapshots[0]}
 
 
 def login(registry: str, username: str, password: str, connection: Connection) -> str:
