@@ -40,6 +40,7 @@ BENCHES = {
     "turn": "bench_turn",
     "notebook": "bench_notebook",
     "scaling": "bench_scaling",
+    "push": "bench_push",
 }
 PLOT = "scaling.png"
 

@@ -10,6 +10,10 @@ The tree, so the CLI can map each branch to an exit code::
     │   ├── PathEscapeError      a path that leaves the tree it must stay in
     │   └── MissingExtra         a plugin or provider whose optional dependencies are not installed
     ├── StoreError               the store on disk is damaged or unreadable
+    ├── ContentError             a bundle or registry artifact that is damaged, tampered with or not ours
+    ├── RegistryError            an OCI registry refused or failed a request
+    │   ├── RegistryAuthError        401/403: credentials missing, wrong or not allowed
+    │   └── RegistryConnectionError  the registry could not be reached (network, TLS)
     └── ProviderError            a model call failed; the conversation so far is kept
         ├── ModelConnectionError     the server could not be reached, or its stream broke
         │   └── ModelTimeoutError    no answer within the time-out
@@ -95,6 +99,22 @@ class MissingExtra(UsageError):
 
 class StoreError(DomarkxError):
     """The store is damaged, locked beyond patience, or unreadable."""
+
+
+class ContentError(DomarkxError):
+    """Content that fails verification: a truncated or tampered bundle, a blob that does not match its digest."""
+
+
+class RegistryError(DomarkxError):
+    """An OCI registry answered with an error (5xx, an unexpected status, a reply that is not the protocol)."""
+
+
+class RegistryAuthError(RegistryError):
+    """The registry wants credentials we do not have, or refused the ones we sent."""
+
+
+class RegistryConnectionError(RegistryError):
+    """The registry could not be reached: refused, reset, timed out, or its TLS certificate is not trusted."""
 
 
 class ProviderError(DomarkxError):

@@ -37,6 +37,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "mcp": ("domarkx.cli.mcp:mcp_cmd", "Serve an instance's workspace to an MCP client (Claude Code…)."),
     "plugins": ("domarkx.cli.plugins:plugins", "List installed resource plugins and their tools."),
     "trust": ("domarkx.cli.trust:trust_cmd", "Allow a document the powers it asks for (like direnv allow)."),
+    "save": ("domarkx.cli.transfer:save_cmd", "Write sessions, workspaces included, to a bundle (tar)."),
+    "load": ("domarkx.cli.transfer:load_cmd", "Add the sessions of a bundle to this home."),
+    "push": ("domarkx.cli.transfer:push_cmd", "Push a session, workspace included, to an OCI registry."),
+    "pull": ("domarkx.cli.transfer:pull_cmd", "Pull a session from an OCI registry."),
+    "login": ("domarkx.cli.transfer:login_cmd", "Keep a registry credential (where docker keeps its own)."),
+    "logout": ("domarkx.cli.transfer:logout_cmd", "Forget a registry credential."),
 }
 
 
