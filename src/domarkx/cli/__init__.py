@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "exec": ("domarkx.cli.exec_:exec_cmd", "Run a command in an instance's shell."),
     "doctor": ("domarkx.cli.doctor:doctor", "Verify the store: hashes, snapshots, instances."),
     "plugins": ("domarkx.cli.plugins:plugins", "List installed resource plugins and their tools."),
+    "ui": ("domarkx.cli.ui:ui", "Browse and steer sessions in a local web app."),
 }
 
 

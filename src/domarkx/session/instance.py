@@ -77,11 +77,14 @@ class InstanceManager:
             messages=messages,
         )
 
-    def _insert(self, instance: SessionInstance, initial_version: str) -> None:
+    def _insert(
+        self, instance: SessionInstance, initial_version: str, parent: tuple[str, int] | None = None, hidden: bool = False
+    ) -> None:
+        parent_id, parent_at = parent or (None, None)
         with self.store.write() as db:
             db.execute(
                 "INSERT INTO instances(id, name, snapshot_id, workspace_id, status, created, head_version,"
-                " initial_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " initial_version, parent_id, parent_at, hidden) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     instance.id,
                     instance.name,
@@ -91,6 +94,9 @@ class InstanceManager:
                     instance.created,
                     instance.head_version,
                     initial_version,
+                    parent_id,
+                    parent_at,
+                    int(hidden),
                 ),
             )
             db.executemany(
@@ -141,13 +147,61 @@ class InstanceManager:
         instance.status = status  # type: ignore[assignment]
         return instance
 
-    def listing(self) -> list[dict[str, Any]]:
+    def listing(self, *, hidden: bool = False) -> list[dict[str, Any]]:
+        """Every instance, newest first; ``hidden``: also the old heads that rewinds kept."""
         rows = self.store.db.execute(
-            "SELECT i.id, i.name, i.snapshot_id, i.status, i.created, i.head_version,"
-            " (SELECT COUNT(*) FROM messages m WHERE m.instance_id = i.id) AS messages"
-            " FROM instances i ORDER BY i.created DESC, i.id"
+            "SELECT i.id, i.name, i.snapshot_id, i.status, i.created, i.head_version, i.parent_id, i.parent_at,"
+            " i.hidden, (SELECT COUNT(*) FROM messages m WHERE m.instance_id = i.id) AS messages"
+            " FROM instances i WHERE i.hidden = 0 OR ? ORDER BY i.created DESC, i.id",
+            (int(hidden),),
         )
         return [dict(r) for r in rows]
+
+    # -- reading a part of a long instance (ui lane stand-ins; the lead may move them behind data/) --
+
+    def summary(self, ref: str) -> dict[str, Any]:
+        """The instance's row and its number of messages, without reading the messages."""
+        instance_id = self.resolve(ref)
+        row = self.store.db.execute(
+            "SELECT i.id, i.name, i.snapshot_id, i.workspace_id, i.status, i.created, i.head_version, i.parent_id,"
+            " i.parent_at, i.hidden, (SELECT COUNT(*) FROM messages m WHERE m.instance_id = i.id) AS messages"
+            " FROM instances i WHERE i.id = ?",
+            (instance_id,),
+        ).fetchone()
+        return dict(row)
+
+    def messages(self, ref: str, start: int, stop: int) -> list[ConversationMessage]:
+        """Messages ``start``..``stop - 1`` alone: a page of a long instance costs what the page costs."""
+        rows = self.store.db.execute(
+            "SELECT body FROM messages WHERE instance_id = ? AND idx >= ? AND idx < ? ORDER BY idx",
+            (self.resolve(ref), start, stop),
+        )
+        return [ConversationMessage.model_validate_json(body) for (body,) in rows]
+
+    def version_before(self, ref: str, at: int) -> str:
+        """The workspace version linked to the last message before ``at`` (else the initial one)."""
+        instance_id = self.resolve(ref)
+        row = self.store.db.execute(
+            "SELECT json_extract(body, '$.workspace_version') AS v FROM messages WHERE instance_id = ? AND idx < ?"
+            " AND v IS NOT NULL ORDER BY idx DESC LIMIT 1",
+            (instance_id, at),
+        ).fetchone()
+        if row is not None:
+            return str(row[0])
+        return self.initial_version(self.get_shallow(instance_id))
+
+    def get_shallow(self, ref: str) -> SessionInstance:
+        """The instance without its messages (for what needs only its ids and versions)."""
+        row = self.summary(ref)
+        return SessionInstance(
+            id=row["id"],
+            name=row["name"],
+            snapshot_id=row["snapshot_id"],
+            workspace_id=row["workspace_id"],
+            status=row["status"],
+            created=row["created"],
+            head_version=row["head_version"],
+        )
 
     def remove(self, ref: str, *, force: bool = False) -> str:
         with self.using(self.get(ref)) as instance:
@@ -339,23 +393,43 @@ class InstanceManager:
     def fork(self, ref: str, at: int, *, name: str | None = None) -> SessionInstance:
         """A new instance with messages 0..``at`` and the workspace as it was then."""
         source = self.get(ref)
-        if not 0 <= at < len(source.messages):
-            raise UsageError(
-                f"--at {at} is out of range: the messages are 0..{len(source.messages) - 1}",
-                hint="see `domarkx log` for message indices",
-            )
-        version = self.version_at(source, at)
+        _check_at(at, len(source.messages))
+        return self._fork(source, at, self.version_at(source, at), name=name)
+
+    def _fork(
+        self, source: SessionInstance, at: int, version: str, *, name: str | None = None, hidden: bool = False
+    ) -> SessionInstance:
         with self.store.provisioning():  # until the fork's row owns the workspace
             workspace = self.workspaces.clone(self.workspaces.open(source.workspace_id), version, pending=True)
             try:
                 fork = self._new(source.snapshot_id, workspace, name)
                 fork.messages = [m.model_copy(deep=True) for m in source.messages[: at + 1]]
                 fork.head_version = version
-                self._insert(fork, self.initial_version(source))
+                self._insert(fork, self.initial_version(source), parent=(source.id, at), hidden=hidden)
             except BaseException:
                 self.workspaces.destroy(workspace)
                 raise
         return fork
+
+    def reset(self, ref: str, at: int) -> tuple[SessionInstance, str]:
+        """Rewind the instance in place to message ``at``, conversation and workspace.
+
+        The discarded tail is not lost: the old head is kept first as a hidden
+        fork (``listing(hidden=True)``), whose id is returned beside the instance.
+        (ui lane stand-in for issue 13's ``domarkx reset``.)
+        """
+        with self.using(self.get(ref)) as instance:
+            _check_at(at, len(instance.messages))
+            last = len(instance.messages) - 1
+            kept = self._fork(instance, last, instance.head_version or self.version_at(instance, last), hidden=True)
+            version = self.version_at(instance, at)
+            self.workspaces.load(self.workspaces.open(instance.workspace_id), version)
+            del instance.messages[at + 1 :]
+            instance.head_version = version
+            with self.store.write() as db:
+                db.execute("DELETE FROM messages WHERE instance_id = ? AND idx > ?", (instance.id, at))
+                db.execute("UPDATE instances SET head_version = ? WHERE id = ?", (version, instance.id))
+        return instance, kept.id
 
     def version_at(self, instance: SessionInstance, at: int) -> str:
         """The workspace version linked at or before message ``at`` (else the initial one)."""
@@ -423,6 +497,13 @@ class InstanceManager:
             }
             for index, role, content, calls, ok, lang, code, version in rows
         ]
+
+
+def _check_at(at: int, count: int) -> None:
+    if not 0 <= at < count:
+        raise UsageError(
+            f"--at {at} is out of range: the messages are 0..{count - 1}", hint="see `domarkx log` for message indices"
+        )
 
 
 def lock_name(instance_id: str) -> str:

@@ -350,6 +350,14 @@ class WorkspaceManager:
             self.store.db.execute("SELECT 1 FROM workspace_versions WHERE id = ?", (version_id,)).fetchone() is not None
         )
 
+    def version_info(self, version_id: str) -> dict[str, tuple[str, str]]:
+        """Each resource of a stored workspace version: name → (plugin type, resource version).
+
+        (ui lane stand-in: the public form of ``_version`` that diffs and the file browser need.)
+        """
+        stored = self._version(version_id)
+        return {name: (stored["types"][name], version) for name, version in stored["versions"].items()}
+
     def _version(self, version_id: str) -> dict[str, dict[str, str]]:
         row = self.store.db.execute(
             "SELECT versions, types FROM workspace_versions WHERE id = ?", (version_id,)
