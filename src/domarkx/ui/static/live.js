@@ -10,6 +10,7 @@ export async function startTurn(view, body) {
     h("div", { class: "msg-head" }, h("span", { class: "role" }, "you")),
     h("div", { class: "md" }, h("p", {}, body.text)));
   view.live.replaceChildren(box);
+  view.live.dataset.deltas = "0";
   let text = null;
   const calls = new Map();
   const assistant = () => {
@@ -27,7 +28,12 @@ export async function startTurn(view, body) {
   };
   watchTurn(turn, {
     step: () => { card = assistant(); },
-    text: (data) => { if (!card) card = assistant(); text.append(data.delta); card.scrollIntoView({ block: "end" }); },
+    text: (data) => {
+      if (!card) card = assistant();
+      text.append(data.delta);
+      view.live.dataset.deltas = String(Number(view.live.dataset.deltas) + 1); // pieces that arrived live
+      card.scrollIntoView({ block: "end" });
+    },
     call: (data) => {
       if (!card) card = assistant();
       const details = toolCall(data.call);
