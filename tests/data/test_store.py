@@ -24,7 +24,7 @@ NEW_SCHEMA = [
     "CREATE INDEX blob_refs_by_digest ON blob_refs(digest)",
     "CREATE TABLE instances ( id TEXT PRIMARY KEY, name TEXT UNIQUE, snapshot_id TEXT NOT NULL,"
     " workspace_id TEXT NOT NULL, status TEXT NOT NULL, created REAL NOT NULL, head_version TEXT,"
-    " initial_version TEXT , parent_id TEXT, parent_at INTEGER, hidden INTEGER NOT NULL DEFAULT 0)",
+    " initial_version TEXT )",
     "CREATE TABLE messages ( instance_id TEXT NOT NULL REFERENCES instances(id) ON DELETE CASCADE,"
     " idx INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (instance_id, idx) )",
     "CREATE TABLE resources ( id TEXT PRIMARY KEY, workspace_id TEXT NOT NULL REFERENCES workspaces(id)"

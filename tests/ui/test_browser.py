@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from domarkx.session.instance import InstanceManager
 from domarkx.workspace.plugin import Plugin
 from domarkx.workspace.plugins.local_shell import LocalShellPlugin
 from fake_openai import FAKE_KEY, FakeOpenAI, calls, text
@@ -32,6 +33,23 @@ def _observer_loop() -> bool:
 
 
 APPROVAL = _observer_loop()
+"""Whether the turn loop asks its observer before each call (the loop lane's TurnObserver)."""
+
+
+def _lineage() -> bool:
+    import tempfile
+
+    from domarkx.data.store import Store
+
+    with tempfile.TemporaryDirectory() as home, Store(Path(home)) as store:
+        columns = {row[1] for row in store.db.execute("PRAGMA table_info(instances)")}
+    return {"parent_id", "parent_at", "hidden"} <= columns
+
+
+LINEAGE = _lineage()
+"""Whether instances record where they were forked (the core lane's lineage migration)."""
+REWIND = hasattr(InstanceManager, "reset")
+"""Whether `InstanceManager.reset` exists (issue 13, from the mcp lane)."""
 """Whether the turn loop asks its observer before each call (the loop lane's TurnObserver)."""
 
 
@@ -125,21 +143,48 @@ def test_diff_and_files_at_a_message(page: Any, ui: tuple[Running, str], shots: 
     page.screenshot(path=str(shots / "ui-files.png"))
 
 
-def test_fork_at_a_message_appears_in_the_tree(page: Any, ui: tuple[Running, str], shots: Path) -> None:
+def fork_at(page: Any, index: int, name: str) -> None:
+    page.locator(f"#m-{index} .fork-button").click()
+    page.fill("#confirm-name", name)
+    page.click("#confirm-ok")
+    page.locator(".instance-head h1", has_text=name).wait_for()
+
+
+def test_fork_at_a_message(page: Any, ui: tuple[Running, str]) -> None:
     running, instance = ui
     login(page, running)
     open_instance(page, instance)
-    page.locator("#m-3 .fork-button").click()
-    page.fill("#confirm-name", "branch")
-    page.click("#confirm-ok")
-    page.wait_for_selector("#parent")
-    assert page.locator(".instance-head h1").inner_text().startswith("branch")
+    fork_at(page, 3, "branch")
     assert page.locator("#messages li").count() == 4  # messages 0..3
     page.goto(running.base + "/#/")
-    node = page.locator("#fork-tree a.node", has_text="branch")
-    node.wait_for()
-    assert page.locator("#fork-tree text.at", has_text="@3").count() >= 1
+    page.locator("#instances tbody a", has_text="branch").wait_for()
+
+
+@pytest.mark.skipif(not LINEAGE, reason="instances do not record their fork parent yet (core lane: lineage)")
+def test_a_fork_appears_in_the_tree_under_its_parent(page: Any, ui: tuple[Running, str], shots: Path) -> None:
+    running, instance = ui
+    login(page, running)
+    open_instance(page, instance)
+    fork_at(page, 6, "twig")
+    assert page.locator("#parent").get_attribute("href") == f"#/i/{instance}/m/6"
+    page.goto(running.base + "/#/")
+    page.locator("#fork-tree a.node", has_text="twig").wait_for()
+    assert page.locator("#fork-tree text.at", has_text="@6").count() == 1
     page.screenshot(path=str(shots / "ui-overview.png"))
+
+
+@pytest.mark.skipif(not REWIND, reason="`InstanceManager.reset` is not in this build yet (mcp lane)")
+def test_rewind_keeps_the_tail_as_a_hidden_fork(page: Any, module_home: Path, ui: tuple[Running, str]) -> None:
+    running, _ = ui
+    target = make_instance(module_home, name="rewound")
+    login(page, running)
+    open_instance(page, target)
+    page.locator("#m-3 .rewind-button").click()
+    page.click("#confirm-ok")
+    page.wait_for_function("document.querySelectorAll('#messages li').length === 4")
+    assert page.locator("#total").inner_text() == "4"
+    page.goto(running.base + "/#/?hidden=1")
+    page.locator("#instances tr.hidden-row").first.wait_for()
 
 
 def test_send_streams_the_reply(page: Any, ui: tuple[Running, str], model: FakeOpenAI) -> None:

@@ -145,29 +145,7 @@ def _m4_pending_workspaces(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE workspaces ADD COLUMN pending INTEGER NOT NULL DEFAULT 0")
 
 
-def _m5_instance_lineage(db: sqlite3.Connection) -> None:
-    """Where a fork came from (``parent_id`` at message ``parent_at``), and forks kept out of sight.
-
-    ``hidden``: the old head a rewind (``InstanceManager.reset``) keeps recoverable, like git's reflog.
-    (ui lane stand-in: the lead may merge it with the core lane's own lineage columns.)
-    """
-    _run_script(
-        db,
-        """
-        ALTER TABLE instances ADD COLUMN parent_id TEXT;
-        ALTER TABLE instances ADD COLUMN parent_at INTEGER;
-        ALTER TABLE instances ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;
-        """,
-    )
-
-
-MIGRATIONS: list[Migration] = [
-    _m1_initial,
-    _m2_instances,
-    _m3_workspaces,
-    _m4_pending_workspaces,
-    _m5_instance_lineage,
-]
+MIGRATIONS: list[Migration] = [_m1_initial, _m2_instances, _m3_workspaces, _m4_pending_workspaces]
 """Schema migrations, applied in order, each once; ``PRAGMA user_version`` counts them."""
 
 

@@ -77,14 +77,11 @@ class InstanceManager:
             messages=messages,
         )
 
-    def _insert(
-        self, instance: SessionInstance, initial_version: str, parent: tuple[str, int] | None = None, hidden: bool = False
-    ) -> None:
-        parent_id, parent_at = parent or (None, None)
+    def _insert(self, instance: SessionInstance, initial_version: str) -> None:
         with self.store.write() as db:
             db.execute(
                 "INSERT INTO instances(id, name, snapshot_id, workspace_id, status, created, head_version,"
-                " initial_version, parent_id, parent_at, hidden) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " initial_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     instance.id,
                     instance.name,
@@ -94,9 +91,6 @@ class InstanceManager:
                     instance.created,
                     instance.head_version,
                     initial_version,
-                    parent_id,
-                    parent_at,
-                    int(hidden),
                 ),
             )
             db.executemany(
@@ -148,12 +142,12 @@ class InstanceManager:
         return instance
 
     def listing(self, *, hidden: bool = False) -> list[dict[str, Any]]:
-        """Every instance, newest first; ``hidden``: also the old heads that rewinds kept."""
+        """Every instance, newest first. (ui lane stand-in for the signature the lineage migration brings:
+        ``hidden`` asks for the tails that resets kept too; until then there are none.)"""
         rows = self.store.db.execute(
-            "SELECT i.id, i.name, i.snapshot_id, i.status, i.created, i.head_version, i.parent_id, i.parent_at,"
-            " i.hidden, (SELECT COUNT(*) FROM messages m WHERE m.instance_id = i.id) AS messages"
-            " FROM instances i WHERE i.hidden = 0 OR ? ORDER BY i.created DESC, i.id",
-            (int(hidden),),
+            "SELECT i.id, i.name, i.snapshot_id, i.status, i.created, i.head_version,"
+            " (SELECT COUNT(*) FROM messages m WHERE m.instance_id = i.id) AS messages"
+            " FROM instances i ORDER BY i.created DESC, i.id"
         )
         return [dict(r) for r in rows]
 
@@ -163,8 +157,7 @@ class InstanceManager:
         """The instance's row and its number of messages, without reading the messages."""
         instance_id = self.resolve(ref)
         row = self.store.db.execute(
-            "SELECT i.id, i.name, i.snapshot_id, i.workspace_id, i.status, i.created, i.head_version, i.parent_id,"
-            " i.parent_at, i.hidden, (SELECT COUNT(*) FROM messages m WHERE m.instance_id = i.id) AS messages"
+            "SELECT i.*, (SELECT COUNT(*) FROM messages m WHERE m.instance_id = i.id) AS messages"
             " FROM instances i WHERE i.id = ?",
             (instance_id,),
         ).fetchone()
@@ -188,20 +181,10 @@ class InstanceManager:
         ).fetchone()
         if row is not None:
             return str(row[0])
-        return self.initial_version(self.get_shallow(instance_id))
-
-    def get_shallow(self, ref: str) -> SessionInstance:
-        """The instance without its messages (for what needs only its ids and versions)."""
-        row = self.summary(ref)
-        return SessionInstance(
-            id=row["id"],
-            name=row["name"],
-            snapshot_id=row["snapshot_id"],
-            workspace_id=row["workspace_id"],
-            status=row["status"],
-            created=row["created"],
-            head_version=row["head_version"],
-        )
+        initial = self.summary(instance_id)["initial_version"]
+        if not initial:
+            raise DomarkxError("the instance has no recorded initial workspace version", hint="run `domarkx doctor`")
+        return str(initial)
 
     def remove(self, ref: str, *, force: bool = False) -> str:
         with self.using(self.get(ref)) as instance:
@@ -393,43 +376,23 @@ class InstanceManager:
     def fork(self, ref: str, at: int, *, name: str | None = None) -> SessionInstance:
         """A new instance with messages 0..``at`` and the workspace as it was then."""
         source = self.get(ref)
-        _check_at(at, len(source.messages))
-        return self._fork(source, at, self.version_at(source, at), name=name)
-
-    def _fork(
-        self, source: SessionInstance, at: int, version: str, *, name: str | None = None, hidden: bool = False
-    ) -> SessionInstance:
+        if not 0 <= at < len(source.messages):
+            raise UsageError(
+                f"--at {at} is out of range: the messages are 0..{len(source.messages) - 1}",
+                hint="see `domarkx log` for message indices",
+            )
+        version = self.version_at(source, at)
         with self.store.provisioning():  # until the fork's row owns the workspace
             workspace = self.workspaces.clone(self.workspaces.open(source.workspace_id), version, pending=True)
             try:
                 fork = self._new(source.snapshot_id, workspace, name)
                 fork.messages = [m.model_copy(deep=True) for m in source.messages[: at + 1]]
                 fork.head_version = version
-                self._insert(fork, self.initial_version(source), parent=(source.id, at), hidden=hidden)
+                self._insert(fork, self.initial_version(source))
             except BaseException:
                 self.workspaces.destroy(workspace)
                 raise
         return fork
-
-    def reset(self, ref: str, at: int) -> tuple[SessionInstance, str]:
-        """Rewind the instance in place to message ``at``, conversation and workspace.
-
-        The discarded tail is not lost: the old head is kept first as a hidden
-        fork (``listing(hidden=True)``), whose id is returned beside the instance.
-        (ui lane stand-in for issue 13's ``domarkx reset``.)
-        """
-        with self.using(self.get(ref)) as instance:
-            _check_at(at, len(instance.messages))
-            last = len(instance.messages) - 1
-            kept = self._fork(instance, last, instance.head_version or self.version_at(instance, last), hidden=True)
-            version = self.version_at(instance, at)
-            self.workspaces.load(self.workspaces.open(instance.workspace_id), version)
-            del instance.messages[at + 1 :]
-            instance.head_version = version
-            with self.store.write() as db:
-                db.execute("DELETE FROM messages WHERE instance_id = ? AND idx > ?", (instance.id, at))
-                db.execute("UPDATE instances SET head_version = ? WHERE id = ?", (version, instance.id))
-        return instance, kept.id
 
     def version_at(self, instance: SessionInstance, at: int) -> str:
         """The workspace version linked at or before message ``at`` (else the initial one)."""
@@ -497,13 +460,6 @@ class InstanceManager:
             }
             for index, role, content, calls, ok, lang, code, version in rows
         ]
-
-
-def _check_at(at: int, count: int) -> None:
-    if not 0 <= at < count:
-        raise UsageError(
-            f"--at {at} is out of range: the messages are 0..{count - 1}", hint="see `domarkx log` for message indices"
-        )
 
 
 def lock_name(instance_id: str) -> str:

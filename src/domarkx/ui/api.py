@@ -232,9 +232,19 @@ def fork(ctx: Context, ref: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def rewind(ctx: Context, ref: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Rewind in place to message ``at``; the discarded tail stays as a hidden fork (``InstanceManager.reset``)."""
     at = _integer(body, "at")
-    instance, kept = ctx.instances.reset(ref, at)
-    return {"id": instance.id, "at": at, "kept": kept}
+    reset = getattr(ctx.instances, "reset", None)  # arrives with `domarkx reset` (issue 13; mcp lane)
+    if reset is None:
+        raise UsageError("rewind needs `domarkx reset`, which this build does not have yet")
+    done = reset(ref, at)
+    return {
+        "id": done.instance.id,
+        "at": done.at,
+        "kept": done.hidden,
+        "discarded": done.discarded,
+        "warnings": [u.warning() for u in done.unrestorable],
+    }
 
 
 def _integer(body: dict[str, Any], key: str) -> int:
