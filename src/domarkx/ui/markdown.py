@@ -21,8 +21,8 @@ from functools import cache
 from typing import Any
 
 from markdown_it import MarkdownIt
-from markdown_it.token import Token
 from markdown_it.common.utils import escapeHtml
+from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 
 _SAFE_SCHEMES = ("http://", "https://", "mailto:")
@@ -64,4 +64,5 @@ def _parser() -> MarkdownIt:
 
 def render(text: str) -> str:
     """``text`` (CommonMark) as HTML safe to insert into the page."""
-    return _parser().render(text)
+    html: str = _parser().render(text)
+    return html

@@ -99,7 +99,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._handle("POST")
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the terminal shows the address and errors, not every request."""
 
     def _handle(self, method: str) -> None:
@@ -354,4 +354,3 @@ def bind(port: int | None, home: Path, *, read_only: bool) -> UIServer:
         return UIServer(DEFAULT_PORT, home, read_only=read_only)
     except OSError:
         return UIServer(0, home, read_only=read_only)
-

@@ -189,7 +189,9 @@ def _send(sessions: Any, instance: Any, text: str, provider: Any, observer: Obse
         return sessions.send(instance, text, provider, observer=observer)
     from domarkx.workspace.plugin import streaming_to
 
+    def on_tool(call: ToolCallRecord, result: ConversationMessage) -> None:
+        observer.call(call)
+        observer.result(call, result)
+
     with streaming_to(observer.output):
-        return sessions.send(
-            instance, text, provider, on_text=observer.text, on_tool=lambda c, r: (observer.call(c), observer.result(c, r))
-        )
+        return sessions.send(instance, text, provider, on_text=observer.text, on_tool=on_tool)
