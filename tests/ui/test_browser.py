@@ -113,7 +113,7 @@ def test_timeline_renders_a_strangers_text_inert(page: Any, ui: tuple[Running, s
     assert all(url.startswith(running.base) for url in requested), requested
 
 
-def test_expand_a_tool_call(page: Any, ui: tuple[Running, str]) -> None:
+def test_expand_a_tool_call(page: Any, ui: tuple[Running, str], shots: Path) -> None:
     running, instance = ui
     login(page, running)
     open_instance(page, instance)
@@ -123,6 +123,8 @@ def test_expand_a_tool_call(page: Any, ui: tuple[Running, str]) -> None:
     assert '"path": "plan.md"' in call.locator(".args").inner_text()
     assert call.locator(".result").inner_text().strip() == "wrote plan.md"
     assert page.locator("#m-5").count() == 0, "the tool result sits in its call, not as a message of its own"
+    page.locator("#m-4").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "ui-timeline.png"))
 
 
 @pytest.mark.skipif(not BROWSABLE, reason="local_shell cannot list versions yet (core lane: list_version)")
@@ -134,7 +136,7 @@ def test_diff_and_files_at_a_message(page: Any, ui: tuple[Running, str], shots: 
     diff = page.locator("#diff")
     diff.get_by_text("notes.txt").wait_for()
     assert "+first line" in diff.inner_text()
-    page.screenshot(path=str(shots / "ui-timeline.png"))
+    page.screenshot(path=str(shots / "ui-diff.png"))
     page.locator("#m-4 .files-button").click()
     page.locator("#files").get_by_text("plan.md").click()
     assert page.locator("#viewer pre").inner_text() == "1. notes\n2. docs\n"
@@ -150,7 +152,7 @@ def fork_at(page: Any, index: int, name: str) -> None:
     page.locator(".instance-head h1", has_text=name).wait_for()
 
 
-def test_fork_at_a_message(page: Any, ui: tuple[Running, str]) -> None:
+def test_fork_at_a_message(page: Any, ui: tuple[Running, str], shots: Path) -> None:
     running, instance = ui
     login(page, running)
     open_instance(page, instance)
@@ -158,6 +160,7 @@ def test_fork_at_a_message(page: Any, ui: tuple[Running, str]) -> None:
     assert page.locator("#messages li").count() == 4  # messages 0..3
     page.goto(running.base + "/#/")
     page.locator("#instances tbody a", has_text="branch").wait_for()
+    page.screenshot(path=str(shots / "ui-overview.png"))
 
 
 @pytest.mark.skipif(not LINEAGE, reason="instances do not record their fork parent yet (core lane: lineage)")

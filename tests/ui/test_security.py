@@ -186,6 +186,9 @@ def test_gate_host_origin_and_cookie_names() -> None:
     assert gate.check("GET", "/api/overview", "", {**cookie, "origin": "http://localhost:8707"}).status == 0
     assert gate.check("GET", "/api/overview", "", {**cookie, "origin": "null"}).status == 403
     assert gate.check("GET", "/api/x", f"token={'t' * 43}", {"host": "localhost:8707"}).status == 403
+    # the login redirect goes to this server's page only, never to a path that reads as another host
+    assert gate.check("GET", "//evil.example/", f"token={'t' * 43}", {"host": "localhost:8707"}).status == 403
+    assert gate.check("GET", "/", f"token={'t' * 43}", {"host": "localhost:8707"}).redirect == "/"
 
 
 @pytest.mark.parametrize(

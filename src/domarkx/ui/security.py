@@ -107,9 +107,9 @@ class Gate:
         """The printed URL's ``?token=``: set the cookie, then send the browser to the address without it."""
         pairs = parse_qsl(query, keep_blank_values=True)
         token = next((value for key, value in pairs if key == "token"), None)
-        if method in SAFE_METHODS and self._same(token) and not path.startswith("/api/"):
+        if method in SAFE_METHODS and self._same(token) and path == "/":
             rest = urlencode([(k, v) for k, v in pairs if k != "token"])
-            return Verdict(303, redirect=path + ("?" + rest if rest else ""), cookie=self.cookie())
+            return Verdict(303, redirect="/" + ("?" + rest if rest else ""), cookie=self.cookie())
         return Verdict(403, "no valid token: open the address (with ?token=…) that `domarkx ui` printed")
 
     def cookie(self) -> str:
