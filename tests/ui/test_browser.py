@@ -227,3 +227,32 @@ def test_approve_a_tool_call_while_the_reply_streams(
     call.locator("summary").click()
     assert "echo approved" in call.locator(".args").inner_text()
     assert "declined" not in call.locator(".result").inner_text()
+
+
+def test_export_downloads_the_markdown(page: Any, ui: tuple[Running, str]) -> None:
+    running, instance = ui
+    login(page, running)
+    open_instance(page, instance)
+    with page.expect_download() as download:
+        page.click("#export")
+    saved = Path(download.value.path())
+    assert download.value.suggested_filename == "demo.md"
+    exported = saved.read_text()
+    assert exported.startswith("---\n") and "> Now append a line." in exported
+    with page.expect_download() as partial:
+        page.locator("#m-3 a.button", has_text="Export").click()
+    assert partial.value.suggested_filename == "demo-at-3.md"
+    assert "Now append a line." not in Path(partial.value.path()).read_text()
+
+
+def test_read_only_page_offers_no_changes(page: Any, module_home: Path, ui: tuple[Running, str]) -> None:
+    _, instance = ui
+    running = start_ui(module_home, "--read-only")
+    try:
+        login(page, running)
+        assert page.locator("#mode").is_visible()
+        open_instance(page, instance)
+        assert page.locator("#message, .fork-button, .rewind-button").count() == 0
+        assert page.locator(".diff-button").count() > 0
+    finally:
+        stop_ui(running)

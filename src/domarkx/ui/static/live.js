@@ -49,6 +49,7 @@ export async function startTurn(view, body) {
     },
     approval: (data) => {
       const details = calls.get(data.call.id);
+      details?.classList.replace("running", "asking");
       const decide = async (decision) => {
         bar.remove();
         try {
@@ -65,10 +66,14 @@ export async function startTurn(view, body) {
       (details || box).append(bar);
       bar.scrollIntoView({ block: "center" });
     },
+    decided: (data) => {
+      const details = calls.get(data.call);
+      details?.classList.replace("asking", data.decision === "no" ? "refused" : "running");
+    },
     result: (data) => {
       const details = calls.get(data.call);
       if (!details) return;
-      details.classList.remove("running");
+      details.classList.remove("running", "asking", "refused");
       details.querySelector(".result").replaceChildren(result(data.ok, data.text));
     },
     notice: (data) => toast(data.message),
