@@ -177,3 +177,42 @@ def test_approval_waits_for_the_page() -> None:
     refused.decide("c1", "no")
     worker.join(10)
     assert answers[-1] is False
+
+
+ODD_NAMES = """\
+## user
+
+> Make odd names.
+
+## assistant
+
+```bash
+printf 'latin-1\\n' > "$(printf 'caf\\351.txt')"
+printf 'two lines\\n' > "$(printf 'new\\nline.txt')"
+```
+"""
+
+
+@pytest.mark.skipif(not BROWSABLE, reason="local_shell cannot list versions yet (core lane: list_version)")
+def test_files_with_names_that_are_not_text(domarkx_home: Path) -> None:
+    instance = make_instance(domarkx_home, ODD_NAMES, name="odd")
+    with Store(domarkx_home) as store:
+        context = api.Context.open(store)
+        names = {e["name"] for e in api.files(context, instance, at=None, resource=None, path="")["entries"]}
+        assert names == {"caf\\xe9.txt", "new\\nline.txt"}
+        assert api.file(context, instance, at=None, resource=None, path="caf\\xe9.txt")["text"] == "latin-1\n"
+        _, data = api.file_bytes(context, instance, at=None, resource=None, path="new\\nline.txt")
+        assert data == b"two lines\n"
+
+
+def test_old_finished_turns_are_dropped(domarkx_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from domarkx.ui import turns as module
+
+    monkeypatch.setattr(module, "KEPT", 2)
+    turns = Turns(domarkx_home)
+    for n in range(4):
+        done = Turn(id=f"{n:016x}", instance_id=f"i{n}", approve=False, done=True)
+        turns._turns[done.id] = done
+    fresh = turns.start("no-such-instance", "hello", model=None, approve=None)
+    assert sorted(turns._turns)[:2] == [f"{2:016x}", f"{3:016x}"] and len(turns._turns) == 3
+    assert wait(fresh)[-1] == "failed" and "no-such-instance" in fresh.events[-1].data["message"]

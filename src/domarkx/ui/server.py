@@ -166,7 +166,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def body(self) -> dict[str, Any]:
         """The JSON object a POST carries."""
-        length = int(self.headers.get("Content-Length") or 0)
+        declared = self.headers.get("Content-Length") or "0"
+        if not declared.isdigit():
+            raise UsageError("Content-Length must be a number")
+        length = int(declared)
         if length > MAX_BODY:
             raise UsageError("the request is too large")
         try:

@@ -26,6 +26,8 @@ WATCH_TIMEOUT = 15.0
 """How long one read of the event stream waits before sending a keep-alive."""
 UNWATCHED = 120.0
 """An approval nobody is watching for this long is refused."""
+KEPT = 50
+"""Finished turns whose events are kept for a page that reconnects late."""
 
 
 @dataclass
@@ -148,6 +150,9 @@ class Turns:
         with self._lock:
             if any(t.instance_id == instance_id and not t.done for t in self._turns.values()):
                 raise UsageError("a turn of this instance is still running", hint="wait for it to finish")
+            finished = [t.id for t in self._turns.values() if t.done]
+            for old in finished[: max(0, len(finished) - KEPT)]:  # oldest first: dicts keep insertion order
+                del self._turns[old]
             turn = Turn(id=secrets.token_hex(8), instance_id=instance_id, approve=bool(approve))
             self._turns[turn.id] = turn
         thread = threading.Thread(
