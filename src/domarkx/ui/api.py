@@ -151,8 +151,9 @@ def diff(ctx: Context, ref: str, at: int) -> dict[str, Any]:
     before = ctx.instances.workspaces.version_info(old)
     after = ctx.instances.workspaces.version_info(new)
     resources = []
-    for name in sorted(before.keys() | after.keys()):
-        (kind, a), (_, b) = before.get(name, after[name]), after.get(name, before[name])
+    for name in sorted(before.keys() | after.keys()):  # a workspace keeps its resources: both name the same
+        kind, a = before.get(name) or after[name]
+        b = after.get(name, (kind, a))[1]
         entry: dict[str, Any] = {"name": name, "type": kind, "changes": [], "notes": []}
         if a != b:
             try:

@@ -10,6 +10,7 @@ which counts as no: nothing runs unseen).
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 import time
@@ -123,8 +124,6 @@ class Observer:
 
 
 def _call(call: ToolCallRecord) -> dict[str, Any]:
-    import json
-
     return {"id": call.id, "name": call.name, "arguments": json.dumps(call.arguments, indent=2, ensure_ascii=False)}
 
 
