@@ -35,6 +35,7 @@ BENCHES = {
     "startup": "bench_startup",
     "workspace": "bench_workspace",
     "kernel": "bench_kernel",
+    "python_restore": "bench_python_restore",
     "turn": "bench_turn",
     "notebook": "bench_notebook",
     "scaling": "bench_scaling",

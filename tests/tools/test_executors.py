@@ -56,7 +56,7 @@ def test_local_executor_calls_in_process(tmp_path: Path, monkeypatch: pytest.Mon
 def test_jupyter_executor_runs_the_function_in_its_kernel(kernel_executor: JupyterToolExecutor) -> None:
     (kernel_executor.workdir / "text.txt").write_text("x y x z x")
     result = kernel_executor.run(summarise, path="text.txt")
-    assert result == {"cwd": str(kernel_executor.workdir), "words": 5, "common": [["x", 3], ["y", 1]]}
+    assert result == {"cwd": kernel_executor.kernel().work, "words": 5, "common": [["x", 3], ["y", 1]]}
 
 
 def test_a_portable_module_travels_whole(kernel_executor: JupyterToolExecutor) -> None:
@@ -64,10 +64,10 @@ def test_a_portable_module_travels_whole(kernel_executor: JupyterToolExecutor) -
     from domarkx.tools.portable import files
 
     (kernel_executor.workdir / "sub").mkdir()
-    listing = kernel_executor.run(files.list_dir, path=".", root=str(kernel_executor.workdir))
+    listing = kernel_executor.run(files.list_dir, path=".", root=".")
     assert "sub/" in listing.splitlines()
     with pytest.raises(ToolError, match="OutsideRootError"):
-        kernel_executor.run(files.read_file, path="../x", root=str(kernel_executor.workdir))
+        kernel_executor.run(files.read_file, path="../x", root=".")
 
 
 def test_a_setup_script_function_can_be_sent(kernel_executor: JupyterToolExecutor, tmp_path: Path) -> None:
@@ -96,7 +96,7 @@ def test_jupyter_executor_in_a_python_resource_kernel(tmp_path: Path) -> None:
         executor = JupyterToolExecutor.for_resource(plugin, resource, timeout=20)
         result = executor.run(summarise, path="text.txt", top=1)
         assert result["common"] == [["two", 2]]
-        assert result["cwd"] == str(tmp_path / "resources" / resource / "work")
+        assert result["cwd"] == plugin.kernel(resource).work
         leaked = plugin.execute_tool(
             resource, "execute_python", code="[n for n in ('summarise', 'namespace') if n in dir()]"
         )

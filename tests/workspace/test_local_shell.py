@@ -332,7 +332,7 @@ def test_missing_bwrap_warns_once_and_runs_unconfined(
     plugin: LocalShellPlugin, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(_sandbox, "bwrap_works", lambda: False)
-    monkeypatch.setattr(_sandbox, "_warned", False)
+    monkeypatch.setattr(_sandbox, "_warned", set())
     rid = plugin.create_resource({}).id
     capsys.readouterr()
     assert sh(plugin, rid, "echo ran")["stdout"] == "ran\n"
@@ -352,7 +352,7 @@ def test_sandbox_bwrap_is_refused_where_it_cannot_run(
 def test_sandbox_none_does_not_warn(
     plugin: LocalShellPlugin, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(_sandbox, "_warned", False)
+    monkeypatch.setattr(_sandbox, "_warned", set())
     rid = plugin.create_resource({"sandbox": "none"}).id
     sh(plugin, rid, "true")
     assert "security boundary" not in capsys.readouterr().err

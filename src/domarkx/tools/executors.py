@@ -116,12 +116,15 @@ class JupyterToolExecutor:
 
     ``JupyterToolExecutor()`` starts a private kernel on first use, working in
     ``workdir`` (default: the current directory when the executor is made, which
-    in a setup-script is the workspace), and stops it on :meth:`close`.
+    in a setup-script is the workspace), and stops it on :meth:`close`. The
+    kernel is confined as ``confined`` says (see :meth:`Kernel.start`): tools
+    then see ``workdir`` as ``/workspace`` and nothing else of the host.
     """
 
-    def __init__(self, *, workdir: Path | None = None, timeout: float = 60.0) -> None:
+    def __init__(self, *, workdir: Path | None = None, timeout: float = 60.0, confined: bool | None = None) -> None:
         self.workdir = workdir or Path.cwd()
         self.timeout = timeout
+        self.confined = confined
         self._kernel: Kernel | None = None
         self._scratch: Path | None = None
         self._provider: Callable[[], Kernel] = self._own_kernel
@@ -136,7 +139,7 @@ class JupyterToolExecutor:
     def run(self, func: Callable[..., Any], /, **kwargs: Any) -> Any:
         code = remote_call(func, kwargs)
         try:
-            out = self._provider().execute(code, timeout=self.timeout, silent=True)
+            out = self.kernel().execute(code, timeout=self.timeout, silent=True)
         except KernelDied as exc:
             raise ToolError(f"{func.__name__}: the kernel died ({exc.message})") from exc
         if out.timed_out:
@@ -147,10 +150,16 @@ class JupyterToolExecutor:
             raise ToolError(f"{func.__name__} returned nothing from the kernel")
         return out.values[-1]["value"]
 
+    def kernel(self) -> Kernel:
+        """The kernel tools run in (started on first use); its ``work`` is the tools' directory as they see it."""
+        return self._provider()
+
     def _own_kernel(self) -> Kernel:
         if self._kernel is None or not self._kernel.is_alive():
             self._scratch = self._scratch or Path(tempfile.mkdtemp(prefix="domarkx-kernel-"))
-            self._kernel = Kernel.start(cwd=self.workdir, home=self._scratch / "home", state_dir=self._scratch)
+            self._kernel = Kernel.start(
+                cwd=self.workdir, home=self._scratch / "home", state_dir=self._scratch, confined=self.confined
+            )
         return self._kernel
 
     def close(self) -> None:

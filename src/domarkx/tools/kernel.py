@@ -1,4 +1,4 @@
-"""A Jupyter kernel started for domarkx: scrubbed environment, private directories, hard time-outs.
+"""A Jupyter kernel started for domarkx: confined, scrubbed environment, hard time-outs.
 
 Both the ``python`` resource plugin and :class:`~domarkx.tools.executors.JupyterToolExecutor`
 run code through :class:`Kernel`. It launches ipykernel with *this* interpreter
@@ -6,19 +6,38 @@ run code through :class:`Kernel`. It launches ipykernel with *this* interpreter
 the same packages as domarkx. The environment is built from nothing rather than
 copied and filtered: a key that a filter forgot cannot leak.
 
-A kernel lives as long as the process that started it: ipykernel exits when its
-parent dies (``JPY_PARENT_PID``) and an ``atexit`` hook shuts down the rest, so
-a crashed or finished ``domarkx`` never leaves kernels behind.
+**Confinement.** Where bubblewrap works, the kernel runs in a sandbox like
+``local_shell``'s commands (:mod:`domarkx.workspace.plugins._sandbox`): its own
+pid, network, IPC and user namespaces, the system and the interpreter's
+directories read-only, its work directory read-write at ``/workspace``, a
+private ``/tmp`` that is also its ``HOME``, and nothing else of the host (no
+home directory, no ``/proc`` of domarkx, so no key in ``/proc/<pid>/environ``).
+Jupyter's TCP sockets cannot cross the network namespace, so kernel and client
+talk over IPC sockets in a short private directory bound into the sandbox; the
+kernel is interrupted by message (signals do not reach it through bubblewrap)
+and does not watch its parent's pid (it is not in its namespace): bubblewrap's
+``--die-with-parent`` does that job, and when the sandbox's first process dies
+the pid namespace takes every process a cell started with it, ``setsid`` or not.
+
+Without bubblewrap the kernel runs unconfined as the user, with the scrubbed
+environment only, and domarkx says so once per process on stderr. It then exits
+when its parent dies (``JPY_PARENT_PID``), but processes a cell detached from
+it survive.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
+import json
 import os
 import queue
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,20 +68,135 @@ def strip_ansi(text: str) -> str:
     return _ANSI_RE.sub("", text)
 
 
-def kernel_env(home: Path) -> dict[str, str]:
+SANDBOX_HOME = "/tmp"  # noqa: S108 - the sandbox's private tmpfs, not the host's /tmp
+"""The confined kernel's HOME: private, empty at every start, never versioned."""
+SANDBOX_INBOX = "/run/domarkx/in"
+"""Where a confined kernel sees :attr:`Kernel.inbox` (read-only: files domarkx hands in)."""
+SANDBOX_OUTBOX = "/run/domarkx/out"
+"""Where a confined kernel sees :attr:`Kernel.outbox` (files it hands out, which domarkx checks)."""
+_LAUNCH = "from domarkx.tools._kernel_agent import main; main()"
+_SOCKET_DIR_MAX = 80
+"""IPC socket paths must fit ``sun_path`` (108 bytes) with the ``/k-<port>`` suffix."""
+
+
+def kernel_env(home: str) -> dict[str, str]:
     """The whole environment a kernel gets; nothing else from ours reaches it.
 
     ``PYTHONHASHSEED`` is fixed so that set and dict-of-str iteration order is the
-    same when a cell log is replayed.
+    same when cells are run again (replay, recomputation).
     """
     return {
         "PATH": os.environ.get("PATH", os.defpath),
         "LANG": "C.UTF-8",
-        "HOME": str(home),
+        "HOME": home,
         "PYTHONPATH": "",
         "PYTHONHASHSEED": "0",
         "TERM": "dumb",
     }
+
+
+def confinement_available() -> bool:
+    """Whether kernels can be confined here (bubblewrap installed and allowed to run)."""
+    from domarkx.workspace.plugins import _sandbox
+
+    return _sandbox.bwrap_works()
+
+
+def _want_confined(confined: bool | None) -> bool:
+    """Resolve ``confined=None`` (auto) and refuse ``True`` where bubblewrap cannot run."""
+    from domarkx.workspace.plugins import _sandbox
+
+    if confined is False:
+        return False
+    if confinement_available():
+        return True
+    if confined:
+        raise DomarkxError(
+            "a confined Python kernel was asked for, but bubblewrap cannot run here",
+            hint="install bubblewrap (apt-get install bubblewrap)",
+        )
+    _sandbox.warn_unconfined("bubblewrap (bwrap) is not available", "python kernels")
+    return False
+
+
+@functools.cache
+def interpreter_dirs() -> tuple[str, ...]:
+    """The directories this interpreter needs, as a kernel started with :func:`kernel_env` sees them.
+
+    They are bound read-only into the sandbox: the prefixes (the binary, the
+    standard library), every ``sys.path`` entry the interpreter computes on its
+    own (site-packages, ``.pth`` additions such as an editable install) and the
+    directory domarkx itself is imported from. The current directory is not
+    among them, so a user's home never appears just because domarkx ran there.
+    """
+    probe = "import json, sys; print(json.dumps([sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path[1:]]))"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", probe],
+            env=kernel_env(tempfile.gettempdir()),
+            cwd="/",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        found: list[str] = json.loads(done.stdout)
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        raise DomarkxError(f"cannot ask {sys.executable} where its libraries are: {exc}") from exc
+    import domarkx
+
+    found.append(str(Path(domarkx.__file__).resolve().parent.parent))
+    return tuple(_outermost(os.path.realpath(p) for p in found if p and os.path.exists(p)))
+
+
+def _outermost(paths: Any) -> list[str]:
+    """The paths with those inside another one (or inside a system directory) left out."""
+    kept: list[str] = []
+    for path in sorted(set(paths)):
+        covered = ("/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc", *kept)
+        if path != "/" and not any(path == c or path.startswith(c.rstrip("/") + "/") for c in covered):
+            kept.append(path)
+    return kept
+
+
+@dataclass(frozen=True)
+class _Launch:
+    """How one kernel process is started: its argv prefix, environment, and the paths it sees."""
+
+    prefix: list[str]
+    env: dict[str, str]
+    cwd: str
+    work: str
+    inbox: str
+    outbox: str
+
+
+def _confined_launch(work: Path, sockets: Path, inbox: Path, outbox: Path) -> _Launch:
+    from domarkx.workspace.plugins import _sandbox
+
+    argv = _sandbox.base_args()
+    for path in interpreter_dirs():
+        argv += ["--ro-bind", path, path]
+    argv += ["--bind", str(sockets), str(sockets), "--bind", str(work), _sandbox.SANDBOX_WORK]
+    argv += ["--ro-bind", str(inbox), SANDBOX_INBOX, "--bind", str(outbox), SANDBOX_OUTBOX]
+    argv += ["--chdir", _sandbox.SANDBOX_WORK, *_sandbox.limited()]
+    # The kernel cannot see our pid (another namespace): --die-with-parent watches it instead.
+    argv += [sys.executable, "-c", _LAUNCH, "-f", "{connection_file}", "--IPKernelApp.parent_handle=0"]
+    work_inside = _sandbox.SANDBOX_WORK
+    return _Launch(argv, kernel_env(SANDBOX_HOME), "/", work_inside, SANDBOX_INBOX, SANDBOX_OUTBOX)
+
+
+def _unconfined_launch(work: Path, home: Path, inbox: Path, outbox: Path) -> _Launch:
+    argv = [sys.executable, "-c", _LAUNCH, "-f", "{connection_file}"]
+    return _Launch(argv, kernel_env(str(home)), str(work), str(work), str(inbox), str(outbox))
+
+
+def _socket_dir() -> Path:
+    """A fresh private directory for the IPC sockets, short enough for ``sun_path``."""
+    for base in ("/tmp", tempfile.gettempdir()):  # noqa: S108 - mkdtemp makes a private 0700 directory
+        if len(base) < _SOCKET_DIR_MAX - 12 and os.access(base, os.W_OK):
+            return Path(tempfile.mkdtemp(prefix="dmx-", dir=base))
+    raise DomarkxError("no short writable temporary directory for the kernel's sockets", hint="set TMPDIR=/tmp")
 
 
 class Capped:
@@ -128,53 +262,98 @@ class CellOutput:
             self.traceback = strip_ansi("\n".join(content.get("traceback", [])))
 
 
-def _manager() -> KernelManager:
-    """A manager whose only kernelspec is ipykernel on this interpreter."""
+def _manager(argv: list[str], sockets: Path) -> KernelManager:
+    """A manager whose only kernelspec is ``argv``, talking over IPC sockets in ``sockets``."""
     from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
     from jupyter_client.manager import KernelManager
 
-    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     # IPython's history database is a per-HOME SQLite file we have no use for.
-    argv.append("--HistoryManager.enabled=False")
-    spec = KernelSpec(argv=argv, display_name="domarkx", language="python")
+    argv = [*argv, "--HistoryManager.enabled=False"]
+    spec = KernelSpec(argv=argv, display_name="domarkx", language="python", interrupt_mode="message")
 
     class SpecManager(KernelSpecManager):
         def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
             return spec
 
-    return KernelManager(kernel_name="domarkx", kernel_spec_manager=SpecManager())
+    manager = KernelManager(
+        kernel_name="domarkx", kernel_spec_manager=SpecManager(), transport="ipc", ip=str(sockets / "k")
+    )
+    manager.connection_file = str(sockets / "kernel.json")
+    return manager
 
 
 class Kernel:
-    """One running ipykernel and a blocking client connected to it."""
+    """One running ipykernel and a blocking client connected to it.
 
-    def __init__(self, manager: KernelManager, client: BlockingKernelClient) -> None:
+    ``work`` is the kernel's working directory as code in the kernel sees it;
+    ``inbox``/``outbox`` are host directories it sees at ``inbox_inside`` (read
+    only when confined) and ``outbox_inside``, for handing files in and out.
+    """
+
+    def __init__(
+        self,
+        manager: KernelManager,
+        client: BlockingKernelClient,
+        launch: _Launch,
+        *,
+        confined: bool,
+        exchange: tuple[Path, Path],
+        sockets: Path,
+    ) -> None:
         self.manager = manager
         self.client = client
+        self.confined = confined
+        self.work = launch.work
+        self.inbox, self.outbox = exchange
+        self.inbox_inside, self.outbox_inside = launch.inbox, launch.outbox
+        self._sockets = sockets
 
     @classmethod
-    def start(cls, *, cwd: Path, home: Path, state_dir: Path, timeout: float = 60.0) -> Kernel:
-        """Launch a kernel in ``cwd`` with HOME ``home``; its connection file and log go in ``state_dir``."""
+    def start(
+        cls,
+        *,
+        cwd: Path,
+        home: Path,
+        state_dir: Path,
+        confined: bool | None = None,
+        timeout: float = 60.0,
+    ) -> Kernel:
+        """Launch a kernel working in ``cwd``; its connection log and exchange folders go in ``state_dir``.
+
+        ``confined``: ``True`` needs bubblewrap (an error without it), ``False``
+        runs unconfined, ``None`` confines where it can and warns where it
+        cannot. ``home`` is the HOME of an unconfined kernel (a confined one has
+        a private, empty one).
+        """
+        confine = _want_confined(confined)
+        inbox, outbox = state_dir / "inbox", state_dir / "outbox"
         for path in (cwd, home, state_dir):
             path.mkdir(parents=True, exist_ok=True)
+        for path in (inbox, outbox):
+            shutil.rmtree(path, ignore_errors=True)
+            path.mkdir()
+        sockets = _socket_dir()
+        launch = (
+            _confined_launch(cwd, sockets, inbox, outbox) if confine else _unconfined_launch(cwd, home, inbox, outbox)
+        )
         log_path = state_dir / "kernel.log"
-        manager = _manager()
-        manager.connection_file = str(state_dir / "kernel.json")
+        manager = _manager(launch.prefix, sockets)
         try:
             with log_path.open("ab") as log:
-                manager.start_kernel(env=kernel_env(home), cwd=str(cwd), stdout=log, stderr=log)
+                manager.start_kernel(env=launch.env, cwd=launch.cwd, stdout=log, stderr=log)
             client = manager.client()
             client.start_channels()
             client.wait_for_ready(timeout=timeout)
         except (RuntimeError, OSError) as exc:
             with contextlib.suppress(Exception):
                 manager.shutdown_kernel(now=True)
+            shutil.rmtree(sockets, ignore_errors=True)
             tail = _tail(log_path)
             raise DomarkxError(
                 f"cannot start a Python kernel: {exc}" + (f"\n{tail}" if tail else ""),
                 hint=f"check that ipykernel is installed for {sys.executable}",
             ) from exc
-        kernel = cls(manager, client)
+        kernel = cls(manager, client, launch, confined=confine, exchange=(inbox, outbox), sockets=sockets)
         _LIVE.add(kernel)
         return kernel
 
@@ -231,6 +410,7 @@ class Kernel:
             self.client.stop_channels()
         with contextlib.suppress(Exception):
             self.manager.shutdown_kernel(now=True)
+        shutil.rmtree(self._sockets, ignore_errors=True)
 
 
 def _tail(path: Path, lines: int = 5) -> str:

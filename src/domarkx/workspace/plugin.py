@@ -185,6 +185,37 @@ def streaming_to(sink: OutputSink | None) -> Iterator[None]:
         _sink.reset(token)
 
 
+ProgressSink = Callable[[str], None]
+
+
+def _to_stderr(message: str) -> None:
+    import sys
+
+    sys.stderr.write(f"· {message}\n")
+
+
+_progress: ContextVar[ProgressSink] = ContextVar("domarkx_progress", default=_to_stderr)
+
+
+def report_progress(message: str) -> None:
+    """Tell the user what a slow plugin operation is doing (``· restoring python kernel: …``).
+
+    It goes to stderr as a ``·`` line unless the caller routes it elsewhere
+    with :func:`progress_to` (a UI, a quiet command).
+    """
+    _progress.get()(message)
+
+
+@contextlib.contextmanager
+def progress_to(sink: ProgressSink) -> Iterator[None]:
+    """Send what plugins :func:`report_progress` inside this block to ``sink``."""
+    token = _progress.set(sink)
+    try:
+        yield
+    finally:
+        _progress.reset(token)
+
+
 def resource_path(home: Path, resource_id: str) -> Path:
     """Where one resource keeps its private state: the one place the layout is spelled."""
     return home / "resources" / resource_id

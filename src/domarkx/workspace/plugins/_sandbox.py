@@ -34,15 +34,18 @@ MAX_PROCESSES = 1024
 limit covers the sandbox alone, whatever else you run. The kernel exempts root
 (uid 0 outside) from it; there only the time-out contains a fork bomb.
 """
-_warned = False
+_warned: set[str] = set()
 
 
 def bwrap_path() -> str | None:
     return shutil.which("bwrap")
 
 
-def wrapper(work: Path) -> list[str]:
-    """The bubblewrap argv prefix that confines a command to ``work``."""
+def base_args() -> list[str]:
+    """bubblewrap and the options every sandbox shares: new namespaces, the system read-only, a private /tmp.
+
+    Callers add their own binds (the work tree, an interpreter) and then :func:`limited`.
+    """
     bwrap = bwrap_path()
     assert bwrap is not None
     argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
@@ -53,9 +56,17 @@ def wrapper(work: Path) -> list[str]:
             argv += ["--ro-bind", path, path]
     for path in _HIDDEN_FILES:
         argv += ["--ro-bind-try", os.devnull, path]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", SANDBOX_TMP]
-    argv += ["--bind", str(work), SANDBOX_WORK, "--chdir", SANDBOX_WORK, "--"]
-    return [*argv, "bash", "-c", f'ulimit -u {MAX_PROCESSES} 2>/dev/null; exec "$@"', "domarkx-sandbox"]
+    return [*argv, "--proc", "/proc", "--dev", "/dev", "--tmpfs", SANDBOX_TMP]
+
+
+def limited() -> list[str]:
+    """The end of a bubblewrap argv: the command that follows runs with at most :data:`MAX_PROCESSES`."""
+    return ["--", "bash", "-c", f'ulimit -u {MAX_PROCESSES} 2>/dev/null; exec "$@"', "domarkx-sandbox"]
+
+
+def wrapper(work: Path) -> list[str]:
+    """The bubblewrap argv prefix that confines a command to ``work``."""
+    return [*base_args(), "--bind", str(work), SANDBOX_WORK, "--chdir", SANDBOX_WORK, *limited()]
 
 
 @functools.cache
@@ -77,14 +88,13 @@ def bwrap_works() -> bool:
     return done.returncode == 0
 
 
-def warn_unconfined(reason: str) -> None:
-    """Say once per process that commands run unconfined."""
-    global _warned
-    if _warned:
+def warn_unconfined(reason: str, what: str = "local_shell commands") -> None:
+    """Say once per process (and per kind of thing confined) that ``what`` runs unconfined."""
+    if what in _warned:
         return
-    _warned = True
+    _warned.add(what)
     sys.stderr.write(
-        f"domarkx: warning: {reason}; local_shell commands run unconfined as you "
+        f"domarkx: warning: {reason}; {what} run unconfined as you "
         "(scrubbed environment and time-out only) - this is not a security boundary. "
         "Install bubblewrap (apt-get install bubblewrap) to confine them.\n"
     )

@@ -1,26 +1,27 @@
-"""The ``python`` resource: a Jupyter kernel whose versions are replayable cell logs.
+"""The ``python`` resource: a confined Jupyter kernel whose versions are its whole working context.
 
-A kernel's memory cannot be saved and restored, so a version is the *history*
-that produced it: the list of cells executed since the resource was created
-(or last loaded), stored as a blob. ``commit_version`` stores the log and
-returns its digest (equal logs, equal ids: idempotent by construction);
-``load_version`` restarts the kernel and replays the log.
+A version is the kernel's work directory (git, as ``local_shell`` keeps files)
+plus its user namespace (pickled inside the kernel, a group of variables per
+blob; see :mod:`._pycheckpoint`). ``load_version`` brings both back without
+re-running cells — values from the clock or unseeded randomness included —
+except the few objects that cannot be pickled (an open socket, a generator),
+which it recomputes by re-running only the cells they depend on, and says so.
 
-Kernels are not kept alive between ``domarkx`` processes: a new process starts
-a fresh kernel on the first tool call and replays the log silently. That costs
-one kernel start (about a second) plus the run time of the logged cells, and in
-exchange no kernel is left running when a command finishes. Replay is honest
-about its limits: effects outside the kernel (files written, requests sent) are
-not undone and happen again, and a cell whose outcome differs on replay
-(success then, failure now) is reported.
+A kernel lives as long as the ``domarkx`` process that started it and stays
+up across turns in that process; a later process restores it from the last
+version on its first call, then replays the cells run after that version (kept
+in ``cells.json``, so an uncommitted cell is not lost with its process). Plain
+replay is also how a version made before checkpoints existed (a list of cells)
+is loaded.
 
 On disk, under ``context.resource_dir(id)``::
 
-    state.json   {"config": {...}, "version": "sha256:…"}
-    cells.json   the executed-cell log: [{"code": …, "ok": true}, …]
-    work/        the kernel's working directory
-    home/        the kernel's HOME (IPython profile, caches)
-    kernel.json  connection file of the kernel this process runs
+    state.json   config, the version, its files commit and tree
+    cells.json   cells run since that version: [{"code": …, "ok": true}, …]
+    index        the git index of work/
+    work/        the kernel's working directory (/workspace inside the sandbox)
+    home/        HOME of an unconfined kernel
+    inbox/ outbox/  files handed to and from the kernel
     kernel.log   the kernel's own stdout/stderr
 """
 
@@ -31,20 +32,38 @@ import os
 import secrets
 import shutil
 import tempfile
+from collections.abc import Collection, Sequence
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from domarkx import ids
-from domarkx.errors import DomarkxError, ReferenceNotFound, StoreError, UsageError
-from domarkx.tools.kernel import CellOutput, Kernel, KernelDied
+from domarkx.errors import DomarkxError, StoreError, UsageError
+from domarkx.tools.kernel import CellOutput, Kernel, KernelDied, confinement_available
 from domarkx.tools.schema import parameters_schema
-from domarkx.workspace.plugin import Plugin, Resource, ToolError, ToolSpec, resource_path
+from domarkx.workspace.plugin import (
+    CodeRunner,
+    Entry,
+    Layer,
+    Plugin,
+    Resource,
+    ResourceDiff,
+    ToolError,
+    ToolSpec,
+    Unsupported,
+    report_progress,
+    resource_path,
+)
+from domarkx.workspace.plugins import _pycheckpoint as ckpt
+from domarkx.workspace.plugins._gitstore import GitStore, Snapshot
 from domarkx.workspace.plugins._state import parse_config, read_state, write_state
 
 _KERNELS: dict[Path, Kernel] = {}
 """Kernels this process runs, by resource directory: a cache, never the source of truth."""
+_LOUD_RESTORE = 32 << 20
+"""Bytes of pickles above which a restore says what it does (it will take about a second or more)."""
 
 Cell = dict[str, Any]
 
@@ -52,17 +71,27 @@ Cell = dict[str, Any]
 class PythonConfig(BaseModel):
     """The ``workspace-config`` options of a ``python`` resource."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     timeout: float = Field(60.0, gt=0, le=86_400)
     """Seconds a cell may run: the default for a call and the most a call may ask for."""
     max_output: int = Field(20_000, ge=200)
     """Characters of output a call returns per stream; the middle of longer output is cut."""
+    sandbox: Literal["auto", "bwrap", "none"] = "auto"
+    """``auto``: confine the kernel with bubblewrap where it works, else run it unconfined with a warning."""
 
 
 class PythonState(BaseModel):
     config: PythonConfig
     version: str = ""
+    files: str = ""
+    """The git commit of ``work/`` at ``version``."""
+    tree: str = ""
+    empty_dirs: list[str] = Field(default_factory=list)
+    dirty: bool = False
+    """The work tree may differ from the index (a kernel ran since the last commit or load)."""
+    notes: list[str] = Field(default_factory=list)
+    """What the last restore recomputed or could not bring back, shown with the next call's output."""
 
 
 class ExecutePythonArgs(BaseModel):
@@ -86,16 +115,29 @@ EXECUTE_PYTHON = ToolSpec(
 
 
 class PythonPlugin(Plugin):
-    """Resources that are IPython kernels, versioned by replayable cell logs."""
+    """Resources that are confined IPython kernels, versioned by checkpoints of files and variables."""
+
+    code = CodeRunner(tool="execute_python", argument="code", languages=frozenset({"python", "py", "python3"}))
+    plugin_version = "2"
+    config_model = PythonConfig
 
     @property
     def type(self) -> str:
         return "python"
 
+    @cached_property
+    def _git(self) -> GitStore:
+        return GitStore(self.context.plugin_dir(self.type) / "objects.git")
+
     # -- lifecycle -----------------------------------------------------------------
 
     def create_resource(self, config: dict[str, Any]) -> Resource:
         parsed = parse_config(PythonConfig, config, self.type)
+        if parsed.sandbox == "bwrap" and not confinement_available():
+            raise UsageError(
+                "python sandbox 'bwrap' was asked for, but bubblewrap cannot run here",
+                hint="install bubblewrap (apt-get install bubblewrap) or use sandbox: auto",
+            )
         resource_id = f"python-{secrets.token_hex(6)}"
         folder = self.context.resource_dir(resource_id)
         try:
@@ -124,6 +166,10 @@ class PythonPlugin(Plugin):
     def describe_tools(cls) -> list[ToolSpec]:
         return [EXECUTE_PYTHON]
 
+    @classmethod
+    def powers(cls, options: dict[str, Any]) -> list[str]:
+        return ["sandbox: none (the kernel runs unconfined, as you)"] if options.get("sandbox") == "none" else []
+
     def list_tools(self, resource_id: str) -> list[ToolSpec]:
         return self.describe_tools()
 
@@ -140,15 +186,16 @@ class PythonPlugin(Plugin):
         """Run one cell and log it; the text returned is what the model reads."""
         config = self._config(resource_id)
         limit = config.timeout if timeout is None else min(timeout, config.timeout)
-        kernel, problems = self._running_kernel(resource_id)
-        notices = [f"the kernel was restarted and its history replayed, but {p}" for p in problems]
+        kernel = self.kernel(resource_id)
+        notices = self._take_notes(resource_id)
+        self._mark_dirty(resource_id)
         try:
             out = kernel.execute(code, timeout=limit, limit=config.max_output)
         except KernelDied as exc:
             _KERNELS.pop(self._dir(resource_id), None)
             raise ToolError(
-                f"the Python kernel died while running the cell ({exc.message}); its variables are lost, "
-                "and the next call starts a new kernel and replays the earlier cells"
+                f"the Python kernel died while running the cell ({exc.message}); the next call starts a new "
+                "kernel from the last version and replays the cells run since"
             ) from exc
         if out.timed_out:
             notices.append(
@@ -160,8 +207,25 @@ class PythonPlugin(Plugin):
         return format_output(out, notices)
 
     def kernel(self, resource_id: str) -> Kernel:
-        """The resource's running kernel (started and replayed if need be), for tool executors."""
-        return self._running_kernel(resource_id)[0]
+        """The resource's running kernel, restored from its version if this process has none (tool executors)."""
+        folder = self._dir(resource_id)
+        kernel = _KERNELS.get(folder)
+        if kernel is not None and kernel.is_alive():
+            return kernel
+        state = self._state(resource_id)
+        confined = {"auto": None, "bwrap": True, "none": False}[state.config.sandbox]
+        kernel = Kernel.start(cwd=folder / "work", home=folder / "home", state_dir=folder, confined=confined)
+        _KERNELS[folder] = kernel
+        try:
+            notes = self._restore(resource_id, kernel, state)
+        except BaseException:
+            self.close(resource_id)
+            raise
+        if notes:
+            for note in notes:
+                report_progress(f"python: {note}")
+            self._write_state(resource_id, notes=[*state.notes, *notes])
+        return kernel
 
     # -- versions ------------------------------------------------------------------
 
@@ -169,71 +233,181 @@ class PythonPlugin(Plugin):
         return self._state(resource_id).version
 
     def commit_version(self, resource_id: str) -> str:
-        data = ids.canonical_json(self._cells(resource_id))
+        state = self._state(resource_id)
+        files, snapshot = self._commit_files(resource_id, state)
+        kernel = self._live(resource_id)
+        if kernel is None and self._cells(resource_id):
+            kernel = self.kernel(resource_id)  # the cells live only in a kernel: bring it back to capture them
+        parent = self._manifest(state.version) if state.version else None
+        if kernel is None:
+            pieces, history = (parent.pieces, parent.history) if parent else ([], "")
+        else:
+            pieces, cells = ckpt.capture(kernel, parent, self.context.store, state.config.timeout)
+            history = ckpt.store_history(self.context.store, parent.history if parent else "", cells)
+        manifest = ckpt.Manifest(files=files, history=history, pieces=pieces)
+        version = self._store_manifest(manifest)
+        if kernel is not None:
+            ckpt.call(kernel, "committed", state.config.timeout, pieces=[[p.names, p.blob] for p in pieces])
+        self._write_state(resource_id, version=version, files=files, tree=snapshot.tree,
+                          empty_dirs=list(snapshot.empty_dirs), dirty=False)  # fmt: skip
+        self._write_cells(resource_id, [])
+        return version
+
+    def _commit_files(self, resource_id: str, state: PythonState) -> tuple[str, Snapshot]:
+        folder = self._dir(resource_id)
+        snapshot = self._git.stage(folder / "work", folder / "index")
+        if state.files and state.tree == snapshot.tree and tuple(state.empty_dirs) == snapshot.empty_dirs:
+            return state.files, snapshot
+        return self._git.commit(snapshot, state.files or None), snapshot
+
+    def _store_manifest(self, manifest: ckpt.Manifest) -> str:
         store = self.context.store
         with store.write():
-            version = store.put_blob(data)
-            store.add_refs(f"plugin:{self.type}", [version])
-        self._set_version(resource_id, version)
+            version = store.put_blob(ids.canonical_json(manifest.model_dump()))
+            store.add_refs(f"plugin:{self.type}", [version, *ckpt.blobs_of(manifest, store)])
         return version
 
     def load_version(self, resource_id: str, version_id: str) -> None:
-        cells = self._read_version(version_id)
+        target = ckpt.read_manifest(self.context.store, version_id)
         self.close(resource_id)
-        self._write_cells(resource_id, cells)
-        self._set_version(resource_id, version_id)
-        _, problems = self._running_kernel(resource_id)
-        if problems:
-            raise DomarkxError(
-                f"version {ids.short(version_id)} was loaded but did not replay exactly: {problems[0]}"
-                + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
-                hint="cells that depend on files, time, randomness or the network may behave differently",
-            )
+        state = self._state(resource_id)
+        if isinstance(target, list):  # made before checkpoints: the cells to replay, no files
+            self._write_cells(resource_id, target)
+            self._write_state(resource_id, version=version_id, notes=[])
+            self.kernel(resource_id)
+            return
+        self._load_files(resource_id, state, target.files)
+        self._write_cells(resource_id, [])
+        self._write_state(resource_id, version=version_id, notes=[])
+        self.kernel(resource_id)
 
-    def _read_version(self, version_id: str) -> list[Cell]:
-        if not ids.is_digest(version_id):
-            raise UsageError(f"{version_id!r} is not a python resource version", hint="versions are sha256 ids")
-        try:
-            cells = json.loads(self.context.store.get_blob(version_id))
-        except StoreError as exc:
-            raise ReferenceNotFound(f"no python resource version {ids.short(version_id)} in the store") from exc
-        except ValueError as exc:
-            raise UsageError(f"{ids.short(version_id)} is not a python resource version") from exc
-        if not isinstance(cells, list) or not all(_is_cell(c) for c in cells):
-            raise UsageError(f"{ids.short(version_id)} is not a python resource version")
-        return cells
-
-    # -- kernel --------------------------------------------------------------------
-
-    def _running_kernel(self, resource_id: str) -> tuple[Kernel, list[str]]:
-        """This process's kernel for the resource; a new one replays the log first.
-
-        Returns the kernel and the replay problems found, one line each.
-        """
+    def _load_files(self, resource_id: str, state: PythonState, commit: str) -> None:
+        """Check the files out like ``local_shell`` does, touching only what differs."""
         folder = self._dir(resource_id)
-        kernel = _KERNELS.get(folder)
-        if kernel is not None and kernel.is_alive():
-            return kernel, []
-        kernel = Kernel.start(cwd=folder / "work", home=folder / "home", state_dir=folder)
-        _KERNELS[folder] = kernel
-        return kernel, self._replay(resource_id, kernel)
+        work, index = folder / "work", folder / "index"
+        target = self._git.read(commit)
+        stale: list[str] = []
+        current_empty = tuple(state.empty_dirs)
+        if state.dirty or not state.tree:
+            stale, current_empty = self._git.discard_untracked(work, index), ()
+        else:
+            self._mark_dirty(resource_id)  # until the switch completes, the tree is in between
+        self._git.switch(work, index, current_empty, target, stale)
+        self._write_state(resource_id, files=commit, tree=target.tree, empty_dirs=list(target.empty_dirs), dirty=False)
 
-    def _replay(self, resource_id: str, kernel: Kernel) -> list[str]:
-        config = self._config(resource_id)
-        problems: list[str] = []
-        for number, cell in enumerate(self._cells(resource_id), start=1):
+    def missing_versions(self, version_ids: Collection[str]) -> set[str]:
+        missing: set[str] = set()
+        commits: dict[str, str] = {}
+        store = self.context.store
+        for version in version_ids:
             try:
-                out = kernel.execute(cell["code"], timeout=config.timeout, silent=True)
+                manifest = ckpt.read_manifest(store, version)
+                if isinstance(manifest, ckpt.Manifest):
+                    commits[version] = manifest.files
+                    if not all(store.blob_path(b).exists() for b in ckpt.blobs_of(manifest, store)):
+                        missing.add(version)
+            except (StoreError, UsageError):
+                missing.add(version)
+        lost = self._git.missing(set(commits.values()))
+        return missing | {v for v, c in commits.items() if c in lost}
+
+    # -- live files and versions without loading them ------------------------------
+
+    def location(self, resource_id: str) -> str:
+        return str(self._dir(resource_id) / "work")
+
+    def copy_out(self, resource_id: str, path: bytes, dest: Path) -> None:
+        source = _inside(self._dir(resource_id) / "work", path)
+        if source.is_dir() and not source.is_symlink():
+            shutil.copytree(source, dest, symlinks=True)
+        else:
+            shutil.copy2(source, dest, follow_symlinks=False)
+
+    def copy_in(self, resource_id: str, source: Path, path: bytes) -> None:
+        target = _inside(self._dir(resource_id) / "work", path)
+        self._mark_dirty(resource_id)
+        if source.is_dir():
+            shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+        else:
+            shutil.copy2(source, target, follow_symlinks=False)
+
+    def list_version(self, version_id: str, path: bytes = b"") -> list[Entry]:
+        return ckpt.list_files(self._git, self._files_of(version_id), path)
+
+    def read_version(self, version_id: str, path: bytes) -> bytes:
+        return ckpt.read_file(self._git, self._files_of(version_id), path)
+
+    def diff_versions(self, old: str, new: str) -> ResourceDiff:
+        """Files as for any browsable plugin, then variables added, removed or changed (reprs the kernel made)."""
+        files = super().diff_versions(old, new)
+        before, after = self._manifest(old), self._manifest(new)
+        changes = ckpt.variable_changes(before, after) if before and after else []
+        notes = [] if before and after else ["variables are not compared with a version made before checkpoints"]
+        return ResourceDiff(changes=[*files.changes, *changes], notes=[*files.notes, *notes])
+
+    def _files_of(self, version_id: str) -> str:
+        manifest = self._manifest(version_id)
+        if manifest is None:
+            raise Unsupported("a python version made before checkpoints has no files to browse")
+        return manifest.files
+
+    # -- versions elsewhere ----------------------------------------------------------
+
+    def export_versions(self, version_ids: Sequence[str], into: Path, *, have: Collection[str] = ()) -> list[Layer]:
+        return ckpt.export(self._git, self.context.store, version_ids, into, have)
+
+    def import_versions(self, layers: Sequence[Layer]) -> None:
+        ckpt.import_layers(self._git, self.context.store, layers, f"plugin:{self.type}")
+
+    def collect(self, live: Collection[str]) -> int:
+        """Keep references only to the blobs live versions need; ``prune`` then deletes the rest.
+
+        Returns 0: the bytes are freed (and counted) by the store's prune. The
+        git objects of dead versions' files stay (the object store is shared).
+        """
+        store = self.context.store
+        keep, _commits = ckpt.needed(store, [v for v in live if v not in self.missing_versions([v])])
+        with store.write():
+            store.drop_refs(f"plugin:{self.type}")
+            store.add_refs(f"plugin:{self.type}", keep)
+        return 0
+
+    # -- restore -------------------------------------------------------------------
+
+    def _restore(self, resource_id: str, kernel: Kernel, state: PythonState) -> list[str]:
+        """Bring a fresh kernel to ``state.version`` plus the cells run since; return what to tell the user."""
+        notes: list[str] = []
+        target = ckpt.read_manifest(self.context.store, state.version) if state.version else None
+        if isinstance(target, ckpt.Manifest) and target.pieces:
+            size = sum(p.size for p in target.pieces)
+            count = sum(len(p.names) for p in target.pieces)
+            if size >= _LOUD_RESTORE or any(not p.blob for p in target.pieces):
+                report_progress(f"restoring python kernel: {count} variables, {_megabytes(size)}")
+            notes += ckpt.restore(kernel, target, self.context.store, state.config.timeout)
+        return notes + self._replay(resource_id, kernel, state.config)
+
+    def _replay(self, resource_id: str, kernel: Kernel, config: PythonConfig) -> list[str]:
+        """Run the cells logged since the version again: the fallback for what no checkpoint holds.
+
+        Those are cells of a process that ended before committing, or all the
+        cells of a version made before checkpoints existed.
+        """
+        problems: list[str] = []
+        cells = self._cells(resource_id)
+        for number, cell in enumerate(cells, start=1):
+            try:
+                out = kernel.execute(cell["code"], timeout=config.timeout)
             except KernelDied as exc:
-                _KERNELS.pop(self._dir(resource_id), None)
-                raise DomarkxError(
-                    f"replaying the python history: cell {number} killed the kernel ({exc.message})"
-                ) from exc
+                raise DomarkxError(f"replaying python cell {number} killed the kernel ({exc.message})") from exc
             if out.timed_out:
                 problems.append(f"cell {number} timed out on replay")
             elif (out.error is None) != cell["ok"]:
-                outcome = out.error or "no error"
-                problems.append(f"cell {number} gave {outcome} on replay, unlike its first run")
+                problems.append(f"cell {number} gave {out.error or 'no error'} on replay, unlike its first run")
+        if cells:
+            many = len(cells) != 1
+            problems.insert(
+                0, f"{len(cells)} cell{'s' * many} run since the last version {'were' if many else 'was'} replayed"
+            )
         return problems
 
     # -- state on disk -------------------------------------------------------------
@@ -241,14 +415,33 @@ class PythonPlugin(Plugin):
     def _dir(self, resource_id: str) -> Path:
         return resource_path(self.context.home, resource_id)
 
+    def _live(self, resource_id: str) -> Kernel | None:
+        kernel = _KERNELS.get(self._dir(resource_id))
+        return kernel if kernel is not None and kernel.is_alive() else None
+
+    def _manifest(self, version: str) -> ckpt.Manifest | None:
+        found = ckpt.read_manifest(self.context.store, version)
+        return found if isinstance(found, ckpt.Manifest) else None
+
     def _state(self, resource_id: str) -> PythonState:
         return read_state(self._dir(resource_id), PythonState)
 
     def _config(self, resource_id: str) -> PythonConfig:
         return self._state(resource_id).config
 
-    def _set_version(self, resource_id: str, version: str) -> None:
-        write_state(self._dir(resource_id), PythonState(config=self._config(resource_id), version=version))
+    def _write_state(self, resource_id: str, **changes: Any) -> None:
+        state = self._state(resource_id)
+        write_state(self._dir(resource_id), state.model_copy(update=changes))
+
+    def _mark_dirty(self, resource_id: str) -> None:
+        if not self._state(resource_id).dirty:
+            self._write_state(resource_id, dirty=True)
+
+    def _take_notes(self, resource_id: str) -> list[str]:
+        notes = self._state(resource_id).notes
+        if notes:
+            self._write_state(resource_id, notes=[])
+        return list(notes)
 
     def _cells(self, resource_id: str) -> list[Cell]:
         self._state(resource_id)  # a clear error for a destroyed resource
@@ -259,13 +452,19 @@ class PythonPlugin(Plugin):
         _write_json(self._dir(resource_id) / "cells.json", cells)
 
 
-def _is_cell(value: Any) -> bool:
-    return (
-        isinstance(value, dict)
-        and set(value) == {"code", "ok"}
-        and isinstance(value["code"], str)
-        and isinstance(value["ok"], bool)
-    )
+def _inside(work: Path, path: bytes) -> Path:
+    """``path`` under ``work``, refused when it is absolute or climbs out (symlinks resolved)."""
+    from domarkx import paths
+
+    target = work / os.fsdecode(path)
+    real, base = os.path.realpath(target.parent), os.path.realpath(work)
+    if os.path.isabs(os.fsdecode(path)) or not (real == base or real.startswith(base + os.sep)):
+        raise UsageError(f"{paths.escape(path)} is outside the python resource's work directory")
+    return target
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.0f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
 
 
 def _write_json(path: Path, value: Any) -> None:
