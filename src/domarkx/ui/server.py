@@ -347,6 +347,8 @@ ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
 def bind(port: int | None, home: Path, *, read_only: bool) -> UIServer:
     """A server on 127.0.0.1: ``port``, else :data:`DEFAULT_PORT` or, when that is taken, a free one."""
     if port is not None:
+        if not 0 <= port <= 65535:
+            raise UsageError(f"--port {port} is not a port", hint="use 1-65535, or 0 for any free port")
         try:
             return UIServer(port, home, read_only=read_only)
         except OSError as exc:
