@@ -21,6 +21,7 @@ from typing import Any
 from domarkx.data.models import ConversationMessage, ToolCallRecord
 from domarkx.data.store import Store
 from domarkx.errors import DomarkxError, ReferenceNotFound, UsageError
+from domarkx.workspace.plugin import progress_to
 
 DECISIONS = ("yes", "no", "always")
 WATCH_TIMEOUT = 15.0
@@ -171,7 +172,8 @@ class Turns:
                 instance = instances.get(turn.instance_id)
                 turn.approve = _approval(sessions, instance) if approve is None else approve
                 provider = sessions.provider_for(instance, model or None)
-                result = _send(sessions, instance, text, provider, Observer(turn))
+                with progress_to(lambda message: turn.emit("progress", message=message)):
+                    result = _send(sessions, instance, text, provider, Observer(turn))
             turn.emit("done", messages=len(instance.messages), hit_max_steps=result.hit_max_steps)
         except DomarkxError as exc:
             turn.emit("failed", message=exc.message, hint=exc.hint)

@@ -77,6 +77,10 @@ export async function startTurn(view, body) {
       details.querySelector(".result").replaceChildren(result(data.ok, data.text));
     },
     notice: (data) => toast(data.message),
+    progress: (data) => {
+      const line = box.querySelector(".progress") || box.appendChild(h("div", { class: "progress muted" }));
+      line.textContent = `· ${data.message}`;
+    },
     done: async (data) => {
       if (data.hit_max_steps) toast("stopped after the most model calls one turn may make; send another message to go on");
       await finish();
