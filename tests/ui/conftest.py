@@ -101,6 +101,44 @@ cat notes.txt
 """
 
 
+PYTHON_DOC = """\
+---
+title: numbers
+---
+
+```workspace-config
+resources:
+  - type: python
+    name: py
+```
+
+## user
+
+> Compute.
+
+## assistant
+
+```python
+x = 41
+with open("result.txt", "w") as out:
+    out.write("forty-one\\n")
+```
+
+## user
+
+> More.
+
+## assistant
+
+```python
+x += 1
+names = ["a", "b"]
+with open("result.txt", "a") as out:
+    out.write("forty-two\\n")
+```
+"""
+
+
 @dataclass
 class Running:
     """A `domarkx ui` process and the address it printed."""

@@ -18,7 +18,7 @@ from domarkx.workspace.plugin import Plugin
 from domarkx.workspace.plugins.local_shell import LocalShellPlugin
 from fake_openai import FAKE_KEY, FakeOpenAI, calls, text
 
-from .conftest import Running, make_instance, start_ui, stop_ui
+from .conftest import PYTHON_DOC, Running, make_instance, start_ui, stop_ui
 
 BROWSABLE = LocalShellPlugin.list_version is not Plugin.list_version
 """Whether local_shell versions can be browsed yet (the core lane implements list_version/read_version)."""
@@ -127,22 +127,45 @@ def test_expand_a_tool_call(page: Any, ui: tuple[Running, str], shots: Path) -> 
     page.screenshot(path=str(shots / "ui-timeline.png"))
 
 
+@pytest.fixture(scope="module")
+def calc(module_home: Path, ui: tuple[Running, str]) -> str:
+    """An instance with a python resource: its versions hold files and variables."""
+    return make_instance(module_home, PYTHON_DOC, name="calc")
+
+
+def test_diff_and_files_at_a_message(page: Any, ui: tuple[Running, str], calc: str, shots: Path) -> None:
+    running, _ = ui
+    login(page, running)
+    open_instance(page, calc)
+    page.locator("#m-3 .diff-button").click()
+    diff = page.locator("#diff")
+    diff.get_by_text("result.txt", exact=True).wait_for()
+    shown = diff.inner_text()
+    assert "+forty-two" in shown and "41 (int" in shown and "42 (int" in shown
+    assert diff.locator("details.change.added", has_text="names").count() == 1
+    page.screenshot(path=str(shots / "ui-diff.png"))
+    page.locator("#m-1 .files-button").click()
+    page.locator("#files").get_by_text("result.txt", exact=True).click()
+    assert page.locator("#viewer pre").inner_text() == "forty-one\n"
+    page.get_by_role("button", name="Files at head").click()
+    page.locator("#files").get_by_text("result.txt", exact=True).click()
+    page.locator("#viewer pre", has_text="forty-two").wait_for()
+    page.screenshot(path=str(shots / "ui-files.png"))
+
+
 @pytest.mark.skipif(not BROWSABLE, reason="local_shell cannot list versions yet (core lane: list_version)")
-def test_diff_and_files_at_a_message(page: Any, ui: tuple[Running, str], shots: Path) -> None:
+def test_shell_files_in_folders(page: Any, ui: tuple[Running, str]) -> None:
     running, instance = ui
     login(page, running)
     open_instance(page, instance)
     page.locator("#m-2 .diff-button").click()
-    diff = page.locator("#diff")
-    diff.get_by_text("notes.txt").wait_for()
-    assert "+first line" in diff.inner_text()
-    page.screenshot(path=str(shots / "ui-diff.png"))
+    page.locator("#diff").get_by_text("notes.txt", exact=True).wait_for()
+    assert "+first line" in page.locator("#diff").inner_text()
     page.locator("#m-4 .files-button").click()
     page.locator("#files").get_by_text("plan.md").click()
     assert page.locator("#viewer pre").inner_text() == "1. notes\n2. docs\n"
     page.locator("#files").get_by_text("docs/").click()
     page.locator("#files").get_by_text("index.md").wait_for()
-    page.screenshot(path=str(shots / "ui-files.png"))
 
 
 def fork_at(page: Any, index: int, name: str) -> None:

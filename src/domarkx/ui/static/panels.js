@@ -8,7 +8,7 @@ function open(panel, title, ...body) {
   panel.replaceChildren(
     h("div", { class: "panel-head" }, h("h2", {}, title),
       h("button", { type: "button", class: "small", "aria-label": "close", onclick: () => { panel.hidden = true; } }, "×")),
-    ...body,
+    ...body.filter((part) => part !== null),
   );
 }
 
@@ -37,10 +37,12 @@ export async function showDiff(panel, id, at) {
 }
 
 function changeView(change) {
-  const stat = change.binary ? "binary" : `+${change.added} −${change.removed}`;
+  let stat = "";
+  if (change.binary) stat = " · binary";
+  else if (change.kind === "file" || change.added || change.removed) stat = ` · +${change.added} −${change.removed}`;
   return h("details", { class: `change ${change.status}`, open: true },
     h("summary", {}, h("span", { class: `badge ${change.status}` }, change.status), " ",
-      h("span", { class: "mono" }, change.name), " ", h("span", { class: "muted" }, `${change.kind} · ${stat}`)),
+      h("span", { class: "mono" }, change.name), " ", h("span", { class: "muted" }, `${change.kind}${stat}`)),
     change.detail ? patch(change.detail) : null);
 }
 

@@ -21,6 +21,6 @@ export function code(block) {
   return h("figure", { class: "code" },
     h("figcaption", {}, block.lang || "code"),
     h("pre", {}, h("code", {}, block.text)),
-    block.output ? result(block.output.ok, block.output.text) : null,
+    block.output && (block.output.text || !block.output.ok) ? result(block.output.ok, block.output.text) : null,
   );
 }
