@@ -17,7 +17,7 @@ from domarkx.workspace.plugin import Plugin
 from domarkx.workspace.plugins.local_shell import LocalShellPlugin
 from fake_openai import FakeOpenAI, error, text
 
-from .conftest import make_instance
+from .conftest import PYTHON_DOC, make_instance
 
 BROWSABLE = LocalShellPlugin.list_version is not Plugin.list_version
 
@@ -80,6 +80,19 @@ def test_diff_of_a_message_against_the_one_before(ctx: tuple[api.Context, str]) 
         assert shell["changes"] == [] and "cannot be browsed" in shell["notes"][0]
     with pytest.raises(UsageError, match="out of range"):
         api.diff(context, instance, 8)
+
+
+def test_python_diff_shows_files_and_variables(domarkx_home: Path) -> None:
+    instance = make_instance(domarkx_home, PYTHON_DOC, name="calc")
+    with Store(domarkx_home) as store:
+        context = api.Context.open(store)
+        (py,) = api.diff(context, instance, 3)["resources"]
+        changes = {(c["kind"], c["name"]): c for c in py["changes"]}
+        assert changes[("variable", "x")]["status"] == "modified" and "→ 42" in changes[("variable", "x")]["detail"]
+        assert changes[("variable", "names")]["status"] == "added"
+        assert "+forty-two" in changes[("file", "result.txt")]["detail"]
+        first = api.file(context, instance, at=1, resource="py", path="result.txt")
+        assert first["text"] == "forty-one\n" and first["size"] == 10
 
 
 @pytest.mark.skipif(not BROWSABLE, reason="local_shell cannot list versions yet (core lane: list_version)")
