@@ -78,7 +78,7 @@ def message_point(count: int, repeat: int, curves: Curves) -> None:
         instance = made[0]
         assert len(instance.messages) >= count
         curves["export"][count] = repeat_median(lambda: instances.export(instance.id), repeat)
-        curves["log"][count] = repeat_median(lambda: instances.history(instance.id), repeat)
+        curves["log"][count] = repeat_median(lambda: instances.store.instances.history(instance.id), repeat)
         sessions, model = SessionManager(instances), Instant("instant")
         curves["turn"][count] = repeat_median(lambda: sessions.send(instance, "one more note", model), repeat)
         last = len(instance.messages) - 1

@@ -8,8 +8,6 @@ states exactly what each kind of object hashes.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from typing import Any
 
@@ -19,11 +17,15 @@ _HEX_RE = re.compile(r"[0-9a-f]{64}")
 
 def canonical_json(value: Any) -> bytes:
     """Serialise ``value`` so that equal values always give equal bytes."""
+    import json  # here, not at the top: listing commands use this module and never hash (start-up time)
+
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 def digest_bytes(data: bytes) -> str:
     """The tagged digest of raw bytes."""
+    import hashlib  # here, not at the top: OpenSSL's start-up is a tenth of a quick command's time
+
     return PREFIX + hashlib.sha256(data).hexdigest()
 
 

@@ -15,21 +15,26 @@ from hypothesis import strategies as st
 
 from domarkx import ids
 from domarkx.data import store as store_module
-from domarkx.data.store import MIGRATIONS, Store, default_home, validate_tag
+from domarkx.data.names import validate_tag
+from domarkx.data.schema import MIGRATIONS
+from domarkx.data.store import Store, default_home
 from domarkx.errors import AmbiguousReference, ReferenceNotFound, StoreError, UsageError
 
 # The schema a brand-new store has. A migration that changes it must change this too.
 NEW_SCHEMA = [
     "CREATE TABLE blob_refs ( owner TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (owner, digest) )",
     "CREATE INDEX blob_refs_by_digest ON blob_refs(digest)",
-    "CREATE TABLE instances ( id TEXT PRIMARY KEY, name TEXT UNIQUE, snapshot_id TEXT NOT NULL,"
-    " workspace_id TEXT NOT NULL, status TEXT NOT NULL, created REAL NOT NULL, head_version TEXT,"
-    " initial_version TEXT )",
+    'CREATE TABLE "instances" ( id TEXT PRIMARY KEY, name TEXT UNIQUE, snapshot_id TEXT NOT NULL'
+    " REFERENCES snapshots(id), workspace_id TEXT NOT NULL, status TEXT NOT NULL, created REAL NOT NULL,"
+    " head_version TEXT, initial_version TEXT , parent_id TEXT, parent_at INTEGER,"
+    " hidden INTEGER NOT NULL DEFAULT 0)",
+    "CREATE INDEX instances_by_snapshot ON instances(snapshot_id)",
     "CREATE TABLE messages ( instance_id TEXT NOT NULL REFERENCES instances(id) ON DELETE CASCADE,"
     " idx INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (instance_id, idx) )",
     "CREATE TABLE resources ( id TEXT PRIMARY KEY, workspace_id TEXT NOT NULL REFERENCES workspaces(id)"
     " ON DELETE CASCADE, position INTEGER NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL,"
-    " config TEXT NOT NULL, version TEXT, touched INTEGER NOT NULL DEFAULT 1, UNIQUE (workspace_id, name) )",
+    " config TEXT NOT NULL, version TEXT, touched INTEGER NOT NULL DEFAULT 1, location TEXT,"
+    " UNIQUE (workspace_id, name) )",
     "CREATE TABLE snapshots ( id TEXT PRIMARY KEY, manifest TEXT NOT NULL, document TEXT NOT NULL,"
     " structure TEXT NOT NULL, title TEXT, source TEXT, messages INTEGER NOT NULL, size INTEGER NOT NULL,"
     " created REAL NOT NULL )",
@@ -283,14 +288,14 @@ def test_resolve_full_id_prefix_and_tag(store: Store) -> None:
     target = hex_id("abcdef12")
     add_snapshot(store, target)
     add_snapshot(store, hex_id("ffff"))
-    store.set_tag(target, "demo")
+    store.snapshots.tag(target, "demo")
 
-    assert store.resolve(target) == target
-    assert store.resolve(target.removeprefix(ids.PREFIX)) == target
-    assert store.resolve("abcd") == target
-    assert store.resolve("ABCDEF") == target
-    assert store.resolve("sha256:abcde") == target
-    assert store.resolve("demo") == target
+    assert store.snapshots.resolve(target) == target
+    assert store.snapshots.resolve(target.removeprefix(ids.PREFIX)) == target
+    assert store.snapshots.resolve("abcd") == target
+    assert store.snapshots.resolve("ABCDEF") == target
+    assert store.snapshots.resolve("sha256:abcde") == target
+    assert store.snapshots.resolve("demo") == target
 
 
 def test_resolve_ambiguous_prefix(store: Store) -> None:
@@ -298,11 +303,11 @@ def test_resolve_ambiguous_prefix(store: Store) -> None:
     add_snapshot(store, hex_id("abcd2"))
 
     with pytest.raises(AmbiguousReference) as info:
-        store.resolve("abcd")
+        store.snapshots.resolve("abcd")
     assert "abcd10000000" in info.value.message
     assert "abcd20000000" in info.value.message
     assert info.value.hint == "give more characters of the id"
-    assert store.resolve("abcd2") == hex_id("abcd2")
+    assert store.snapshots.resolve("abcd2") == hex_id("abcd2")
 
 
 @pytest.mark.parametrize("ref", ["abc", "a", "", "sha256:ab", "not-a-tag", "abcz"])
@@ -310,7 +315,7 @@ def test_resolve_too_short_or_not_hex(store: Store, ref: str) -> None:
     add_snapshot(store, hex_id("abcd"))
 
     with pytest.raises(ReferenceNotFound) as info:
-        store.resolve(ref)
+        store.snapshots.resolve(ref)
     assert info.value.exit_code == 2
     assert info.value.hint is not None
     assert "at least 4 hex characters" in info.value.hint
@@ -320,7 +325,7 @@ def test_resolve_unknown_prefix(store: Store) -> None:
     add_snapshot(store, hex_id("abcd"))
 
     with pytest.raises(ReferenceNotFound, match="no snapshot matches 'beef'"):
-        store.resolve("beef")
+        store.snapshots.resolve("beef")
 
 
 @pytest.mark.parametrize("tag", ["v1", "demo", "release/1.0", "my_tag-2", "x:y", "deadbeefz"])
@@ -333,7 +338,7 @@ def test_invalid_tags_are_refused(store: Store, tag: str) -> None:
     add_snapshot(store, hex_id("abcd"))
 
     with pytest.raises(UsageError, match="invalid tag") as info:
-        store.set_tag(hex_id("abcd"), tag)
+        store.snapshots.tag(hex_id("abcd"), tag)
     assert info.value.hint is not None
     assert store.db.execute("SELECT COUNT(*) FROM tags").fetchone()[0] == 0
 
@@ -343,13 +348,13 @@ def test_tag_moves_to_the_latest_snapshot(store: Store) -> None:
     add_snapshot(store, first)
     add_snapshot(store, second)
 
-    store.set_tag(first, "current")
-    store.set_tag(first, "old")
-    assert store.resolve("current") == first
-    store.set_tag(second, "current")
+    store.snapshots.tag(first, "current")
+    store.snapshots.tag(first, "old")
+    assert store.snapshots.resolve("current") == first
+    store.snapshots.tag(second, "current")
 
-    assert store.resolve("current") == second
-    assert store.resolve("old") == first
+    assert store.snapshots.resolve("current") == second
+    assert store.snapshots.resolve("old") == first
     rows = store.db.execute("SELECT name, snapshot_id FROM tags ORDER BY name").fetchall()
     assert [tuple(r) for r in rows] == [("current", second), ("old", first)]
 
@@ -407,3 +412,38 @@ def test_referenced_blobs_survive_any_sequence(ops: list[tuple[object, ...]]) ->
             for digest in set().union(*refs.values()) if refs else set():
                 assert store.verify_blob(digest)
                 assert ids.digest_bytes(store.get_blob(digest)) == digest
+
+
+def test_rebuilding_instances_keeps_their_messages_and_orphans(tmp_path: Path) -> None:
+    """The migration that adds the instances → snapshots key rebuilds the table: nothing cascades away."""
+    home = tmp_path / "home"
+    home.mkdir()
+    db = sqlite3.connect(home / "store.db", isolation_level=None)
+    db.execute("PRAGMA foreign_keys=ON")  # as an older domarkx had it
+    before = 5
+    for number, migration in enumerate(MIGRATIONS[:before], start=1):
+        migration(db)
+        db.execute(f"PRAGMA user_version = {number}")
+    db.execute(
+        "INSERT INTO snapshots(id, manifest, document, structure, messages, size, created)"
+        " VALUES (?, '{}', '', '', 0, 0, 0)",
+        (hex_id("abcd"),),
+    )
+    for instance_id, snapshot_id in (("kept", hex_id("abcd")), ("orphan", hex_id("dead"))):
+        db.execute(
+            "INSERT INTO instances(id, snapshot_id, workspace_id, status, created) VALUES (?, ?, 'w', 'running', 0)",
+            (instance_id, snapshot_id),
+        )
+        db.execute("INSERT INTO messages(instance_id, idx, body) VALUES (?, 0, '{}')", (instance_id,))
+    db.close()
+
+    with Store(home) as upgraded:
+        assert upgraded.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        kept = upgraded.db.execute("SELECT instance_id FROM messages ORDER BY instance_id").fetchall()
+        assert [r[0] for r in kept] == ["kept", "orphan"]
+        with pytest.raises(StoreError, match="refused a change"), upgraded.write() as write:
+            write.execute(
+                "INSERT INTO instances(id, snapshot_id, workspace_id, status, created)"
+                " VALUES ('new', ?, 'w', 'running', 0)",
+                (hex_id("beef"),),
+            )

@@ -100,12 +100,12 @@ def test_a_corrupt_blob_names_the_snapshot_and_the_instances_that_need_it(  # ty
 
 
 def test_a_lost_resource_version_blob_names_the_instance(cli, tmp_path: Path, store: Store) -> None:  # type: ignore[no-untyped-def]
-    run(cli, tmp_path, SQLITE_DOC, name="db")
+    run(cli, tmp_path, SQLITE_DOC, name="sqldb")
     versions = json.loads(store.db.execute("SELECT versions FROM workspace_versions").fetchall()[-1][0])
     store.blob_path(versions["sqlite"]).unlink()
 
     problems = check(store).problems
-    assert any(p.startswith(f"blob {versions['sqlite']} is missing") and p.endswith("instance db") for p in problems)
+    assert any(p.startswith(f"blob {versions['sqlite']} is missing") and p.endswith("instance sqldb") for p in problems)
 
 
 def test_a_lost_git_commit_makes_the_version_unloadable(cli, tmp_path: Path, store: Store) -> None:  # type: ignore[no-untyped-def]

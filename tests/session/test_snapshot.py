@@ -95,8 +95,8 @@ def test_save_twice_stores_nothing_new(manager: SnapshotManager) -> None:
 
     assert manager.save(build(manager, DOC, path="elsewhere.md")) is False
     assert blob_count(manager) == blobs
-    assert [i.id for i in manager.listing()] == [snapshot.id]
-    assert manager.listing()[0].source == "doc.md"
+    assert [i.id for i in manager.store.snapshots.listing()] == [snapshot.id]
+    assert manager.store.snapshots.listing()[0].source == "doc.md"
 
 
 def test_saved_snapshot_reads_back(manager: SnapshotManager) -> None:
@@ -140,14 +140,14 @@ def test_tags_move_on_save_and_on_tag(manager: SnapshotManager) -> None:
     assert manager.resolve("latest") == new.id
     assert manager.tag(old.id[:12], "latest") == old.id
     assert manager.resolve("latest") == old.id
-    assert {i.id: i.tags for i in manager.listing()} == {old.id: ["latest"], new.id: []}
+    assert {i.id: i.tags for i in manager.store.snapshots.listing()} == {old.id: ["latest"], new.id: []}
 
 
 def test_invalid_tag_stores_nothing(manager: SnapshotManager) -> None:
     with pytest.raises(UsageError, match="invalid tag"):
         manager.save(build(manager, DOC), tags=["ok", "beef"])
 
-    assert manager.listing() == []
+    assert manager.store.snapshots.listing() == []
     assert blob_count(manager) == 0
 
 
@@ -155,7 +155,7 @@ def test_list_and_info(manager: SnapshotManager) -> None:
     snapshot = build(manager, DOC, path="docs/session.md")
     manager.save(snapshot, tags=["demo"])
 
-    (info,) = manager.listing()
+    (info,) = manager.store.snapshots.listing()
     assert (info.id, info.tags, info.title, info.source) == (
         snapshot.id,
         ["demo"],
@@ -164,7 +164,7 @@ def test_list_and_info(manager: SnapshotManager) -> None:
     )
     assert (info.messages, info.size) == (2, len(DOC.encode("utf-8")))
 
-    details = manager.info("demo")
+    details = manager.store.snapshots.inspect(manager.resolve("demo"))
     assert details["manifest"] == {
         "format": FORMAT_VERSION,
         "document": "sha256:" + hashlib.sha256(DOC.encode("utf-8")).hexdigest(),
@@ -183,8 +183,8 @@ def test_remove_then_prune_frees_the_blobs(manager: SnapshotManager) -> None:
     manager.save(keep)
     manager.save(drop, tags=["gone"])
 
-    assert manager.remove("gone") == drop.id
-    assert [i.id for i in manager.listing()] == [keep.id]
+    assert manager.remove("gone") == (drop.id, True)
+    assert [i.id for i in manager.store.snapshots.listing()] == [keep.id]
     with pytest.raises(ReferenceNotFound):
         manager.resolve("gone")
     assert blob_count(manager) == 4
@@ -208,7 +208,9 @@ def test_remove_refuses_a_snapshot_in_use(manager: SnapshotManager) -> None:
 
     with pytest.raises(UsageError, match="used by 1 instance"):
         manager.remove(snapshot.id)
-    assert manager.remove(snapshot.id, force=True) == snapshot.id
+    manager.tag(snapshot.id, "in-use")
+    assert manager.remove(snapshot.id, force=True) == (snapshot.id, False)  # only its tags go
+    assert manager.store.snapshots.row(snapshot.id).tags == []
 
 
 # -- macros are expanded once, at import --------------------------------------------
@@ -242,7 +244,7 @@ def test_unknown_macro_is_a_document_error_and_nothing_is_stored(manager: Snapsh
     assert err.hint is not None
     assert err.hint.startswith("known macros: ")
     assert "include" in err.hint
-    assert manager.listing() == []
+    assert manager.store.snapshots.listing() == []
 
 
 def test_not_utf8_is_a_document_error(manager: SnapshotManager) -> None:

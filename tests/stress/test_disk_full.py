@@ -15,13 +15,13 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from domarkx.data import store as store_module
 from domarkx.data.store import Store
 from domarkx.workspace.plugins import _gitstore, _state
 
@@ -62,7 +62,7 @@ def blob_write(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def blob_create(monkeypatch: pytest.MonkeyPatch) -> None:
     """Not even the blob's temporary file can be made."""
-    monkeypatch.setattr(store_module.tempfile, "mkstemp", no_space)
+    monkeypatch.setattr(tempfile, "mkstemp", no_space)
 
 
 def database(extra_pages: int) -> Fault:

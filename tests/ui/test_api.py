@@ -119,7 +119,7 @@ def test_fork_checks_its_input(ctx: tuple[api.Context, str]) -> None:
     for body in ({}, {"at": "3"}, {"at": True}, {"at": 2, "name": 5}):
         with pytest.raises(UsageError):
             api.fork(context, instance, body)
-    made = api.fork(context, instance, {"at": 2, "name": "f"})
+    made = api.fork(context, instance, {"at": 2, "name": "forked"})
     assert api.instance(context, made["id"])["messages"] == 3
 
 

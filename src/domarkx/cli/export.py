@@ -24,11 +24,10 @@ def export_cmd(ref: str, output: str | None, at: int | None) -> None:
       domarkx export demo > demo.md
       domarkx export try1 --at 4 -o branch.md
     """
-    from domarkx.session.instance import resolve_any
     from domarkx.session.snapshot import SnapshotManager
 
     with open_store() as store:
-        kind, found = resolve_any(store, ref)
+        kind, found = store.resolve_any(ref)
         if kind == "snapshot":
             if at is not None:
                 raise click.UsageError("--at applies to instances only")

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from typing import TYPE_CHECKING
+
 import click
 
 from domarkx import ids
-from domarkx.cli._common import emit_json, json_option, table
+from domarkx.cli._common import emit_json, json_option, open_store, table
+
+if TYPE_CHECKING:
+    from domarkx.data.instances import HistoryRow
 
 
 @click.command("log")
@@ -13,24 +19,21 @@ from domarkx.cli._common import emit_json, json_option, table
 @json_option
 def log(ref: str, as_json: bool) -> None:
     """One line per message: index, role, summary and linked workspace version."""
-    from domarkx.cli._session import managers
-
-    manager, _ = managers()
-    with manager.store:
-        entries = manager.history(ref)
+    with open_store() as store:
+        rows = store.instances.history(store.instances.resolve(ref))
     if as_json:
-        emit_json(entries)
+        emit_json(
+            [
+                {"index": r.number, "role": r.role, "summary": summary(r), "workspace_version": r.workspace_version}
+                for r in rows
+            ]
+        )
         return
     table(
         ["#", "ROLE", "VERSION", "SUMMARY"],
         [
-            [
-                str(e["index"]),
-                e["role"],
-                ids.short(e["workspace_version"]) if e["workspace_version"] else "-",
-                e["summary"],
-            ]
-            for e in entries
+            [str(r.number), r.role, ids.short(r.workspace_version) if r.workspace_version else "-", summary(r)]
+            for r in rows
         ],
     )
 
@@ -74,3 +77,20 @@ def commit(ref: str, tags: tuple[str, ...], as_json: bool) -> None:
         emit_json({"id": snapshot_id, "created": created, "tags": list(tags)})
     else:
         click.echo(snapshot_id)
+
+
+def summary(row: HistoryRow, width: int = 72) -> str:
+    """One message in a line: its text, its tool calls, or its first code block."""
+    if row.tool_calls:
+        shown = ", ".join(
+            f"{c['name']}({json.dumps(c['arguments'], ensure_ascii=False, sort_keys=True)})" for c in row.tool_calls
+        )
+        text = f"{row.content} → {shown}" if row.content else f"→ {shown}"
+    elif row.role == "tool":
+        text = ("" if row.tool_ok else "error: ") + row.content
+    else:
+        text = row.content
+        if not text and row.code_text is not None:
+            text = f"[{row.code_lang or 'code'}] {row.code_text}"
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"

@@ -18,12 +18,10 @@ def snapshots() -> None:
 @json_option
 def ls(quiet: bool, as_json: bool) -> None:
     """List snapshots, newest first."""
-    from domarkx.session.snapshot import SnapshotManager
-
     with open_store() as store:
-        infos = SnapshotManager(store).listing()
+        infos = store.snapshots.listing()
     if as_json:
-        emit_json([i.model_dump() for i in infos])
+        emit_json([i._asdict() for i in infos])
     elif quiet:
         for info in infos:
             click.echo(info.id)
@@ -49,10 +47,8 @@ def ls(quiet: bool, as_json: bool) -> None:
 @json_option
 def inspect(ref: str, as_json: bool) -> None:
     """Show a snapshot's metadata, manifest and structure."""
-    from domarkx.session.snapshot import SnapshotManager
-
     with open_store() as store:
-        data = SnapshotManager(store).info(ref)
+        data = store.snapshots.inspect(store.snapshots.resolve(ref))
     if as_json:
         emit_json(data)
         return
@@ -82,16 +78,21 @@ def tag(ref: str, tag: str) -> None:
 
 @snapshots.command("rm")
 @click.argument("refs", nargs=-1, required=True, metavar="REF...")
-@click.option("-f", "--force", is_flag=True, help="Remove even if instances were made from it.")
+@click.option("-f", "--force", is_flag=True, help="For a snapshot instances use: remove its tags.")
 def rm(refs: tuple[str, ...], force: bool) -> None:
-    """Remove snapshots (their data is freed by `domarkx prune`)."""
+    """Remove snapshots (their data is freed by `domarkx prune`).
+
+    A snapshot that instances were made from is kept (they need it to
+    export); with --force its tags are removed, and the snapshot goes once
+    its last instance does.
+    """
     from domarkx.session.snapshot import SnapshotManager
 
     with open_store() as store:
         manager = SnapshotManager(store)
         removed = [manager.remove(ref, force=force) for ref in refs]
-    for snapshot_id in removed:
-        click.echo(f"removed {snapshot_id}")
+    for snapshot_id, gone in removed:
+        click.echo(f"removed {snapshot_id}" if gone else f"untagged {snapshot_id} (kept: instances use it)")
 
 
 @click.command("prune")

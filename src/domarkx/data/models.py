@@ -117,18 +117,6 @@ class SessionSnapshot(BaseModel):
         return self.source.rsplit("/", 1)[-1] if self.source else None
 
 
-class SnapshotInfo(BaseModel):
-    """One row of ``domarkx snapshots ls``."""
-
-    id: str
-    tags: list[str]
-    title: str | None
-    source: str | None
-    messages: int
-    size: int
-    created: float
-
-
 class ToolCallRecord(BaseModel):
     """A tool call an assistant message made, as recorded in the conversation."""
 

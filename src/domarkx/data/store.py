@@ -22,133 +22,28 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import os
-import shutil
 import sqlite3
-import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from domarkx import ids
-from domarkx.errors import AmbiguousReference, ReferenceNotFound, StoreError, UsageError
+from domarkx.data.schema import MIGRATIONS
+from domarkx.errors import AmbiguousReference, ReferenceNotFound, StoreError
 
-Migration = Callable[[sqlite3.Connection], None]
+if TYPE_CHECKING:
+    from domarkx.data.instances import Instances
+    from domarkx.data.snapshots import Snapshots
+    from domarkx.data.versions import Versions
+    from domarkx.data.workspaces import Workspaces
 
-
-def _run_script(db: sqlite3.Connection, script: str) -> None:
-    """Run ``;``-separated statements inside the caller's transaction.
-
-    ``executescript`` would COMMIT first, splitting a migration from its
-    ``user_version`` bump; executing statement by statement keeps them atomic.
-    """
-    statement = ""
-    for line in script.splitlines(keepends=True):
-        statement += line
-        if sqlite3.complete_statement(statement):
-            db.execute(statement)
-            statement = ""
-
-
-def _m1_initial(db: sqlite3.Connection) -> None:
-    _run_script(
-        db,
-        """
-        CREATE TABLE snapshots (
-            id TEXT PRIMARY KEY,
-            manifest TEXT NOT NULL,
-            document TEXT NOT NULL,
-            structure TEXT NOT NULL,
-            title TEXT,
-            source TEXT,
-            messages INTEGER NOT NULL,
-            size INTEGER NOT NULL,
-            created REAL NOT NULL
-        );
-        CREATE TABLE tags (
-            name TEXT PRIMARY KEY,
-            snapshot_id TEXT NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE
-        );
-        CREATE INDEX tags_by_snapshot ON tags(snapshot_id);
-        CREATE TABLE blob_refs (
-            owner TEXT NOT NULL,
-            digest TEXT NOT NULL,
-            PRIMARY KEY (owner, digest)
-        );
-        CREATE INDEX blob_refs_by_digest ON blob_refs(digest);
-        """,
-    )
-
-
-def _m2_instances(db: sqlite3.Connection) -> None:
-    _run_script(
-        db,
-        """
-        CREATE TABLE instances (
-            id TEXT PRIMARY KEY,
-            name TEXT UNIQUE,
-            snapshot_id TEXT NOT NULL,
-            workspace_id TEXT NOT NULL,
-            status TEXT NOT NULL,
-            created REAL NOT NULL,
-            head_version TEXT,
-            initial_version TEXT
-        );
-        CREATE TABLE messages (
-            instance_id TEXT NOT NULL REFERENCES instances(id) ON DELETE CASCADE,
-            idx INTEGER NOT NULL,
-            body TEXT NOT NULL,
-            PRIMARY KEY (instance_id, idx)
-        );
-        """,
-    )
-
-
-def _m3_workspaces(db: sqlite3.Connection) -> None:
-    """Workspaces, their resources, and the aggregated versions (see domarkx.workspace.manager)."""
-    _run_script(
-        db,
-        """
-        CREATE TABLE workspaces (
-            id TEXT PRIMARY KEY,
-            config TEXT NOT NULL,
-            version TEXT,
-            created REAL NOT NULL
-        );
-        CREATE TABLE resources (
-            id TEXT PRIMARY KEY,
-            workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-            position INTEGER NOT NULL,
-            name TEXT NOT NULL,
-            type TEXT NOT NULL,
-            config TEXT NOT NULL,
-            version TEXT,
-            touched INTEGER NOT NULL DEFAULT 1,
-            UNIQUE (workspace_id, name)
-        );
-        CREATE TABLE workspace_versions (
-            id TEXT PRIMARY KEY,
-            versions TEXT NOT NULL,
-            types TEXT NOT NULL,
-            created REAL NOT NULL
-        );
-        """,
-    )
-
-
-def _m4_pending_workspaces(db: sqlite3.Connection) -> None:
-    """``pending``: the workspace has no owner yet (an instance being created) or no longer (being removed).
-
-    A process killed in between leaves it pending; ``domarkx doctor --repair`` removes it.
-    """
-    db.execute("ALTER TABLE workspaces ADD COLUMN pending INTEGER NOT NULL DEFAULT 0")
-
-
-MIGRATIONS: list[Migration] = [_m1_initial, _m2_instances, _m3_workspaces, _m4_pending_workspaces]
-"""Schema migrations, applied in order, each once; ``PRAGMA user_version`` counts them."""
-
-
+SYNCHRONOUS = "FULL"
+"""SQLite syncs the WAL at every commit: a transaction that returned survives a power cut (docs/store.md)."""
+HEX = frozenset("0123456789abcdef")
+DOCTOR_HINT = "run `domarkx doctor`"
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 _NEARLY_FULL = 1 << 20
 DISK_FULL_HINT = "the disk is full: free some space (`domarkx prune` deletes unused data), then retry"
@@ -158,6 +53,12 @@ def disk_error(exc: OSError, doing: str) -> StoreError:
     """An OS error met while storing, as a one-line :class:`StoreError`; a full disk gets a hint."""
     hint = DISK_FULL_HINT if exc.errno in _DISK_FULL else None
     return StoreError(f"{doing} failed: {exc.strerror or exc}", hint=hint)
+
+
+def _damaged(exc: sqlite3.OperationalError) -> bool:
+    """A read that found the file broken (SQLite reports some corruption as an operational error)."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    return code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or "malformed" in str(exc)
 
 
 def default_home() -> Path:
@@ -171,7 +72,14 @@ def default_home() -> Path:
 
 
 class Store:
-    """Persistent snapshots (and, later, instances) with content-addressed payloads."""
+    """The home's database and blob files, with every SQLite and OS error translated.
+
+    The rows themselves are read and written through the repositories hung on
+    it (:attr:`snapshots`, :attr:`instances`, :attr:`workspaces`,
+    :attr:`versions`): plain rows in, plain rows out, so listing commands never
+    load pydantic. Their methods join a transaction the caller holds
+    (:meth:`write`, :meth:`read`) or open their own.
+    """
 
     def __init__(self, home: Path | None = None) -> None:
         self.home = home or default_home()
@@ -179,6 +87,7 @@ class Store:
         self.tmp = self.home / "tmp"
         self._leases = 0
         self._exclusive = False
+        self._writing = 0
         try:
             self.blobs.mkdir(parents=True, exist_ok=True)
             self.tmp.mkdir(parents=True, exist_ok=True)
@@ -191,9 +100,9 @@ class Store:
         self.db.row_factory = sqlite3.Row
         with self._translate():
             self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
             self._migrate()
+            self.db.execute("PRAGMA foreign_keys=ON")
 
     def close(self) -> None:
         self.db.close()
@@ -204,6 +113,34 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- the repositories ------------------------------------------------------------
+
+    @cached_property
+    def snapshots(self) -> Snapshots:
+        from domarkx.data.snapshots import Snapshots
+
+        return Snapshots(self)
+
+    @cached_property
+    def instances(self) -> Instances:
+        from domarkx.data.instances import Instances
+
+        return Instances(self)
+
+    @cached_property
+    def workspaces(self) -> Workspaces:
+        from domarkx.data.workspaces import Workspaces
+
+        return Workspaces(self)
+
+    @cached_property
+    def versions(self) -> Versions:
+        from domarkx.data.versions import Versions
+
+        return Versions(self)
+
+    # -- errors and transactions -----------------------------------------------------
+
     @contextlib.contextmanager
     def _translate(self) -> Iterator[None]:
         """Turn sqlite3 and OS errors into :class:`StoreError` at the boundary."""
@@ -212,10 +149,14 @@ class Store:
         except sqlite3.OperationalError as exc:
             if self._disk_full(exc):
                 raise StoreError(f"store database error: {exc}", hint=DISK_FULL_HINT) from exc
+            if _damaged(exc):
+                raise StoreError(f"store database is damaged: {exc}", hint=DOCTOR_HINT) from exc
             hint = "another domarkx holds the store; retry" if "locked" in str(exc) else None
             raise StoreError(f"store database error: {exc}", hint=hint) from exc
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"the store refused a change: {exc}", hint=DOCTOR_HINT) from exc
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"store database is damaged: {exc}", hint="run `domarkx doctor`") from exc
+            raise StoreError(f"store database is damaged: {exc}", hint=DOCTOR_HINT) from exc
         except OSError as exc:
             raise disk_error(exc, f"writing to the store at {self.home}") from exc
 
@@ -227,11 +168,17 @@ class Store:
         if code & 0xFF != sqlite3.SQLITE_IOERR:
             return False
         try:
-            return shutil.disk_usage(self.home).free < _NEARLY_FULL
+            stats = os.statvfs(self.home)
         except OSError:
             return False
+        return stats.f_bavail * stats.f_frsize < _NEARLY_FULL
 
     def _migrate(self) -> None:
+        """Bring the schema up to date; a current store is only read (no write lock)."""
+        if self.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS):
+            return
+        # Foreign keys stay off while tables are rebuilt (it cannot change inside a transaction).
+        self.db.execute("PRAGMA foreign_keys=OFF")
         with self.write():
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             if version > len(MIGRATIONS):
@@ -248,10 +195,22 @@ class Store:
         """A write transaction: everything inside commits together or not at all.
 
         Taken with ``BEGIN IMMEDIATE`` so writers queue on SQLite's busy timeout
-        instead of failing with "database is locked" half-way.
+        instead of failing with "database is locked" half-way. Inside another
+        :meth:`write`, it joins that transaction: a repository method and its
+        caller's checks then commit together.
         """
         with self._translate():
+            if self._writing:
+                self._writing += 1
+                try:
+                    yield self.db
+                finally:
+                    self._writing -= 1
+                return
+            if self.db.in_transaction:
+                raise StoreError("a write was started inside a read of the store (a bug)")
             self.db.execute("BEGIN IMMEDIATE")
+            self._writing = 1
             try:
                 yield self.db
                 self.db.execute("COMMIT")
@@ -262,16 +221,35 @@ class Store:
                     with contextlib.suppress(sqlite3.Error):
                         self.db.execute("ROLLBACK")
                 raise
+            finally:
+                self._writing = 0
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
-        """One consistent view across several queries, while other processes go on writing (WAL)."""
+        """One consistent view across several queries, while other processes go on writing (WAL).
+
+        Inside a :meth:`write` or another :meth:`read` it uses that transaction.
+        """
         with self._translate():
+            if self.db.in_transaction:
+                yield self.db
+                return
             self.db.execute("BEGIN")
             try:
                 yield self.db
             finally:
-                self.db.execute("COMMIT")
+                if self.db.in_transaction:
+                    self.db.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        """All rows of one statement, read with errors translated (repositories use it)."""
+        with self._translate():
+            return self.db.execute(sql, params).fetchall()
+
+    def integrity_problems(self) -> list[str]:
+        """What SQLite's own check finds wrong with the database file (empty: nothing)."""
+        rows = self.query("PRAGMA integrity_check")
+        return [] if [r[0] for r in rows] == ["ok"] else [str(r[0]) for r in rows]
 
     # -- provisioning lease ----------------------------------------------------
 
@@ -364,7 +342,7 @@ class Store:
         with self._translate():
             new_dir = not path.parent.exists()
             path.parent.mkdir(exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.tmp)
+            fd, tmp = _temporary(self.tmp)
             try:
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(data)
@@ -376,9 +354,9 @@ class Store:
                     os.unlink(tmp)
                 raise
             # The rows that will name this blob commit next: its directory entry must be durable first.
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
             if new_dir:
-                _fsync_dir(path.parent.parent)
+                fsync_dir(path.parent.parent)
         return digest
 
     def get_blob(self, digest: str) -> bytes:
@@ -389,13 +367,31 @@ class Store:
 
     def add_refs(self, owner: str, digests: Iterable[str]) -> None:
         """Record that ``owner`` needs these blobs (inside :meth:`write`)."""
-        self.db.executemany(
-            "INSERT OR IGNORE INTO blob_refs(owner, digest) VALUES (?, ?)",
-            [(owner, d) for d in digests],
-        )
+        with self.write() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO blob_refs(owner, digest) VALUES (?, ?)",
+                [(owner, d) for d in digests],
+            )
 
-    def drop_refs(self, owner: str) -> None:
-        self.db.execute("DELETE FROM blob_refs WHERE owner = ?", (owner,))
+    def drop_refs(self, owner: str, digests: Iterable[str] | None = None) -> None:
+        """``owner`` no longer needs these blobs (all of them when ``digests`` is None)."""
+        with self.write() as db:
+            if digests is None:
+                db.execute("DELETE FROM blob_refs WHERE owner = ?", (owner,))
+            else:
+                db.executemany("DELETE FROM blob_refs WHERE owner = ? AND digest = ?", [(owner, d) for d in digests])
+
+    def owned(self, owner: str) -> set[str]:
+        """The blobs ``owner`` holds a reference to."""
+        return {row[0] for row in self.query("SELECT digest FROM blob_refs WHERE owner = ?", (owner,))}
+
+    def blob_owners(self) -> dict[str, list[str]]:
+        """Every referenced blob and who references it (``doctor`` checks each)."""
+        rows = self.query("SELECT digest, owner FROM blob_refs ORDER BY digest, owner")
+        owners: dict[str, list[str]] = {}
+        for digest, owner in rows:
+            owners.setdefault(digest, []).append(owner)
+        return owners
 
     def prune(self, *, dry_run: bool = False) -> tuple[int, int]:
         """Delete blobs nothing refers to and stale temp files; return (count, bytes)."""
@@ -415,11 +411,35 @@ class Store:
                     path.unlink(missing_ok=True)
         return count, freed
 
+    def vacuum(self, *, dry_run: bool = False) -> int:
+        """Give the database's free pages back to the file system; return the bytes freed.
+
+        A dry run counts the free pages. VACUUM needs every other writer to be
+        done; when one holds the store past the busy time-out, it is an error.
+        """
+        if dry_run:
+            free, size = (self.query(f"PRAGMA {name}")[0][0] for name in ("freelist_count", "page_size"))
+            return int(free) * int(size)
+        before = self._database_bytes()
+        with self._translate():
+            self.db.execute("VACUUM")
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return max(0, before - self._database_bytes())
+
+    def _database_bytes(self) -> int:
+        total = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(FileNotFoundError):
+                total += (self.home / f"store.db{suffix}").stat().st_size
+        return total
+
     def verify_blob(self, digest: str) -> bool:
         """Whether the blob is present and its bytes still hash to its name."""
         path = self.blob_path(digest)
         if not path.exists():
             return False
+        import hashlib  # not at the top: listing commands never hash (start-up time)
+
         h = hashlib.sha256()
         with path.open("rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -428,25 +448,19 @@ class Store:
 
     # -- references ------------------------------------------------------------
 
-    def resolve(
-        self, ref: str, table: str = "snapshots", *, what: str = "snapshot", id_prefix: str = ids.PREFIX
-    ) -> str:
-        """The full id behind ``ref``: a full id, a unique hex prefix (≥ 4), or a tag."""
-        with self._translate():
-            if table == "snapshots":
-                row = self.db.execute("SELECT snapshot_id FROM tags WHERE name = ?", (ref,)).fetchone()
-                if row:
-                    return str(row[0])
-            prefix = ref.removeprefix(ids.PREFIX).lower()
-            if len(prefix) < 4 or any(c not in "0123456789abcdef" for c in prefix):
-                raise ReferenceNotFound(
-                    f"no {what} named {ref!r}",
-                    hint=f"use a tag or at least 4 hex characters of an id (see `domarkx {what}s ls`)",
-                )
-            rows = self.db.execute(
-                f"SELECT id FROM {table} WHERE id >= ? AND id < ? LIMIT 6",  # noqa: S608 - fixed names
-                (id_prefix + prefix, id_prefix + prefix + "g"),
-            ).fetchall()
+    def resolve_prefix(self, table: str, ref: str, *, what: str, id_prefix: str = ids.PREFIX) -> str | None:
+        """The one id of ``table`` that ``ref`` begins, or None if ``ref`` is no id prefix.
+
+        A prefix is at least 4 hex characters, with or without ``sha256:``. No
+        match, and several matches, are errors that say so.
+        """
+        prefix = ref.removeprefix(ids.PREFIX).lower()
+        if len(prefix) < 4 or any(c not in HEX for c in prefix):
+            return None
+        rows = self.query(
+            f"SELECT id FROM {table} WHERE id >= ? AND id < ? LIMIT 6",  # noqa: S608 - fixed names
+            (id_prefix + prefix, id_prefix + prefix + "g"),
+        )
         if not rows:
             raise ReferenceNotFound(f"no {what} matches {ref!r}", hint=f"see `domarkx {what}s ls`")
         if len(rows) > 1:
@@ -456,32 +470,40 @@ class Store:
             )
         return str(rows[0][0])
 
-    def set_tag(self, snapshot_id: str, tag: str) -> None:
-        validate_tag(tag)
-        with self.write() as db:
-            db.execute(
-                "INSERT INTO tags(name, snapshot_id) VALUES (?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET snapshot_id = excluded.snapshot_id",
-                (tag, snapshot_id),
+    def resolve_any(self, ref: str) -> tuple[str, str]:
+        """(``"instance"`` or ``"snapshot"``, id) for a reference that may name either."""
+        found: list[tuple[str, str]] = []
+        for kind, resolver in (("instance", self.instances.resolve), ("snapshot", self.snapshots.resolve)):
+            try:
+                found.append((kind, resolver(ref)))
+            except ReferenceNotFound:
+                continue
+        if not found:
+            raise ReferenceNotFound(
+                f"no instance or snapshot matches {ref!r}",
+                hint="see `domarkx instances ls` and `domarkx snapshots ls`",
             )
+        if len(found) > 1:
+            raise AmbiguousReference(
+                f"{ref!r} names both an instance and a snapshot",
+                hint="give more characters of the id, or use a name or tag",
+            )
+        return found[0]
 
     def now(self) -> float:
         return time.time()
 
 
-def _fsync_dir(path: Path) -> None:
+def _temporary(directory: Path) -> tuple[int, str]:
+    import tempfile  # not at the top: listing commands never write (start-up time)
+
+    return tempfile.mkstemp(dir=directory)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (a file just renamed into it) durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def validate_tag(tag: str) -> None:
-    """Tags are names, not ids: they must not look like a hex prefix."""
-    ok = bool(tag) and len(tag) <= 128 and all(c.isalnum() or c in "._-:/" for c in tag)
-    if not ok or all(c in "0123456789abcdef" for c in tag) or tag.startswith(ids.PREFIX):
-        raise UsageError(
-            f"invalid tag {tag!r}",
-            hint="use letters, digits and . _ - : / and include a non-hex character (e.g. v1, demo)",
-        )

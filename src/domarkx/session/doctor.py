@@ -22,13 +22,12 @@ only judged while no other domarkx is creating or removing one
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from domarkx import ids
+from domarkx.data.instances import lock_name
 from domarkx.data.store import Store
 from domarkx.errors import DomarkxError
-from domarkx.session.instance import lock_name
 from domarkx.workspace.manager import WorkspaceManager
 from domarkx.workspace.plugin import resource_path
 
@@ -68,10 +67,9 @@ class _Doctor:
         self.store = store
         self.report = Report()
         self.workspaces = WorkspaceManager(store)
-        self.versions: dict[str, tuple[dict[str, str], dict[str, str]]] = {
-            row[0]: (json.loads(row[1]), json.loads(row[2]))
-            for row in store.db.execute("SELECT id, versions, types FROM workspace_versions")
-        }
+        self.versions = store.versions.all()
+        self.snapshot_rows = store.snapshots.manifests()
+        self.instance_rows = store.instances.listing()
         self.made_from: dict[str, list[str]] = {}
         """snapshot id → the instances made from it (they need it to export)."""
         self.links = self._links()
@@ -79,19 +77,14 @@ class _Doctor:
     def _links(self) -> dict[str, set[str]]:
         """Who links which workspace versions: ``instance …`` and ``snapshot …`` labels."""
         links: dict[str, set[str]] = {}
-        for row in self.store.db.execute("SELECT id, manifest FROM snapshots"):
-            state = json.loads(row[1]).get("workspace_state") or {}
+        for snapshot_id, manifest, _document in self.snapshot_rows:
+            state = manifest.get("workspace_state") or {}
             if state.get("workspace_version"):
-                links[_snapshot(row[0])] = {state["workspace_version"]}
-        rows = self.store.db.execute(
-            "SELECT id, name, snapshot_id, head_version, initial_version FROM instances"
-        ).fetchall()
-        for row in rows:
-            self.made_from.setdefault(row["snapshot_id"], []).append(_instance(row["id"], row["name"]))
-            linked = {row["head_version"], row["initial_version"]}
-            for (body,) in self.store.db.execute("SELECT body FROM messages WHERE instance_id = ?", (row["id"],)):
-                linked.add(json.loads(body).get("workspace_version"))
-            links[_instance(row["id"], row["name"])] = {v for v in linked if v}
+                links[_snapshot(snapshot_id)] = {state["workspace_version"]}
+        linked = self.store.instances.linked_versions()
+        for row in self.instance_rows:
+            self.made_from.setdefault(row.snapshot_id, []).append(_instance(row.id, row.name))
+            links[_instance(row.id, row.name)] = linked.get(row.id, set())
         return links
 
     def problem(self, text: str) -> None:
@@ -101,52 +94,46 @@ class _Doctor:
     # -- the checks ------------------------------------------------------------------
 
     def integrity(self) -> None:
-        result = self.store.db.execute("PRAGMA integrity_check").fetchone()[0]
-        if result != "ok":
-            self.problem(f"SQLite integrity check failed: {result}")
+        problems = self.store.integrity_problems()
+        if problems:
+            self.problem(f"SQLite integrity check failed: {problems[0]}")
 
     def blobs(self) -> None:
-        rows = self.store.db.execute("SELECT digest, group_concat(owner, ' ') FROM blob_refs GROUP BY digest")
-        count = 0
-        for digest, owners in rows.fetchall():
-            count += 1
+        owners = self.store.blob_owners()
+        for digest, needed_by in owners.items():
             if self.store.verify_blob(digest):
                 continue
             state = "missing" if not self.store.blob_path(digest).exists() else "corrupt (its bytes no longer match)"
-            self.problem(f"blob {digest} is {state}; needed by {', '.join(self._needing(digest, owners.split()))}")
-        self.report.checked["blobs"] = count
+            self.problem(f"blob {digest} is {state}; needed by {', '.join(self._needing(digest, needed_by))}")
+        self.report.checked["blobs"] = len(owners)
 
     def _needing(self, digest: str, owners: list[str]) -> list[str]:
         """The snapshots and instances that need a blob, directly or as a resource version."""
         snapshots = sorted(o for o in owners if o.startswith(ids.PREFIX))
         needing = [_snapshot(o) for o in snapshots] + sorted(i for o in snapshots for i in self.made_from.get(o, ()))
-        holding = {v for v, (versions, _types) in self.versions.items() if digest in versions.values()}
+        holding = {v for v, row in self.versions.items() if digest in row.versions.values()}
         needing += sorted(label for label, linked in self.links.items() if linked & holding)
         return list(dict.fromkeys(needing)) or [o for o in owners if not o.startswith(ids.PREFIX)]
 
     def snapshots(self) -> None:
-        rows = self.store.db.execute("SELECT id, manifest, document FROM snapshots").fetchall()
-        self.report.checked["snapshots"] = len(rows)
-        for row in rows:
-            manifest = json.loads(row["manifest"])
-            label = _snapshot(row["id"])
-            if ids.digest_json(manifest) != row["id"]:
+        self.report.checked["snapshots"] = len(self.snapshot_rows)
+        for snapshot_id, manifest, document in self.snapshot_rows:
+            label = _snapshot(snapshot_id)
+            if ids.digest_json(manifest) != snapshot_id:
                 self.problem(f"{label}: its id does not match its manifest")
-            if manifest.get("document") != row["document"]:
+            if manifest.get("document") != document:
                 self.problem(f"{label}: its manifest names another document blob")
             self._linked_versions(label)
 
     def instances(self) -> None:
-        rows = self.store.db.execute("SELECT id, name, snapshot_id, workspace_id FROM instances").fetchall()
-        self.report.checked["instances"] = len(rows)
-        snapshots = {r[0] for r in self.store.db.execute("SELECT id FROM snapshots")}
-        for row in rows:
-            label = _instance(row["id"], row["name"])
-            if row["snapshot_id"] not in snapshots:
-                self.problem(f"{label}: its snapshot {row['snapshot_id']} is gone")
-            found = self.store.db.execute("SELECT 1 FROM workspaces WHERE id = ?", (row["workspace_id"],)).fetchone()
-            if found is None:
-                self.problem(f"{label}: its workspace {row['workspace_id']} is gone")
+        self.report.checked["instances"] = len(self.instance_rows)
+        snapshots = {snapshot_id for snapshot_id, _manifest, _document in self.snapshot_rows}
+        for row in self.instance_rows:
+            label = _instance(row.id, row.name)
+            if row.snapshot_id not in snapshots:
+                self.problem(f"{label}: its snapshot {row.snapshot_id} is gone")
+            if not self.store.workspaces.exists(row.workspace_id):
+                self.problem(f"{label}: its workspace {row.workspace_id} is gone")
             self._linked_versions(label)
 
     def _linked_versions(self, label: str) -> None:
@@ -159,9 +146,9 @@ class _Doctor:
         wanted: dict[str, set[str]] = {}
         for linked in self.links.values():
             for version in linked & self.versions.keys():
-                versions, types = self.versions[version]
-                for name, resource_version in versions.items():
-                    wanted.setdefault(types[name], set()).add(resource_version)
+                row = self.versions[version]
+                for name, resource_version in row.versions.items():
+                    wanted.setdefault(row.types[name], set()).add(resource_version)
         missing: set[tuple[str, str]] = set()
         for plugin_type, asked in sorted(wanted.items()):
             try:
@@ -173,12 +160,12 @@ class _Doctor:
         self.report.checked["resource versions"] = sum(len(v) for v in wanted.values())
         for label, linked in sorted(self.links.items()):
             for version in sorted(linked & self.versions.keys()):
-                versions, types = self.versions[version]
-                for name, resource_version in sorted(versions.items()):
-                    if (types[name], resource_version) in missing:
+                row = self.versions[version]
+                for name, resource_version in sorted(row.versions.items()):
+                    if (row.types[name], resource_version) in missing:
                         self.problem(
                             f"{label}: workspace version {version} cannot be loaded:"
-                            f" {types[name]} version {resource_version} (resource {name}) is missing"
+                            f" {row.types[name]} version {resource_version} (resource {name}) is missing"
                         )
 
     # -- leftovers ---------------------------------------------------------------------
@@ -212,16 +199,13 @@ class _Doctor:
             self.report.leftovers += found
 
     def _resource_directories(self) -> None:
-        rows = self.store.db.execute(
-            "SELECT i.id, i.name, w.pending, r.id AS resource, r.name AS resource_name, r.type FROM instances i"
-            " JOIN workspaces w ON w.id = i.workspace_id JOIN resources r ON r.workspace_id = w.id"
-        ).fetchall()
-        for row in rows:
-            label = _instance(row["id"], row["name"])
-            if row["pending"]:
+        for row in self.store.workspaces.of_instances():
+            label = _instance(row.instance_id, row.instance_name)
+            if row.pending:
                 self.problem(f"{label}: its workspace is marked as being removed")
-            if not resource_path(self.store.home, row["resource"]).is_dir():
-                self.problem(f"{label}: resource {row['resource_name']} ({row['type']}) has lost its state directory")
+            resource = row.resource
+            if not resource_path(self.store.home, resource.id).is_dir():
+                self.problem(f"{label}: resource {resource.name} ({resource.type}) has lost its state directory")
 
 
 BUSY = "another domarkx is creating or removing a workspace: workspaces on disk were not checked"
@@ -264,7 +248,7 @@ def _stale_locks(store: Store) -> list[str]:
     locks = store.home / "locks"
     if not locks.is_dir():
         return []
-    live = {lock_name(row[0]) for row in store.db.execute("SELECT id FROM instances")}
+    live = {lock_name(instance_id) for instance_id in store.instances.ids()}
     return sorted(path.name for path in locks.iterdir() if path.name not in live)
 
 

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from domarkx import ids
-from domarkx.data.models import FORMAT_VERSION, SessionSnapshot, SnapshotInfo
+from domarkx.data.models import FORMAT_VERSION, SessionSnapshot
+from domarkx.data.names import validate_tag
+from domarkx.data.snapshots import NewSnapshot
 from domarkx.data.store import Store
 from domarkx.errors import DocumentError, UsageError
 from domarkx.parsing.markdown import MarkdownParser, decode
@@ -82,118 +84,56 @@ class SnapshotManager:
 
     def save(self, snapshot: SessionSnapshot, *, tags: Sequence[str] = ()) -> bool:
         """Store a built snapshot; ``False`` if it was already there (nothing new is written)."""
-        from domarkx.data.store import validate_tag
-
         for tag in tags:
             validate_tag(tag)
         doc = snapshot.document.encode("utf-8")
         structure = snapshot.model_dump_json(exclude=_STRUCTURE_EXCLUDE).encode("utf-8")
-        with self.store.write() as db:
-            exists = db.execute("SELECT 1 FROM snapshots WHERE id = ?", (snapshot.id,)).fetchone()
-            if not exists:
-                doc_digest = self.store.put_blob(doc)
-                structure_digest = self.store.put_blob(structure)
-                db.execute(
-                    "INSERT INTO snapshots(id, manifest, document, structure, title, source, messages,"
-                    " size, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        snapshot.id,
-                        ids.canonical_json(manifest(snapshot)).decode(),
-                        doc_digest,
-                        structure_digest,
-                        snapshot.title,
-                        snapshot.source,
-                        len(snapshot.messages),
-                        len(doc),
-                        self.store.now(),
-                    ),
+        rows = self.store.snapshots
+        with self.store.write():
+            created = not rows.exists(snapshot.id)
+            if created:
+                new = NewSnapshot(
+                    id=snapshot.id,
+                    manifest=manifest(snapshot),
+                    document=self.store.put_blob(doc),
+                    structure=self.store.put_blob(structure),
+                    title=snapshot.title,
+                    source=snapshot.source,
+                    messages=len(snapshot.messages),
+                    size=len(doc),
+                    created=self.store.now(),
                 )
-                self.store.add_refs(snapshot.id, [doc_digest, structure_digest])
+                rows.insert(new)
             for tag in tags:
-                db.execute(
-                    "INSERT INTO tags(name, snapshot_id) VALUES (?, ?) "
-                    "ON CONFLICT(name) DO UPDATE SET snapshot_id = excluded.snapshot_id",
-                    (tag, snapshot.id),
-                )
-        return not exists
+                rows.tag(snapshot.id, tag)
+        return created
 
     def resolve(self, ref: str) -> str:
-        return self.store.resolve(ref)
+        return self.store.snapshots.resolve(ref)
 
     def get(self, ref: str) -> SessionSnapshot:
         """The stored snapshot ``ref`` names, with its structured view."""
         snapshot_id = self.resolve(ref)
-        row = self.store.db.execute(
-            "SELECT document, structure, source FROM snapshots WHERE id = ?", (snapshot_id,)
-        ).fetchone()
-        structure = json.loads(self.store.get_blob(row["structure"]))
-        structure.update(
-            id=snapshot_id,
-            document=self.store.get_blob(row["document"]).decode("utf-8"),
-            source=row["source"],
-        )
+        document, structure_digest, source = self.store.snapshots.payloads(snapshot_id)
+        structure = json.loads(self.store.get_blob(structure_digest))
+        structure.update(id=snapshot_id, document=self.store.get_blob(document).decode("utf-8"), source=source)
         return SessionSnapshot.model_validate(structure)
 
     def document(self, ref: str) -> str:
         """The Markdown of a snapshot, exactly as imported (after macro expansion)."""
-        row = self.store.db.execute("SELECT document FROM snapshots WHERE id = ?", (self.resolve(ref),)).fetchone()
-        return self.store.get_blob(row["document"]).decode("utf-8")
-
-    def listing(self) -> list[SnapshotInfo]:
-        tags: dict[str, list[str]] = {}
-        for name, sid in self.store.db.execute("SELECT name, snapshot_id FROM tags ORDER BY name"):
-            tags.setdefault(sid, []).append(name)
-        rows = self.store.db.execute(
-            "SELECT id, title, source, messages, size, created FROM snapshots ORDER BY created DESC, id"
-        )
-        return [
-            SnapshotInfo(
-                id=r["id"],
-                tags=tags.get(r["id"], []),
-                title=r["title"],
-                source=r["source"],
-                messages=r["messages"],
-                size=r["size"],
-                created=r["created"],
-            )
-            for r in rows
-        ]
-
-    def info(self, ref: str) -> dict[str, Any]:
-        """Everything ``snapshots inspect`` shows: metadata, manifest and structure summary."""
-        snapshot = self.get(ref)
-        listed = next(i for i in self.listing() if i.id == snapshot.id)
-        data = listed.model_dump()
-        data["manifest"] = manifest(snapshot)
-        data["front_matter"] = snapshot.front_matter
-        data["session_config"] = snapshot.session_config
-        data["workspace_config"] = (
-            snapshot.workspace_config.model_dump(exclude_none=True) if snapshot.workspace_config else None
-        )
-        data["setup"] = snapshot.setup.lang if snapshot.setup else None
-        data["roles"] = [m.role for m in snapshot.messages]
-        return data
+        document, _structure, _source = self.store.snapshots.payloads(self.resolve(ref))
+        return self.store.get_blob(document).decode("utf-8")
 
     def tag(self, ref: str, tag: str) -> str:
         snapshot_id = self.resolve(ref)
-        self.store.set_tag(snapshot_id, tag)
+        self.store.snapshots.tag(snapshot_id, tag)
         return snapshot_id
 
-    def remove(self, ref: str, *, force: bool = False) -> str:
-        """Delete a snapshot and its tags; its blobs go at the next ``prune``.
+    def remove(self, ref: str, *, force: bool = False) -> tuple[str, bool]:
+        """Delete a snapshot and its tags (its blobs go at the next ``prune``); (id, whether the row went).
 
-        Instances need their snapshot (for export), so one in use is kept unless forced.
+        Instances need their snapshot (for export): one in use is kept, and
+        ``force`` removes only its tags.
         """
         snapshot_id = self.resolve(ref)
-        with self.store.write() as db:
-            query = "SELECT COUNT(*) FROM instances WHERE snapshot_id = ?"
-            users = db.execute(query, (snapshot_id,)).fetchone()[0]
-            if users and not force:
-                raise UsageError(
-                    f"snapshot {ids.short(snapshot_id)} is used by {users} instance(s)",
-                    hint="remove them first (`domarkx instances rm`), or pass --force",
-                )
-            db.execute("DELETE FROM tags WHERE snapshot_id = ?", (snapshot_id,))
-            db.execute("DELETE FROM snapshots WHERE id = ?", (snapshot_id,))
-            self.store.drop_refs(snapshot_id)
-        return snapshot_id
+        return snapshot_id, self.store.snapshots.remove(snapshot_id, force=force)

@@ -46,12 +46,15 @@ class Context:
 
 def overview(ctx: Context, *, hidden: bool = False) -> dict[str, Any]:
     """Snapshots and instances, with what the fork tree needs (each instance's parent and message)."""
-    snapshots = [info.model_dump() for info in ctx.instances.snapshots.listing()]
-    titles = {s["id"]: s["title"] for s in snapshots}
-    tags = {s["id"]: s["tags"] for s in snapshots}
+    snapshots = [row._asdict() for row in ctx.store.snapshots.listing()]
+    by_id = {s["id"]: s for s in snapshots}
     instances = [
-        {**row, "title": titles.get(row["snapshot_id"]), "tags": tags.get(row["snapshot_id"], [])}
-        for row in ctx.instances.listing(hidden=hidden)
+        {
+            **row._asdict(),
+            "title": by_id.get(row.snapshot_id, {}).get("title"),
+            "tags": by_id.get(row.snapshot_id, {}).get("tags", []),
+        }
+        for row in ctx.store.instances.listing(hidden=hidden)
     ]
     return {"snapshots": snapshots, "instances": instances}
 
@@ -59,12 +62,12 @@ def overview(ctx: Context, *, hidden: bool = False) -> dict[str, Any]:
 def instance(ctx: Context, ref: str) -> dict[str, Any]:
     """One instance's header: ids, snapshot, status, size, lineage, resources."""
     row = ctx.instances.summary(ref)
-    snapshot = next((s for s in ctx.instances.snapshots.listing() if s.id == row["snapshot_id"]), None)
+    snapshot = ctx.store.snapshots.row(row["snapshot_id"])
     workspace = ctx.instances.workspaces.open(row["workspace_id"])
     return {
         **row,
-        "title": snapshot.title if snapshot else None,
-        "tags": snapshot.tags if snapshot else [],
+        "title": snapshot.title,
+        "tags": snapshot.tags,
         "resources": [{"name": r.name, "type": r.type} for r in workspace.resources],
     }
 

@@ -23,20 +23,29 @@ import json
 import os
 import re
 import shutil
-import sqlite3
-import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from domarkx import _entrypoints, ids
 from domarkx.data.models import ResourceConfig, SessionSnapshot, WorkspaceConfig
 from domarkx.data.store import Store, disk_error
+from domarkx.data.versions import VersionRow
+from domarkx.data.workspaces import ResourceRow
 from domarkx.errors import DomarkxError, ReferenceNotFound, UsageError
-from domarkx.workspace.plugin import Plugin, PluginContext, Resource, ToolSpec, resource_path
+from domarkx.workspace.plugin import (
+    PLUGIN_MARKER,
+    Plugin,
+    PluginContext,
+    Resource,
+    ToolSpec,
+    Unsupported,
+    gathering_notes,
+    resource_path,
+)
 
 DEFAULT_ENGINE = "local_shell"
 ENGINE_OPTIONS = ("timeout",)
@@ -71,6 +80,8 @@ class WorkspaceVersion(BaseModel):
 
     id: str
     versions: dict[str, str]
+    notes: list[str] = Field(default_factory=list)
+    """What the plugins could not keep fully (an unreadable file), to show the user; not part of the id."""
 
 
 class ToolOutcome(BaseModel):
@@ -127,7 +138,7 @@ class WorkspaceManager:
             cls = _entrypoints.load(_entrypoints.PLUGINS, plugin_type, what="plugin")
             if not (isinstance(cls, type) and issubclass(cls, Plugin)):
                 raise DomarkxError(f"plugin {plugin_type!r} is not a domarkx.workspace.plugin.Plugin")
-            found = cls(PluginContext(home=self.store.home, store=self.store))
+            found = cls(PluginContext(home=self.store.home, store=self.store, plugin_type=plugin_type))
             self._plugins[plugin_type] = found
         return found
 
@@ -153,19 +164,10 @@ class WorkspaceManager:
                     self.plugin(resource.type).destroy_resource(resource.id)
                 raise
             workspace = Workspace(id=uuid.uuid4().hex, resources=resources)
-            with self.store.write() as db:
-                db.execute(
-                    "INSERT INTO workspaces(id, config, version, created, pending) VALUES (?, ?, NULL, ?, ?)",
-                    (workspace.id, config.model_dump_json(exclude_none=True), time.time(), int(pending)),
-                )
-                db.executemany(
-                    "INSERT INTO resources(id, workspace_id, position, name, type, config, version, touched)"
-                    " VALUES (?, ?, ?, ?, ?, ?, NULL, 1)",
-                    [
-                        (r.id, workspace.id, i, r.name, r.type, json.dumps(r.config, sort_keys=True))
-                        for i, r in enumerate(resources)
-                    ],
-                )
+            rows = [
+                ResourceRow(r.id, r.name, r.type, r.config, location=self._location(r)) for r in workspace.resources
+            ]
+            self.store.workspaces.insert(workspace.id, config.model_dump_json(exclude_none=True), rows, pending=pending)
             try:
                 self.commit(workspace)
             except BaseException:
@@ -173,24 +175,16 @@ class WorkspaceManager:
                 raise
         return workspace
 
-    @staticmethod
-    def claim(db: sqlite3.Connection, workspace_id: str, *, owned: bool = True) -> None:
-        """Inside the owner's write transaction: the workspace has an owner now (or, ``owned=False``, no longer)."""
-        db.execute("UPDATE workspaces SET pending = ? WHERE id = ?", (int(not owned), workspace_id))
+    def _location(self, resource: Resource) -> str | None:
+        """Where the resource's tools work, if its plugin says (kept in its row for ``inspect``)."""
+        try:
+            return self.plugin(resource.type).location(resource.id)
+        except Unsupported:
+            return None
 
     def open(self, workspace_id: str) -> Workspace:
-        rows = self.store.db.execute(
-            "SELECT r.* FROM workspaces w LEFT JOIN resources r ON r.workspace_id = w.id"
-            " WHERE w.id = ? ORDER BY r.position",
-            (workspace_id,),
-        ).fetchall()
-        if not rows:
-            raise ReferenceNotFound(f"no workspace {workspace_id}")
-        resources = [
-            Resource(id=r["id"], name=r["name"], type=r["type"], config=json.loads(r["config"]))
-            for r in rows
-            if r["id"] is not None
-        ]
+        rows = self.store.workspaces.resources(workspace_id)
+        resources = [Resource(id=r.id, name=r.name, type=r.type, config=r.config) for r in rows]
         return Workspace(id=workspace_id, resources=resources)
 
     def clone(self, source: Workspace | WorkspaceConfig, version_id: str, *, pending: bool = False) -> Workspace:
@@ -220,12 +214,10 @@ class WorkspaceManager:
         :meth:`abandoned` finds, never a row whose resources are gone.
         """
         with self.store.provisioning():
-            with self.store.write() as db:
-                self.claim(db, workspace.id, owned=False)
+            self.store.workspaces.claim(workspace.id, owned=False)
             for resource in workspace.resources:
                 self.plugin(resource.type).destroy_resource(resource.id)
-            with self.store.write() as db:
-                db.execute("DELETE FROM workspaces WHERE id = ?", (workspace.id,))
+            self.store.workspaces.delete(workspace.id)
 
     def abandoned(self) -> tuple[list[Workspace], list[str]]:
         """Pending workspaces, and resource directories no row names: what killed processes left.
@@ -233,19 +225,23 @@ class WorkspaceManager:
         Only true leftovers while the caller holds :meth:`Store.quiescent`;
         otherwise they may be another process's work in progress.
         """
-        rows = self.store.db.execute("SELECT id FROM workspaces WHERE pending = 1 ORDER BY created").fetchall()
-        workspaces = [self.open(row[0]) for row in rows]
-        named = {row[0] for row in self.store.db.execute("SELECT id FROM resources")}
+        workspaces = [self.open(workspace_id) for workspace_id in self.store.workspaces.pending()]
+        named = self.store.workspaces.resource_ids()
         base = self.store.home / "resources"
         stray = sorted(p.name for p in base.iterdir() if p.name not in named) if base.is_dir() else []
         return workspaces, stray
 
     def discard_directory(self, resource_id: str) -> None:
-        """Remove a resource directory no row names, through its plugin when its id tells which."""
+        """Remove a resource directory no row names, through the plugin that made it (its marker says which).
+
+        The plugin tears down what lives outside the directory (a container, a kernel).
+        """
         path = resource_path(self.store.home, resource_id)
-        types = _entrypoints.names(_entrypoints.PLUGINS)
-        plugin_type = next((t for t in types if resource_id.startswith(f"{t}-")), None)
-        if plugin_type is not None:
+        try:
+            plugin_type: str | None = (path / PLUGIN_MARKER).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            plugin_type = None  # made by an older domarkx, or killed before it was marked
+        if plugin_type in _entrypoints.names(_entrypoints.PLUGINS):
             with contextlib.suppress(DomarkxError, OSError):  # its state may be half-made
                 self.plugin(plugin_type).destroy_resource(resource_id)
         if path.exists() or path.is_symlink():
@@ -267,10 +263,29 @@ class WorkspaceManager:
         problem = _check_arguments(spec, arguments)
         if problem:
             return _failed(tool_name, resource.name, problem)
-        with self.store.write() as db:
-            db.execute("UPDATE resources SET touched = 1 WHERE id = ?", (resource.id,))
+        plugin = self.plugin(resource.type)
+        return self._guarded(tool_name, resource, lambda: plugin.execute_tool(resource.id, tool, **arguments))
+
+    def run_code(self, workspace: Workspace, resource_name: str, code: str) -> ToolOutcome:
+        """Run ``code`` in the named resource as its plugin runs code (``domarkx exec``); a failure is an outcome.
+
+        A resource that runs no code is a usage error.
+        """
+        resource = next((r for r in workspace.resources if r.name == resource_name), None)
+        if resource is None:
+            names = ", ".join(r.name for r in workspace.resources)
+            raise UsageError(f"no resource named {resource_name!r}", hint=f"resources: {names}")
+        plugin = self.plugin(resource.type)
+        if plugin.code is None:
+            raise UsageError(f"resource {resource.name} ({resource.type}) runs no code", hint="pick another --resource")
+        name = self.tool_name(workspace, resource, plugin.code.tool)
+        return self._guarded(name, resource, lambda: plugin.run_code(resource.id, code))
+
+    def _guarded(self, tool_name: str, resource: Resource, run: Callable[[], Any]) -> ToolOutcome:
+        """Run a plugin's tool; whatever goes wrong becomes an ``ok=False`` outcome the model can read."""
+        self.store.workspaces.touch(resource.id)
         try:
-            output = self.plugin(resource.type).execute_tool(resource.id, tool, **arguments)
+            output = run()
             text = render(output)
         except DomarkxError as exc:
             message = exc.message + (f" ({exc.hint})" if exc.hint else "")
@@ -282,16 +297,57 @@ class WorkspaceManager:
             return _failed(tool_name, resource.name, f"internal error in {resource.type}: {type(exc).__name__}: {exc}")
         return ToolOutcome(tool=tool_name, resource=resource.name, ok=True, output=output, text=text)
 
+    @staticmethod
+    def tool_name(workspace: Workspace, resource: Resource, tool: str) -> str:
+        """A plugin's tool as the model calls it: its own name alone, ``<resource>__<tool>`` among several."""
+        return f"{resource.name}{_SEPARATOR}{tool}" if len(workspace.resources) > 1 else tool
+
+    def code_resource(self, workspace: Workspace, lang: str, named: str | None = None) -> Resource | None:
+        """The first resource (or the ``named`` one) whose plugin runs code of fence language ``lang``.
+
+        Asking a named resource for a language it does not run is a usage error.
+        """
+        wanted = lang.lower()
+        for resource in workspace.resources:
+            if named is not None and resource.name != named:
+                continue
+            code = self.plugin(resource.type).code
+            if code is not None and wanted in code.languages:
+                return resource
+        if named is not None:
+            names = ", ".join(r.name for r in workspace.resources)
+            raise UsageError(f"no resource {named!r} runs {lang} code", hint=f"resources: {names}")
+        return None
+
+    def code_runner(self, workspace: Workspace, lang: str, named: str | None = None) -> tuple[str, str] | None:
+        """(tool name, argument) of the call that runs a ``lang`` block (offline ``run``); None if nothing runs it."""
+        resource = self.code_resource(workspace, lang, named)
+        if resource is None:
+            return None
+        code = self.plugin(resource.type).code
+        assert code is not None
+        return self.tool_name(workspace, resource, code.tool), code.argument
+
     def _routes(self, workspace: Workspace) -> dict[str, tuple[ToolSpec, Resource, str]]:
-        several = len(workspace.resources) > 1
         routes: dict[str, tuple[ToolSpec, Resource, str]] = {}
         for resource in workspace.resources:
             for spec in self.plugin(resource.type).list_tools(resource.id):
-                name = f"{resource.name}{_SEPARATOR}{spec.name}" if several else spec.name
+                name = self.tool_name(workspace, resource, spec.name)
                 if not _TOOL_NAME_RE.fullmatch(name):
                     raise DomarkxError(f"tool name {name!r} is not valid for models (plugin {resource.type})")
                 routes[name] = (spec.model_copy(update={"name": name}), resource, spec.name)
         return routes
+
+    def host_directory(self, resource: Resource) -> Path:
+        """A directory on this machine where the resource's files are, for code domarkx itself runs there.
+
+        The plugin's :meth:`~Plugin.location` when that is a host directory, else the resource's state directory.
+        """
+        try:
+            where = Path(self.plugin(resource.type).location(resource.id))
+        except Unsupported:
+            where = Path()
+        return where if where.is_absolute() and where.is_dir() else resource_path(self.store.home, resource.id)
 
     # -- versions --------------------------------------------------------------------
 
@@ -300,97 +356,73 @@ class WorkspaceManager:
 
         Idempotent: with no change, the same version comes back.
         """
-        rows = {
-            r["id"]: r
-            for r in self.store.db.execute(
-                "SELECT id, version, touched FROM resources WHERE workspace_id = ?", (workspace.id,)
-            )
-        }
-        versions: dict[str, str] = {}
-        committed: list[tuple[str, str]] = []
-        for resource in workspace.resources:
-            row = rows.get(resource.id)
-            if row is None:
-                raise ReferenceNotFound(f"workspace {workspace.id} has no resource {resource.name}")
-            version = row["version"]
-            if version is None or row["touched"]:
-                with _storing(f"committing resource {resource.name}"):
-                    version = self.plugin(resource.type).commit_version(resource.id)
-                committed.append((version, resource.id))
-            versions[resource.name] = version
-        return self._record(workspace, versions, committed)
+        # Shared with every committer, exclusive for `prune`: a version is recorded before it can be collected.
+        with self.store.provisioning(), gathering_notes() as notes:
+            rows = {r.id: r for r in self.store.workspaces.resources(workspace.id)}
+            versions: dict[str, str] = {}
+            committed: list[tuple[str, str]] = []
+            for resource in workspace.resources:
+                row = rows.get(resource.id)
+                if row is None:
+                    raise ReferenceNotFound(f"workspace {workspace.id} has no resource {resource.name}")
+                version = row.version
+                if version is None or row.touched:
+                    with _storing(f"committing resource {resource.name}"):
+                        version = self.plugin(resource.type).commit_version(resource.id)
+                    committed.append((resource.id, version))
+                versions[resource.name] = version
+            recorded = self._record(workspace, versions, committed)
+        return recorded.model_copy(update={"notes": notes})
 
     def load(self, workspace: Workspace, version_id: str) -> None:
         """Restore every resource to the state of workspace version ``version_id``."""
         stored = self._version(version_id)
         types = {r.name: r.type for r in workspace.resources}
-        if types != stored["types"]:
+        if types != stored.types:
             raise UsageError(
-                f"workspace version {ids.short(version_id)} has resources {_describe(stored['types'])},"
+                f"workspace version {ids.short(version_id)} has resources {_describe(stored.types)},"
                 f" this workspace {_describe(types)}",
                 hint="a version loads only into a workspace made from the same config",
             )
         for resource in workspace.resources:
             with _storing(f"loading resource {resource.name}"):
-                self.plugin(resource.type).load_version(resource.id, stored["versions"][resource.name])
-        self._record(workspace, stored["versions"], [(stored["versions"][r.name], r.id) for r in workspace.resources])
+                self.plugin(resource.type).load_version(resource.id, stored.versions[resource.name])
+        self._record(workspace, stored.versions, [(r.id, stored.versions[r.name]) for r in workspace.resources])
 
     def current_version(self, workspace: Workspace) -> WorkspaceVersion:
         """The version last committed or loaded (uncommitted changes are not in it)."""
-        row = self.store.db.execute("SELECT version FROM workspaces WHERE id = ?", (workspace.id,)).fetchone()
-        if row is None:
-            raise ReferenceNotFound(f"no workspace {workspace.id}")
-        if row[0] is None:
+        current = self.store.workspaces.current_version(workspace.id)
+        if current is None:
             raise DomarkxError(f"workspace {workspace.id} has no version yet", hint="commit it first")
-        return WorkspaceVersion(id=row[0], versions=self._version(row[0])["versions"])
+        return WorkspaceVersion(id=current, versions=self._version(current).versions)
 
     def has_version(self, version_id: str) -> bool:
         """Whether ``version_id`` is a stored workspace version."""
-        return (
-            self.store.db.execute("SELECT 1 FROM workspace_versions WHERE id = ?", (version_id,)).fetchone() is not None
-        )
+        return self.store.versions.exists(version_id)
 
     def version_info(self, version_id: str) -> dict[str, tuple[str, str]]:
-        """Each resource of a stored workspace version: name → (plugin type, resource version).
+        """Resource name → (plugin type, resource version) of a stored workspace version."""
+        row = self._version(version_id)
+        return {name: (row.types[name], version) for name, version in row.versions.items()}
 
-        (ui lane stand-in: the public form of ``_version`` that diffs and the file browser need.)
-        """
-        stored = self._version(version_id)
-        return {name: (stored["types"][name], version) for name, version in stored["versions"].items()}
-
-    def _version(self, version_id: str) -> dict[str, dict[str, str]]:
-        row = self.store.db.execute(
-            "SELECT versions, types FROM workspace_versions WHERE id = ?", (version_id,)
-        ).fetchone()
-        if row is None:
+    def _version(self, version_id: str) -> VersionRow:
+        found = self.store.versions.get(version_id)
+        if found is None:
             raise ReferenceNotFound(f"no workspace version {version_id}")
-        return {"versions": json.loads(row["versions"]), "types": json.loads(row["types"])}
+        return found
 
     def _record(
         self, workspace: Workspace, versions: dict[str, str], resource_versions: list[tuple[str, str]]
     ) -> WorkspaceVersion:
         """Store the aggregate version and make it the workspace's current one."""
-        version_id = ids.digest_json(versions)
-        types = {r.name: r.type for r in workspace.resources}
-        with self.store.write() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO workspace_versions(id, versions, types, created) VALUES (?, ?, ?, ?)",
-                (
-                    version_id,
-                    json.dumps(versions, sort_keys=True),
-                    json.dumps(types, sort_keys=True),
-                    time.time(),
-                ),
-            )
-            db.executemany("UPDATE resources SET version = ?, touched = 0 WHERE id = ?", resource_versions)
-            db.execute("UPDATE workspaces SET version = ? WHERE id = ?", (version_id, workspace.id))
-        return WorkspaceVersion(id=version_id, versions=versions)
+        row = VersionRow(ids.digest_json(versions), versions, {r.name: r.type for r in workspace.resources})
+        with self.store.write():
+            self.store.versions.insert(row)
+            self.store.workspaces.set_version(workspace.id, row.id, resource_versions)
+        return WorkspaceVersion(id=row.id, versions=versions)
 
     def _config(self, workspace: Workspace) -> WorkspaceConfig:
-        row = self.store.db.execute("SELECT config FROM workspaces WHERE id = ?", (workspace.id,)).fetchone()
-        if row is None:
-            raise ReferenceNotFound(f"no workspace {workspace.id}")
-        return WorkspaceConfig.model_validate_json(row[0])
+        return WorkspaceConfig.model_validate_json(self.store.workspaces.config(workspace.id))
 
 
 # -- helpers -----------------------------------------------------------------------

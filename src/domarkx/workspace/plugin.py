@@ -216,6 +216,36 @@ def progress_to(sink: ProgressSink) -> Iterator[None]:
         _progress.reset(token)
 
 
+_notes: ContextVar[list[str] | None] = ContextVar("domarkx_notes", default=None)
+
+
+def note(text: str) -> None:
+    """Tell the user what a commit or load could not do fully, without failing it (an unreadable file left out).
+
+    The workspace manager gathers the notes of a commit into the version it
+    returns (:func:`gathering_notes`); callers show them beside the tool results.
+    """
+    notes = _notes.get()
+    if notes is not None:
+        notes.append(text)
+
+
+@contextlib.contextmanager
+def gathering_notes() -> Iterator[list[str]]:
+    """Collect what plugins :func:`note` inside this block."""
+    notes: list[str] = []
+    token = _notes.set(notes)
+    try:
+        yield notes
+    finally:
+        _notes.reset(token)
+
+
+PLUGIN_MARKER = ".plugin"
+"""File in a resource directory naming the plugin that made it: how ``doctor --repair`` hands a
+directory no row names back to its plugin, whatever the resource's id looks like."""
+
+
 def resource_path(home: Path, resource_id: str) -> Path:
     """Where one resource keeps its private state: the one place the layout is spelled."""
     return home / "resources" / resource_id
@@ -227,11 +257,18 @@ class PluginContext:
 
     home: Path
     store: Store
+    plugin_type: str = ""
+    """The plugin this context serves; each resource directory it makes records it (see :data:`PLUGIN_MARKER`)."""
 
     def resource_dir(self, resource_id: str) -> Path:
-        """The private directory of one resource (created on demand)."""
+        """The private directory of one resource (created on demand, marked with its plugin type)."""
         path = resource_path(self.home, resource_id)
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True)
+        except FileExistsError:
+            return path
+        if self.plugin_type:
+            (path / PLUGIN_MARKER).write_text(self.plugin_type, encoding="utf-8")
         return path
 
     def plugin_dir(self, plugin_type: str) -> Path:

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from domarkx.errors import DomarkxError, ReferenceNotFound
 from domarkx.tools.kernel import Capped
 from domarkx.tools.schema import parameters_schema
-from domarkx.workspace.plugin import Plugin, Resource, ToolError, ToolSpec, resource_path
+from domarkx.workspace.plugin import CodeRunner, Plugin, Resource, ToolError, ToolSpec, resource_path
 from domarkx.workspace.plugins._state import parse_config, read_state, write_state
 
 if TYPE_CHECKING:
@@ -226,6 +226,11 @@ def _translated() -> Iterator[None]:
 
 class DockerSandboxPlugin(Plugin):
     """Resources that are Docker containers, versioned by ``docker commit``."""
+
+    code = CodeRunner(
+        tool="run_command", argument="command", languages=frozenset({"sh", "shell", "bash", "zsh", "console"})
+    )
+    config_model = DockerSandboxConfig
 
     @property
     def type(self) -> str:

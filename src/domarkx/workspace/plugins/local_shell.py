@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from domarkx.errors import UsageError
 from domarkx.tools.portable import files, shell
 from domarkx.tools.schema import object_schema
-from domarkx.workspace.plugin import Plugin, Resource, ToolError, ToolSpec, resource_path
+from domarkx.workspace.plugin import CodeRunner, Plugin, Resource, ToolError, ToolSpec, resource_path
 from domarkx.workspace.plugins import _sandbox
 from domarkx.workspace.plugins._gitstore import GitStore, Snapshot, remove_path
 from domarkx.workspace.plugins._state import parse_config, read_state, write_state
@@ -100,6 +100,11 @@ TOOLS = [
 class LocalShellPlugin(Plugin):
     """A private working directory with a shell, versioned with git, confined with bubblewrap."""
 
+    code = CodeRunner(
+        tool="run_command", argument="command", languages=frozenset({"sh", "shell", "bash", "zsh", "console"})
+    )
+    config_model = LocalShellConfig
+
     @property
     def type(self) -> str:
         return TYPE
@@ -123,6 +128,9 @@ class LocalShellPlugin(Plugin):
     def work_dir(self, resource_id: str) -> Path:
         """Where the resource's files live (for callers that want to look, such as tests)."""
         return self._paths(resource_id)[0]
+
+    def location(self, resource_id: str) -> str:
+        return str(self.work_dir(resource_id))
 
     # -- lifecycle -----------------------------------------------------------------
 

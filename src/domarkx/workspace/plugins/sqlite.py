@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from domarkx import ids
 from domarkx.errors import StoreError, UsageError
 from domarkx.tools.schema import object_schema
-from domarkx.workspace.plugin import Plugin, Resource, ToolError, ToolSpec, resource_path
+from domarkx.workspace.plugin import CodeRunner, Plugin, Resource, ToolError, ToolSpec, resource_path
 from domarkx.workspace.plugins._state import parse_config, read_state, write_state
 
 TYPE = "sqlite"
@@ -96,6 +96,9 @@ TOOLS = [
 
 class SqlitePlugin(Plugin):
     """A SQLite database per resource; versions are backups kept in the content-addressed store."""
+
+    code = CodeRunner(tool="execute", argument="sql", languages=frozenset({"sql", "sqlite"}))
+    config_model = SqliteConfig
 
     @property
     def type(self) -> str:
