@@ -148,6 +148,7 @@ def test_diff_and_files_at_a_message(page: Any, ui: tuple[Running, str], calc: s
     page.locator("#files").get_by_text("result.txt", exact=True).click()
     assert page.locator("#viewer pre").inner_text() == "forty-one\n"
     page.get_by_role("button", name="Files at head").click()
+    page.locator("#panel h2", has_text="Files at head").wait_for()  # the panel at message 1 is gone
     page.locator("#files").get_by_text("result.txt", exact=True).click()
     page.locator("#viewer pre", has_text="forty-two").wait_for()
     page.screenshot(path=str(shots / "ui-files.png"))
