@@ -176,6 +176,11 @@ def _m7_fork_lineage(db: sqlite3.Connection) -> None:
     )
 
 
+def _m8_instance_settings(db: sqlite3.Connection) -> None:
+    """``settings``: what an instance remembers for its next turn (model, approval; a JSON object), NULL if nothing."""
+    db.execute("ALTER TABLE instances ADD COLUMN settings TEXT")
+
+
 MIGRATIONS: list[Migration] = [
     _m1_initial,
     _m2_instances,
@@ -184,5 +189,6 @@ MIGRATIONS: list[Migration] = [
     _m5_resource_location,
     _m6_instances_need_their_snapshot,
     _m7_fork_lineage,
+    _m8_instance_settings,
 ]
 """Schema migrations, applied in order, each once; ``PRAGMA user_version`` counts them."""
