@@ -229,3 +229,10 @@ def test_old_finished_turns_are_dropped(domarkx_home: Path, monkeypatch: pytest.
     fresh = turns.start("no-such-instance", "hello", model=None, approve=None)
     assert sorted(turns._turns)[:2] == [f"{2:016x}", f"{3:016x}"] and len(turns._turns) == 3
     assert wait(fresh)[-1] == "failed" and "no-such-instance" in fresh.events[-1].data["message"]
+
+
+def test_answering_needs_a_pending_message(domarkx_home: Path, openai_env: FakeOpenAI) -> None:
+    instance = make_instance(domarkx_home, name="answered")
+    turn = Turns(domarkx_home).start(instance, None, model=None, approve=None)
+    assert wait(turn)[-1] == "failed" and "nothing to answer" in turn.events[-1].data["message"]
+    assert openai_env.requests == []

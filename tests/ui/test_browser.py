@@ -24,18 +24,6 @@ BROWSABLE = LocalShellPlugin.list_version is not Plugin.list_version
 """Whether local_shell versions can be browsed yet (the core lane implements list_version/read_version)."""
 
 
-def _observer_loop() -> bool:
-    try:
-        from domarkx.session.manager import TurnObserver  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-APPROVAL = _observer_loop()
-"""Whether the turn loop asks its observer before each call (the loop lane's TurnObserver)."""
-
-
 def _lineage() -> bool:
     import tempfile
 
@@ -228,7 +216,6 @@ def test_send_streams_the_reply(page: Any, ui: tuple[Running, str], model: FakeO
     assert page.locator("#messages li.role-user").last.inner_text().endswith("Say hello.")
 
 
-@pytest.mark.skipif(not APPROVAL, reason="the turn loop does not ask before calls yet (loop lane: TurnObserver)")
 def test_approve_a_tool_call_while_the_reply_streams(
     page: Any, ui: tuple[Running, str], model: FakeOpenAI, shots: Path
 ) -> None:
@@ -251,6 +238,29 @@ def test_approve_a_tool_call_while_the_reply_streams(
     call.locator("summary").click()
     assert "echo approved" in call.locator(".args").inner_text()
     assert "declined" not in call.locator(".result").inner_text()
+
+
+PENDING = """\
+```session-config
+{"model": "openai:fake-model"}
+```
+
+## user
+
+> Is anyone there?
+"""
+
+
+def test_answer_a_pending_message(page: Any, module_home: Path, ui: tuple[Running, str], model: FakeOpenAI) -> None:
+    running, _ = ui
+    pending = make_instance(module_home, PENDING, name="pending")
+    model.queue(text("Yes, here I am."))
+    login(page, running)
+    open_instance(page, pending)
+    page.click("#answer")
+    page.locator("#messages li.role-assistant .md", has_text="Yes, here I am.").wait_for()
+    assert page.locator("#answer").is_hidden()
+    assert model.requests[-1].body["messages"][-1]["content"] == "Is anyone there?"
 
 
 def test_export_downloads_the_markdown(page: Any, ui: tuple[Running, str]) -> None:

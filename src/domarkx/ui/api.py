@@ -18,6 +18,7 @@ from domarkx.data.models import ConversationMessage
 from domarkx.data.store import Store
 from domarkx.errors import ReferenceNotFound, UsageError
 from domarkx.session.instance import InstanceManager
+from domarkx.session.manager import SessionManager
 from domarkx.ui import markdown
 from domarkx.ui.security import workspace_path
 from domarkx.workspace.plugin import Plugin, Unsupported
@@ -69,6 +70,7 @@ def instance(ctx: Context, ref: str) -> dict[str, Any]:
         "title": snapshot.title,
         "tags": snapshot.tags,
         "resources": [{"name": r.name, "type": r.type} for r in workspace.resources],
+        "settings": ctx.store.instances.settings(row["id"]),
     }
 
 
@@ -231,7 +233,7 @@ def fork(ctx: Context, ref: str, body: dict[str, Any]) -> dict[str, Any]:
     name = body.get("name") or None
     if name is not None and not isinstance(name, str):
         raise UsageError("name must be text")
-    new = ctx.instances.fork(ref, at, name=name)
+    new = SessionManager(ctx.instances).fork(ref, at, name=name)  # the fork remembers its parent's model
     return {"id": new.id, "name": new.name, "at": at}
 
 

@@ -299,7 +299,8 @@ def _send_message(handler: Handler, match: re.Match[str], query: dict[str, str])
         raise UsageError("approve must be true or false")
     if model is not None and not isinstance(model, str):
         raise UsageError("model must be text like openai:gpt-4o-mini")
-    turn = handler.server.turns.start(instance_id, body.get("text", ""), model=model, approve=approve)
+    text = None if body.get("continue") is True else body.get("text", "")
+    turn = handler.server.turns.start(instance_id, text, model=model, approve=approve)
     return Reply({"turn": turn.id}, status=202)
 
 

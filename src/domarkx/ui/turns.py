@@ -21,6 +21,7 @@ from typing import Any
 from domarkx.data.models import ConversationMessage, ToolCallRecord
 from domarkx.data.store import Store
 from domarkx.errors import DomarkxError, ReferenceNotFound, UsageError
+from domarkx.session.manager import TurnObserver
 from domarkx.workspace.plugin import progress_to
 
 DECISIONS = ("yes", "no", "always")
@@ -96,8 +97,8 @@ class Turn:
         return decision != "no"
 
 
-class Observer:
-    """What the turn loop tells a watcher (the loop's ``TurnObserver`` methods), as events of a :class:`Turn`."""
+class Observer(TurnObserver):
+    """What the turn loop tells its watcher, as events of a :class:`Turn`."""
 
     def __init__(self, turn: Turn) -> None:
         self.turn = turn
@@ -143,9 +144,13 @@ class Turns:
             raise ReferenceNotFound(f"no turn {turn_id!r}", hint="it ended before this server restarted")
         return turn
 
-    def start(self, instance_id: str, text: str, *, model: str | None, approve: bool | None) -> Turn:
-        """Start a turn in a thread (the reply arrives as events); ``approve`` None: the instance's own choice."""
-        if not isinstance(text, str) or not text.strip():
+    def start(self, instance_id: str, text: str | None, *, model: str | None, approve: bool | None) -> Turn:
+        """Start a turn in a thread (the reply arrives as events).
+
+        ``text`` None answers the pending conversation (``domarkx continue``);
+        ``model`` and ``approve`` None: what the instance remembers, as for ``send``.
+        """
+        if text is not None and (not isinstance(text, str) or not text.strip()):
             raise UsageError("the message is empty")
         with self._lock:
             if any(t.instance_id == instance_id and not t.done for t in self._turns.values()):
@@ -161,7 +166,8 @@ class Turns:
         thread.start()
         return turn
 
-    def _run(self, turn: Turn, text: str, model: str | None, approve: bool | None) -> None:
+    def _run(self, turn: Turn, text: str | None, model: str | None, approve: bool | None) -> None:
+        from domarkx.cli._turn import prepare
         from domarkx.session.instance import InstanceManager
         from domarkx.session.manager import SessionManager
 
@@ -170,34 +176,15 @@ class Turns:
                 instances = InstanceManager(store)
                 sessions = SessionManager(instances)
                 instance = instances.get(turn.instance_id)
-                turn.approve = _approval(sessions, instance) if approve is None else approve
-                provider = sessions.provider_for(instance, model or None)
+                provider, steps, turn.approve = prepare(sessions, instance, model or None, approve, None)
+                observer = Observer(turn)
                 with progress_to(lambda message: turn.emit("progress", message=message)):
-                    result = _send(sessions, instance, text, provider, Observer(turn))
+                    if text is None:
+                        result = sessions.answer(instance, provider, max_steps=steps, observer=observer)
+                    else:
+                        result = sessions.send(instance, text, provider, max_steps=steps, observer=observer)
             turn.emit("done", messages=len(instance.messages), hit_max_steps=result.hit_max_steps)
         except DomarkxError as exc:
             turn.emit("failed", message=exc.message, hint=exc.hint)
         except Exception as exc:  # a bug must reach the page as one line, and end the turn
             turn.emit("failed", message=f"internal error: {type(exc).__name__}: {exc}", hint=None)
-
-
-def _approval(sessions: Any, instance: Any) -> bool:
-    """Whether the instance asks before each call (the loop's setting, where the loop has one)."""
-    check = getattr(sessions, "approval", None)
-    return bool(check(instance)) if callable(check) else False
-
-
-def _send(sessions: Any, instance: Any, text: str, provider: Any, observer: Observer) -> Any:
-    """``SessionManager.send`` with the observer (the loop lane's form), or its older callbacks."""
-    import inspect
-
-    if "observer" in inspect.signature(sessions.send).parameters:
-        return sessions.send(instance, text, provider, observer=observer)
-    from domarkx.workspace.plugin import streaming_to
-
-    def on_tool(call: ToolCallRecord, result: ConversationMessage) -> None:
-        observer.call(call)
-        observer.result(call, result)
-
-    with streaming_to(observer.output):
-        return sessions.send(instance, text, provider, on_text=observer.text, on_tool=on_tool)

@@ -6,9 +6,11 @@ import { result, toolCall } from "./parts.js";
 
 export async function startTurn(view, body) {
   const { turn } = await post(`${instancePath(view.id)}/turns`, body);
-  const box = h("div", { class: "live card", id: "live-turn" },
-    h("div", { class: "msg-head" }, h("span", { class: "role" }, "you")),
-    h("div", { class: "md" }, h("p", {}, body.text)));
+  const box = body.continue
+    ? h("div", { class: "live card", id: "live-turn" }, h("div", { class: "muted" }, "answering the last message…"))
+    : h("div", { class: "live card", id: "live-turn" },
+      h("div", { class: "msg-head" }, h("span", { class: "role" }, "you")),
+      h("div", { class: "md" }, h("p", {}, body.text)));
   view.live.replaceChildren(box);
   view.live.dataset.deltas = "0";
   let text = null;

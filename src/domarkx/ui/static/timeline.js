@@ -101,6 +101,8 @@ class Timeline {
     }
     this.earlier.hidden = this.start === 0;
     this.earlier.textContent = `Load earlier messages (${this.start} before)`;
+    if (how !== "before" && page.messages.length && last === page.total) this.lastRole = page.messages.at(-1).role;
+    if (this.answerButton) this.answerButton.hidden = !(this.stop >= page.total && ["user", "tool"].includes(this.lastRole));
     this.later.hidden = this.stop >= page.total;
     this.later.textContent = `Load later messages (${page.total - this.stop} after)`;
   }
@@ -200,25 +202,39 @@ class Timeline {
   }
 
   composer() {
+    const settings = this.info.settings || {};
     const text = h("textarea", { id: "message", rows: 3, placeholder: "Message the model (Ctrl+Enter sends)", "aria-label": "message" });
-    const model = h("input", { id: "model", placeholder: "model (default: the instance's)", "aria-label": "model", autocomplete: "off" });
-    const approve = h("input", { type: "checkbox", id: "approve" });
+    const model = h("input", {
+      id: "model", "aria-label": "model", autocomplete: "off",
+      placeholder: settings.model ? `model (remembered: ${settings.model})` : "model (default: the session's)",
+    });
+    const approve = h("input", { type: "checkbox", id: "approve", checked: settings.approve === true });
     const send = h("button", { type: "submit", class: "primary", id: "send" }, "Send");
+    const turn = async (body) => {
+      send.disabled = true;
+      // unticking a remembered "ask" says so; an untouched box leaves the instance's choice
+      const ask = approve.checked ? true : settings.approve === true ? false : null;
+      try {
+        await startTurn(this, { ...body, model: model.value.trim() || null, approve: ask });
+        return true;
+      } catch (error) {
+        toast(`${error.message}${error.hint ? ` (${error.hint})` : ""}`, "error");
+        send.disabled = false;
+        return false;
+      }
+    };
+    this.answerButton = h("button", {
+      type: "button", id: "answer", hidden: true, title: "the last message has no answer yet (domarkx continue)",
+      onclick: () => turn({ continue: true }),
+    }, "Answer the last message");
     const form = h("form", {
       class: "composer card",
       onsubmit: async (event) => {
         event.preventDefault();
-        if (!text.value.trim()) return;
-        send.disabled = true;
-        try {
-          await startTurn(this, { text: text.value, model: model.value.trim() || null, approve: approve.checked || null });
-          text.value = "";
-        } catch (error) {
-          toast(`${error.message}${error.hint ? ` (${error.hint})` : ""}`, "error");
-          send.disabled = false;
-        }
+        if (text.value.trim() && (await turn({ text: text.value }))) text.value = "";
       },
-    }, text, h("div", { class: "row" }, model, h("label", { class: "check" }, approve, " ask before each tool call"), send));
+    }, text, h("div", { class: "row" }, model, h("label", { class: "check" }, approve, " ask before each tool call"),
+      this.answerButton, send));
     text.addEventListener("keydown", (event) => {
       if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) form.requestSubmit();
     });
