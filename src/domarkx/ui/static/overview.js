@@ -60,7 +60,7 @@ function instanceRow(instance, all) {
   return h("tr", { class: instance.hidden ? "hidden-row" : null },
     h("td", {}, h("a", { href: `#/i/${instance.id}` }, label(instance))),
     h("td", { class: "mono" }, short(instance.id), " ", copyButton(instance.id, "instance id")),
-    h("td", {}, instance.tags.length ? instance.tags.map((t) => h("span", { class: "tag" }, t)) : short(instance.snapshot_id),
+    h("td", {}, instance.tags.length ? instance.tags.map((t) => h("span", { class: "tag" }, t)) : h("span", { class: "mono" }, short(instance.snapshot_id)),
       instance.title ? h("span", { class: "muted" }, ` ${instance.title}`) : null),
     h("td", {}, h("span", { class: `status ${instance.status}` }, instance.status)),
     h("td", { class: "num" }, String(instance.messages)),
