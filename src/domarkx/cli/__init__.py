@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pull": ("domarkx.cli.transfer:pull_cmd", "Pull a session from an OCI registry."),
     "login": ("domarkx.cli.transfer:login_cmd", "Keep a registry credential (where docker keeps its own)."),
     "logout": ("domarkx.cli.transfer:logout_cmd", "Forget a registry credential."),
+    "ui": ("domarkx.cli.ui:ui", "Browse and steer sessions in a local web app."),
 }
 
 
