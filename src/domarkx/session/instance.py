@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from domarkx import ids
 from domarkx.data.instances import InstanceRow, lock_name
 from domarkx.data.models import (
-    BlockOutput,
     ConversationMessage,
     SessionInstance,
     SessionSnapshot,
@@ -25,9 +24,12 @@ from domarkx.data.models import (
 from domarkx.data.store import Store
 from domarkx.errors import DomarkxError, UsageError
 from domarkx.session import convert
+from domarkx.session.execute import Progress as ExecProgress
+from domarkx.session.execute import RunOptions
 from domarkx.session.snapshot import SnapshotManager
 
 if TYPE_CHECKING:
+    from domarkx.session.execute import Report
     from domarkx.workspace.manager import ToolOutcome, Workspace, WorkspaceManager
 
 Progress = Callable[[str], None]
@@ -171,7 +173,12 @@ class InstanceManager:
         )
 
     def create(
-        self, snapshot: SessionSnapshot, *, name: str | None = None, progress: Progress = _quiet
+        self,
+        snapshot: SessionSnapshot,
+        *,
+        name: str | None = None,
+        progress: Progress = _quiet,
+        options: RunOptions | None = None,
     ) -> SessionInstance:
         """Provision the workspace, run setup and the assistant code blocks, store the instance.
 
@@ -203,7 +210,7 @@ class InstanceManager:
                     self.workspaces.destroy(workspace)
                     raise
             if not state:
-                self.execute_document(instance, workspace, progress)
+                self.execute_document(instance, workspace, options or RunOptions(observer=ExecProgress(progress)))
         return instance
 
     def run_setup(self, snapshot: SessionSnapshot, workspace: Workspace) -> None:
@@ -245,30 +252,13 @@ class InstanceManager:
         )
         return [replace(t, call=_in_directory(workdir, t.call)) for t in tools]
 
-    def execute_document(self, instance: SessionInstance, workspace: Workspace, progress: Progress) -> None:
-        """Run each assistant message's code blocks and tool calls in order (the offline path)."""
-        for index, message in enumerate(instance.messages):
-            if message.role != "assistant":
-                continue
-            blocks = convert.runnable(message)
-            calls = message.tool_calls
-            if not blocks and not calls:
-                message.workspace_version = instance.head_version
-                self.save_messages(instance, index, index + 1)
-                continue
-            outputs: list[BlockOutput] = []
-            for block_index, block in blocks:
-                progress(f"message {index}: running {block.lang} block")
-                outcome = self.run_block(workspace, block.lang or "", block.text, block.attrs)
-                if outcome is not None and not _silent(outcome.ok, outcome.output):
-                    outputs.append(BlockOutput(block=block_index, ok=outcome.ok, text=outcome.text))
-            for call in calls:
-                progress(f"message {index}: calling {call.name}")
-                self.workspaces.call(workspace, call.name, call.arguments)
-            message.outputs = outputs
-            instance.head_version = self.workspaces.commit(workspace).id
-            message.workspace_version = instance.head_version
-            self.save_messages(instance, index, index + 1)
+    def execute_document(
+        self, instance: SessionInstance, workspace: Workspace, options: RunOptions | None = None
+    ) -> Report:
+        """Run each assistant message's code blocks and tool calls in order (the offline path: session.execute)."""
+        from domarkx.session.execute import run_document
+
+        return run_document(self, instance, workspace, options or RunOptions())
 
     def run_block(self, workspace: Workspace, lang: str, code: str, attrs: dict[str, str]) -> ToolOutcome | None:
         """Execute one code block in the resource that runs its language, as a tool call; None if none does."""
@@ -403,9 +393,3 @@ def _in_directory(workdir: Path, call: Callable[..., Any]) -> Callable[..., Any]
 
     return run
 
-
-def _silent(ok: bool, output: Any) -> bool:
-    """A command that succeeded and printed nothing gets no output block, as in a notebook."""
-    if not ok or not isinstance(output, dict) or "exit_code" not in output:
-        return False
-    return not output.get("stdout") and not output.get("stderr") and output["exit_code"] == 0
