@@ -19,7 +19,7 @@ class FakeAnthropic(ScriptedServer):
 
     def respond(self, handler: Handler, request: Recorded, reply: Reply) -> None:
         model = reply.model or request.body.get("model", "fake-claude")
-        ids = [self.next_call_id() for _ in reply.tool_calls]
+        ids = self.call_ids(reply)
         prompt, completion = reply.usage or (len(json.dumps(request.body["messages"]).split()), 5)
         stop = "tool_use" if reply.tool_calls else "end_turn"
         blocks: list[dict[str, Any]] = [{"type": "text", "text": reply.content}] if reply.content else []

@@ -41,7 +41,7 @@ class FakeOpenAI(ScriptedServer):
     def respond(self, handler: Handler, request: Recorded, reply: Reply) -> None:
         body = request.body
         model = reply.model or body.get("model", "fake-model")
-        ids = [self.next_call_id() for _ in reply.tool_calls]
+        ids = self.call_ids(reply)
         usage = self._usage(body, reply)
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))

@@ -58,6 +58,8 @@ class Reply:
     fault: Fault | None = None
     interleave: bool = False
     """Stream the argument pieces of parallel tool calls round-robin instead of one call after another."""
+    call_ids: list[str] | None = None
+    """The tool-call ids to send (a hostile server's); by default ``call_1``, ``call_2``…"""
 
 
 def text(content: str, **kw: Any) -> Reply:
@@ -121,6 +123,10 @@ class ScriptedServer:
         with self._lock:
             self._call_ids += 1
             return f"call_{self._call_ids}"
+
+    def call_ids(self, reply: Reply) -> list[str]:
+        """The ids of ``reply``'s tool calls: the scripted ones, else fresh ones."""
+        return list(reply.call_ids) if reply.call_ids is not None else [self.next_call_id() for _ in reply.tool_calls]
 
     def start(self) -> Self:
         self._thread.start()

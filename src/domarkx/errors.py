@@ -101,6 +101,8 @@ class ProviderError(DomarkxError):
     """
 
     retryable = False
+    status: int | None = None
+    """The HTTP status the server answered with, when there was one."""
 
     def __init__(self, message: str, *, hint: str | None = None, retry_after: float | None = None) -> None:
         super().__init__(message, hint=hint)

@@ -32,7 +32,7 @@ NEW_SCHEMA = [
     'CREATE TABLE "instances" ( id TEXT PRIMARY KEY, name TEXT UNIQUE, snapshot_id TEXT NOT NULL'
     " REFERENCES snapshots(id), workspace_id TEXT NOT NULL, status TEXT NOT NULL, created REAL NOT NULL,"
     " head_version TEXT, initial_version TEXT , parent_id TEXT, parent_at INTEGER,"
-    " hidden INTEGER NOT NULL DEFAULT 0)",
+    " hidden INTEGER NOT NULL DEFAULT 0, settings TEXT)",
     "CREATE INDEX instances_by_snapshot ON instances(snapshot_id)",
     "CREATE TABLE messages ( instance_id TEXT NOT NULL REFERENCES instances(id) ON DELETE CASCADE,"
     " idx INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (instance_id, idx) )",

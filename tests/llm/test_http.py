@@ -74,3 +74,49 @@ def test_with_retries_never_retries_what_is_not_retryable() -> None:
 
 def test_backoff_is_capped() -> None:
     assert _http.backoff(20, random.Random(0)) <= _http.BACKOFF_CAP
+
+
+def test_each_retry_is_announced_before_its_wait() -> None:
+    limited = _http.status_error(429, "slow down", server="http://127.0.0.1:9", key_env="K", wait=2.0)
+    outcomes: list[Exception | str] = [limited, ModelServerError("down"), "ok"]
+    seen: list[str] = []
+    events: list[str] = []
+
+    def attempt() -> str:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    with _http.retry_notices(lambda note: events.append(f"notice: {note}")):
+        result = _http.with_retries(attempt, max_retries=3, sleep=lambda s: events.append(f"sleep {s}"))
+    assert result == "ok"
+    assert events[0] == "notice: retrying in 2 s (429)…"
+    assert events[1] == "sleep 2.0"
+    assert events[2].startswith("notice: retrying in ") and events[2].endswith(" s (server error)…")
+    # outside the block nobody listens, and nothing breaks
+    outcomes[:] = [ModelServerError("down"), "ok"]
+    assert _http.with_retries(attempt, max_retries=1, sleep=seen.append) == "ok"
+
+
+def test_status_errors_carry_their_status() -> None:
+    for status in (401, 429, 500, 503, 404):
+        assert _http.status_error(status, "x", server="s", key_env="K").status == status
+
+
+def test_reachable_names_a_dead_server_and_accepts_a_live_one(fake_openai) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    from domarkx.errors import ModelConnectionError
+
+    _http.reachable(fake_openai.base_url, url_hint="OPENAI_BASE_URL")  # listening: no error
+    with socket.socket() as probe:  # a port nothing listens on once this socket closes
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ModelConnectionError, match=rf"cannot reach the model server at http://127.0.0.1:{port}/v1"):
+        _http.reachable(f"http://127.0.0.1:{port}/v1", url_hint="OPENAI_BASE_URL")
+
+
+def test_reachable_leaves_proxied_servers_to_the_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
+    _http.reachable("https://api.example.invalid/v1", url_hint="OPENAI_BASE_URL")  # no lookup, no error

@@ -176,3 +176,26 @@ def test_the_example_in_the_docs_is_a_valid_script(tmp_path: Path) -> None:
     path = tmp_path / "from-docs.yaml"
     path.write_text(blocks[0], encoding="utf-8")
     assert len(load_script(path)) >= 2
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hello.md"
+
+
+def test_a_recorded_session_with_code_blocks_and_outputs_replays_where_it_stands(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """examples/hello.md: assistant messages made of prose, bash blocks and (in the export) their outputs."""
+    instance = cli("run", str(EXAMPLE), "-q").out.strip()
+    recorded = tmp_path / "export.md"
+    assert cli("export", instance, "-o", str(recorded)).code == 0
+    assert "text output" in recorded.read_text(encoding="utf-8")
+
+    # Branch after the second question: the first answer is played, the second is next.
+    fork = cli("fork", instance, "--at", "3", "-q").out.strip()
+    answered = cli("continue", fork, "--model", f"replay:{recorded}")
+    assert answered.code == 0, answered
+    assert answered.out.startswith("Counting:\n\n```bash\nwc -l project/README.md\n```")
+    assert "I'll create the folder" not in answered.out
+
+    # Everything recorded has been played in the original: replaying does not start over.
+    exhausted = cli("send", instance, "more?", "--model", f"replay:{recorded}")
+    assert exhausted.code == 1
+    assert "has no turn left (all 2 played)" in exhausted.err

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("domarkx.cli.run:run_cmd", "Create an instance of a snapshot and run it."),
     "send": ("domarkx.cli.talk:send", "Send a message to an instance's model."),
     "chat": ("domarkx.cli.talk:chat", "Talk with an instance interactively."),
+    "continue": ("domarkx.cli.talk:continue_", "Let the model answer an instance's last message."),
     "instances": ("domarkx.cli.instances:instances", "List, inspect, stop, start and remove instances."),
     "log": ("domarkx.cli.history:log", "Show an instance's messages and workspace versions."),
     "fork": ("domarkx.cli.history:fork", "Branch an instance at a message, workspace included."),

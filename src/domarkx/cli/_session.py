@@ -1,69 +1,59 @@
-"""What the instance commands share: opening managers and showing a turn as it happens."""
+"""What the instance commands share: opening managers and the options of commands that talk to a model.
+
+Imported by quick commands (``log``, ``instances``) too, so nothing heavy is
+imported here; showing a turn lives in :mod:`domarkx.cli._turn`.
+"""
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 if TYPE_CHECKING:
-    from domarkx.data.models import ConversationMessage, SessionInstance, ToolCallRecord
+    from domarkx.data.models import SessionInstance
     from domarkx.session.instance import InstanceManager
-    from domarkx.session.manager import SessionManager, TurnResult
+    from domarkx.session.manager import SessionManager
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 model_option = click.option(
     "--model",
     metavar="PROVIDER:MODEL",
-    help="Model to use, e.g. openai:gpt-4o-mini or replay:script.yaml "
-    "(default: session-config `model`, then $DOMARKX_MODEL).",
+    help="Model to use, e.g. openai:gpt-4o-mini or replay:script.yaml; the instance remembers it "
+    "(default: the instance's last --model, then session-config `model`, then $DOMARKX_MODEL).",
 )
 max_steps_option = click.option(
-    "--max-steps", default=10, show_default=True, metavar="N", help="Most model calls in one turn."
+    "--max-steps",
+    type=int,
+    metavar="N",
+    help="Most model calls in one turn (default 10; remembered).",
 )
+approve_option = click.option(
+    "--approve/--no-approve",
+    default=None,
+    help="Ask y/n/always before each tool call (default: session-config `approve`; remembered).",
+)
+verbose_option = click.option("-v", "--verbose", is_flag=True, help="Show tool results in full.")
+
+DEFAULT_MAX_STEPS = 10
+
+
+def turn_options(command: F) -> F:
+    """The options of every command that talks to the model (run, send, continue, chat)."""
+    for option in (verbose_option, approve_option, max_steps_option, model_option):
+        command = option(command)
+    return command
 
 
 def progress(message: str) -> None:
     click.secho(f"· {message}", err=True, dim=True)
 
 
-def show_tool(call: ToolCallRecord, result: ConversationMessage) -> None:
-    args = json.dumps(call.arguments, ensure_ascii=False)
-    if len(args) > 120:
-        args = args[:119] + "…"
-    click.secho(f"\n→ {call.name}({args})", err=True, fg="cyan")
-    status = "ok" if result.tool_ok else "error"
-    first = result.content.strip().splitlines()[:1]
-    click.secho(f"  {status}: {first[0][:120] if first else ''}", err=True, dim=True)
-
-
-def stream_text(delta: str) -> None:
-    click.echo(delta, nl=False)
-
-
-def run_turn(
-    sessions: SessionManager,
-    instance: SessionInstance,
-    text: str,
-    model: str | None,
-    max_steps: int,
-    quiet: bool,
-) -> TurnResult:
-    """Send one user message, streaming the reply unless quiet."""
-    provider = sessions.provider_for(instance, model)
-    result = sessions.send(
-        instance,
-        text,
-        provider,
-        max_steps=max_steps,
-        on_text=None if quiet else stream_text,
-        on_tool=None if quiet else show_tool,
-    )
-    if not quiet:
-        click.echo()
-        if result.hit_max_steps:
-            click.secho(f"· stopped after --max-steps {max_steps}; send another message to go on", err=True)
-    return result
+def label(instance: SessionInstance) -> str:
+    """How a person refers to the instance: its name, else a short id."""
+    return instance.name or instance.id[:12]
 
 
 def managers() -> tuple[InstanceManager, SessionManager]:

@@ -36,23 +36,48 @@ def log(ref: str, as_json: bool) -> None:
             for r in rows
         ],
     )
+    first = _unanswered(rows)
+    if first is not None:
+        last = rows[-1].number
+        which = f"message {first} is" if first == last else f"messages {first}-{last} are"
+        click.secho(f"· {which} not answered yet: `domarkx continue {ref}` answers", err=True, dim=True)
+
+
+def _unanswered(rows: list[HistoryRow]) -> int | None:
+    """Where the tail the model owes an answer to starts (user messages or tool results), if any."""
+    first = None
+    for row in reversed(rows):
+        if row.role not in ("user", "tool"):
+            break
+        first = row.number
+    return first
 
 
 @click.command("fork")
 @click.argument("ref", metavar="INSTANCE")
 @click.option("--at", "at", type=int, required=True, metavar="N", help="Keep messages 0..N.")
 @click.option("--name", metavar="NAME", help="Name the new instance.")
+@json_option
 @click.option("-q", "--quiet", is_flag=True, help="Print only the new instance id.")
-def fork(ref: str, at: int, name: str | None, quiet: bool) -> None:
+def fork(ref: str, at: int, name: str | None, as_json: bool, quiet: bool) -> None:
     """A new instance with messages 0..N and the workspace as it was at message N.
 
-    The original instance is untouched. See `domarkx log` for indices.
+    The original instance is untouched; the fork remembers its model. See
+    `domarkx log` for indices.
+
+    
+    Example:
+      domarkx fork try1 --at 4 --name try2
     """
     from domarkx.cli._session import managers
 
-    manager, _ = managers()
+    manager, sessions = managers()
     with manager.store:
-        new = manager.fork(ref, at, name=name)
+        parent = manager.resolve(ref)
+        new = sessions.fork(parent, at, name=name)
+    if as_json:
+        emit_json({"id": new.id, "name": new.name, "parent": parent, "at": at, "head_version": new.head_version})
+        return
     if not quiet:
         click.secho(f"· forked at message {at}, workspace {ids.short(new.head_version or '')}", err=True)
     click.echo(new.id)

@@ -2,58 +2,135 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from domarkx.cli._session import managers, max_steps_option, model_option, progress, run_turn
-from domarkx.errors import DomarkxError, UsageError
+from domarkx.cli._common import emit_json, json_option
+from domarkx.cli._session import managers, progress, turn_options
+from domarkx.errors import DomarkxError, ProviderError, UsageError
+
+if TYPE_CHECKING:
+    from domarkx.data.models import SessionInstance, SessionSnapshot
+    from domarkx.session.instance import InstanceManager
+    from domarkx.session.manager import SessionManager, TurnResult
 
 
 @click.command("run")
 @click.argument("ref", metavar="REF|PATH")
 @click.option("--name", metavar="NAME", help="Name the instance (usable wherever an id is).")
-@model_option
 @click.option("-m", "--message", metavar="TEXT", help="Then send this user message to the model.")
-@max_steps_option
+@turn_options
+@json_option
 @click.option("-q", "--quiet", is_flag=True, help="Print only the instance id.")
-def run_cmd(ref: str, name: str | None, model: str | None, message: str | None, max_steps: int, quiet: bool) -> None:
+def run_cmd(
+    ref: str,
+    name: str | None,
+    message: str | None,
+    model: str | None,
+    max_steps: int | None,
+    approve: bool | None,
+    verbose: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
     """Create an instance of snapshot REF (or of the Markdown file PATH) and run it.
 
     The workspace is provisioned, the setup block runs, then the code blocks of
     the assistant messages run in order, offline, like re-running a notebook;
     each assistant message is linked to the workspace version after its blocks.
-    With -m, that message then goes to the model. The instance id is the last
-    line printed.
+    A model is called only when asked: with -m, that message goes to it; with
+    --model, a document that ends with a user message (such as `domarkx new
+    chat`) gets its answer. The instance remembers --model for `send` and
+    `chat`. The instance id is the last line printed; what to do next goes to
+    stderr.
 
     \b
     Examples:
       domarkx run examples/hello.md
       domarkx run demo --name try1 -m "now add tests" --model openai:gpt-4o-mini
+      domarkx new chat -o talk.md && domarkx run talk.md --model openai:gpt-4o-mini
     """
-    from domarkx.session.snapshot import read_source
+    from domarkx.session.manager import provider_for_snapshot
 
     instances, sessions = managers()
     with instances.store:
-        if Path(ref).is_file() or ref == "-":
-            data, path, base_dir = read_source(ref)
-            snapshot = instances.snapshots.build(data, path=path, base_dir=base_dir)
-            instances.snapshots.save(snapshot)
-            if not quiet:
-                progress(f"imported {path} as {snapshot.id}")
-        elif ref.endswith((".md", ".markdown")) or "/" in ref:
-            raise UsageError(f"no such file: {ref}", hint="REF is a snapshot id, a tag, or a Markdown file's path")
-        else:
-            snapshot = instances.snapshots.get(ref)
+        snapshot = _snapshot(instances, ref, quiet=quiet or as_json)
+        if message is not None or model is not None:
+            provider_for_snapshot(snapshot, model).close()  # a wrong model or option: no instance is made
         instance = instances.create(snapshot, name=name, progress=(lambda _: None) if quiet else progress)
-        if not quiet:
+        if not (quiet or as_json):
             for msg in instance.messages:
                 for output in msg.outputs:
                     click.echo(output.text, nl=not output.text.endswith("\n"))
-        if message is not None:
-            try:
-                run_turn(sessions, instance, message, model, max_steps, quiet)
-            except DomarkxError:
-                click.echo(instance.id)  # the instance exists and stays usable: say which
-                raise
+        options = TurnOptions(model, approve, max_steps, verbose=verbose, quiet=quiet, text=not (quiet or as_json))
+        try:
+            result = _first_turn(sessions, instance, message, options)
+        except (DomarkxError, KeyboardInterrupt):
+            _report(instance, snapshot.id, None, as_json=as_json, quiet=True)  # it exists and stays usable: say which
+            raise
+    _report(instance, snapshot.id, result, as_json=as_json, quiet=quiet)
+
+
+@dataclass(frozen=True)
+class TurnOptions:
+    model: str | None
+    approve: bool | None
+    max_steps: int | None
+    verbose: bool
+    quiet: bool
+    text: bool
+
+
+def _first_turn(
+    sessions: SessionManager, instance: SessionInstance, message: str | None, options: TurnOptions
+) -> TurnResult | None:
+    """Send -m's message, or answer a pending document when a model was named; else just remember it."""
+    from domarkx.cli._turn import Terminal, prepare, run_turn, turn_failed
+    from domarkx.session.manager import pending
+
+    if message is None and not (options.model is not None and pending(instance)):
+        sessions.remember(instance, model=options.model, approve=options.approve, max_steps=options.max_steps)
+        return None
+    provider, steps, asking = prepare(sessions, instance, options.model, options.approve, options.max_steps)
+    terminal = Terminal(quiet=options.quiet, verbose=options.verbose, approve=asking, text=options.text)
+    try:
+        return run_turn(sessions, instance, message, provider, max_steps=steps, terminal=terminal)
+    except ProviderError as exc:
+        turn_failed(instance, exc)
+        raise
+    finally:
+        provider.close()
+
+
+def _report(
+    instance: SessionInstance, snapshot_id: str, result: TurnResult | None, *, as_json: bool, quiet: bool
+) -> None:
+    """The instance id last on stdout (or the JSON), what to do next on stderr."""
+    from domarkx.cli._turn import next_steps, turn_json
+    from domarkx.session.manager import pending
+
+    if as_json:
+        emit_json({**turn_json(instance, result), "snapshot": snapshot_id, "pending": pending(instance)})
+        return
+    if not quiet:
+        next_steps(instance, pending=pending(instance))
     click.echo(instance.id)
+
+
+def _snapshot(instances: InstanceManager, ref: str, *, quiet: bool) -> SessionSnapshot:
+    """The snapshot REF names, importing it first when it is a file."""
+    from domarkx.session.snapshot import read_source
+
+    if Path(ref).is_file() or ref == "-":
+        data, path, base_dir = read_source(ref)
+        snapshot = instances.snapshots.build(data, path=path, base_dir=base_dir)
+        instances.snapshots.save(snapshot)
+        if not quiet:
+            progress(f"imported {path} as {snapshot.id}")
+        return snapshot
+    if ref.endswith((".md", ".markdown")) or "/" in ref:
+        raise UsageError(f"no such file: {ref}", hint="REF is a snapshot id, a tag, or a Markdown file's path")
+    return instances.snapshots.get(ref)

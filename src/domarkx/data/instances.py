@@ -152,6 +152,12 @@ class Instances:
             for index, role, content, calls, ok, lang, code, version in rows
         ]
 
+    def settings(self, instance_id: str) -> dict[str, Any]:
+        """What the instance remembers for its next turn (``model``, ``approve``…; see docs/sessions.md)."""
+        rows = self.store.query("SELECT settings FROM instances WHERE id = ?", (instance_id,))
+        found: dict[str, Any] = json.loads(rows[0][0]) if rows and rows[0][0] else {}
+        return found
+
     def ids(self) -> set[str]:
         return {r[0] for r in self.store.query("SELECT id FROM instances")}
 
@@ -206,6 +212,13 @@ class Instances:
                 [(instance_id, start + i, body) for i, body in enumerate(bodies)],
             )
             db.execute("UPDATE instances SET head_version = ? WHERE id = ?", (head_version, instance_id))
+
+    def set_settings(self, instance_id: str, settings: dict[str, Any]) -> None:
+        with self.store.write() as db:
+            db.execute(
+                "UPDATE instances SET settings = ? WHERE id = ?",
+                (json.dumps(settings, sort_keys=True) if settings else None, instance_id),
+            )
 
     def set_status(self, instance_id: str, status: str) -> None:
         with self.store.write() as db:

@@ -176,7 +176,12 @@ def _m7_fork_lineage(db: sqlite3.Connection) -> None:
     )
 
 
-def _m8_build_cache(db: sqlite3.Connection) -> None:
+def _m8_instance_settings(db: sqlite3.Connection) -> None:
+    """``settings``: what an instance remembers for its next turn (model, approval; a JSON object), NULL if nothing."""
+    db.execute("ALTER TABLE instances ADD COLUMN settings TEXT")
+
+
+def _m9_build_cache(db: sqlite3.Connection) -> None:
     """Executions this store performed, for ``run`` to reuse like ``docker build`` (domarkx.data.build_cache).
 
     ``key`` digests what the message executed from ``parent``; ``result`` is the
@@ -207,6 +212,7 @@ MIGRATIONS: list[Migration] = [
     _m5_resource_location,
     _m6_instances_need_their_snapshot,
     _m7_fork_lineage,
-    _m8_build_cache,
+    _m8_instance_settings,
+    _m9_build_cache,
 ]
 """Schema migrations, applied in order, each once; ``PRAGMA user_version`` counts them."""

@@ -2,18 +2,23 @@
 
 SDK retries are switched off (``max_retries=0``) so that one loop, here, decides:
 it knows when a reply has already been partly shown (and must not be sent again),
-it honours ``Retry-After``, and its waits can be replaced in tests.
+it honours ``Retry-After``, its waits can be replaced in tests, and it says on
+the terminal what it is waiting for (:func:`retry_notices`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
-from collections.abc import Callable, Iterable, Mapping
+import socket
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import ModuleType
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from domarkx.errors import (
     ModelAuthError,
@@ -36,6 +41,40 @@ BACKOFF_CAP = 30.0
 TOTAL_WAIT_CAP = 90.0
 """All waits of one call together; past this the error is raised rather than waited out."""
 KEPT = "the conversation so far is kept"
+PROBE_TIMEOUT = 5.0
+"""Seconds :func:`reachable` waits for a model server to accept a connection."""
+
+Notice = Callable[[str], None]
+_notices: ContextVar[Notice | None] = ContextVar("domarkx_retry_notices", default=None)
+
+
+@contextlib.contextmanager
+def retry_notices(sink: Notice | None) -> Iterator[None]:
+    """Inside this block, each retry is announced to ``sink`` before its wait (``retrying in 2 s (429)…``).
+
+    A context variable rather than a parameter, so every provider built on
+    :func:`with_retries` reports its waits without passing a callback along.
+    """
+    token = _notices.set(sink)
+    try:
+        yield
+    finally:
+        _notices.reset(token)
+
+
+def _announce(delay: float, err: ProviderError) -> None:
+    sink = _notices.get()
+    if sink is None:
+        return
+    if err.status is not None:
+        why = str(err.status)
+    elif isinstance(err, ModelConnectionError):
+        why = "no connection"
+    else:
+        why = "server error"
+    sink(f"retrying in {delay:.0f} s ({why})…" if delay >= 1 else f"retrying in {delay:.1f} s ({why})…")
+
+
 ODD_REPLY = f"send again ({KEPT}); if it keeps happening, the server may not be fully API-compatible"
 
 
@@ -95,22 +134,26 @@ def status_error(
     code: str | None = None,
 ) -> ProviderError:
     """The error for an HTTP error status from ``server`` (a URL), most specific class first."""
-    what = f"{detail} (HTTP {status})"
+    err = _status_error(status, f"{detail} (HTTP {status})", server=server, key_env=key_env, wait=wait)
+    if status == 429 and code == "insufficient_quota":
+        err.retryable = False
+        err.hint = "the account behind this key has no quota left; waiting will not help"
+    err.status = status
+    return err
+
+
+def _status_error(status: int, what: str, *, server: str, key_env: str, wait: float | None) -> ProviderError:
     if status in (401, 403):
         return ModelAuthError(
             f"the model server at {server} refused the credentials: {what}",
             hint=f"set {key_env} to a key this server accepts",
         )
     if status == 429:
-        err = ModelRateLimitError(
+        return ModelRateLimitError(
             f"the model server at {server} is rate-limiting requests: {what}",
             hint=f"wait a little and send again; {KEPT}",
             retry_after=wait,
         )
-        if code == "insufficient_quota":
-            err.retryable = False
-            err.hint = "the account behind this key has no quota left; waiting will not help"
-        return err
     if status >= 500:
         return ModelServerError(
             f"the model server at {server} failed: {what}",
@@ -156,6 +199,7 @@ def with_retries(
                 err.message += f"; the server asked to wait {delay:.0f}s more"
                 _note_attempts(err, failures)
                 raise
+            _announce(delay, err)
             sleep(delay)
             waited += delay
 
@@ -233,3 +277,29 @@ def sdk_error(
     if isinstance(exc, sdk.APIError):  # an error event inside a stream
         return ModelServerError(f"the model server at {server} reported an error: {detail}", hint=f"send again; {KEPT}")
     return ModelResponseError(f"the {sdk.__name__} SDK failed: {detail}", hint=ODD_REPLY)
+
+
+def reachable(url: str, *, url_hint: str, timeout: float = PROBE_TIMEOUT) -> None:
+    """Fail now, with the error a call would give, if nothing accepts connections at ``url``.
+
+    Only a TCP connection is tried: no request is sent, so no key travels and
+    no server-specific endpoint is assumed. Through a proxy the proxy is what
+    can be reached, so with one configured for ``url`` nothing is checked.
+    """
+    import urllib.request
+
+    parts = urlsplit(url)
+    host = parts.hostname
+    if host is None or (parts.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(host)):
+        return
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # not a port number: the SDK's own call will say so
+        return
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except TimeoutError:
+        raise connection_error(url, f"no answer within {timeout:g}s", mid_stream=False, url_hint=url_hint) from None
+    except OSError as exc:
+        cause = exc.strerror or str(exc)
+        raise connection_error(url, cause, mid_stream=False, url_hint=url_hint) from None

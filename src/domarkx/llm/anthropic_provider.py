@@ -92,6 +92,9 @@ class AnthropicProvider(Provider):
             sleep=self.sleep,
         )
 
+    def check(self) -> None:
+        _http.reachable(self.base_url, url_hint=_URL_HINT)
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()

@@ -163,6 +163,14 @@ class Provider(abc.ABC):
         conversation is untouched, so the same call can be made again.
         """
 
+    def check(self) -> None:  # noqa: B027 - optional hook; a provider with no server has nothing to check
+        """Raise the :class:`~domarkx.errors.ProviderError` a call would, if the model cannot be reached.
+
+        Cheap and without side effects (no tokens spent): ``chat`` calls it
+        before it opens the prompt, so a dead server is one line, not a surprise
+        after the first message.
+        """
+
     def close(self) -> None:  # noqa: B027 - optional hook; most providers hold nothing
         """Release network connections; the provider must not be used afterwards."""
 

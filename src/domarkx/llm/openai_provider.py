@@ -107,6 +107,9 @@ class OpenAIProvider(Provider):
             sleep=self.sleep,
         )
 
+    def check(self) -> None:
+        _http.reachable(self.base_url, url_hint="OPENAI_BASE_URL or model_options base_url")
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()

@@ -127,16 +127,28 @@ def played(turns: Sequence[ScriptTurn], messages: Sequence[ChatMessage]) -> int:
 
 
 def _same(reply: ChatMessage, turn: ScriptTurn) -> bool:
-    """Equal up to whitespace: the text may have passed through a Markdown export and back."""
-    if " ".join(reply.content.split()) != " ".join(turn.content.split()):
+    """Equal up to whitespace (the text may have passed through a Markdown export and back)
+    and up to the outputs recorded after code blocks (a re-run may print other things)."""
+    from domarkx.session.manager import without_outputs
+
+    if _words(without_outputs(reply.content)) != _words(without_outputs(turn.content)):
         return False
     return [(c.name, c.arguments) for c in reply.tool_calls] == [(c.name, c.arguments) for c in turn.tool_calls]
 
 
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
 def recorded_turns(path: Path) -> list[ScriptTurn]:
-    """The assistant messages of a session document, as a script: replaying a recorded conversation."""
+    """The assistant messages of a session document, as a script: replaying a recorded conversation.
+
+    A turn's text is what the model wrote: the prose and the code blocks
+    (not their recorded outputs), as the conversation shows it to a model.
+    """
     from domarkx.parsing.markdown import MarkdownParser, decode, line_offsets
     from domarkx.session.convert import from_document
+    from domarkx.session.manager import with_code
 
     try:
         data = path.read_bytes()
@@ -151,8 +163,9 @@ def recorded_turns(path: Path) -> list[ScriptTurn]:
             continue
         message = from_document(msg, text[offsets[msg.start] : offsets[msg.end]])
         calls = [ScriptToolCall(name=c.name, arguments=c.arguments) for c in message.tool_calls]
-        if message.content or calls:
-            turns.append(ScriptTurn(content=message.content, tool_calls=calls))
+        content = with_code(message)
+        if content or calls:
+            turns.append(ScriptTurn(content=content, tool_calls=calls))
     if not turns:
         raise UsageError(f"{path} records no assistant messages to replay", hint=SCRIPT_HINT)
     return turns

@@ -116,6 +116,13 @@ class InstanceManager:
         bodies = [instance.messages[i].model_dump_json() for i in range(start, stop)]
         self.store.instances.save_messages(instance.id, start, bodies, instance.head_version)
 
+    def settings(self, instance_id: str) -> dict[str, Any]:
+        """What the instance remembers for its next turn (``model``, ``approve``…; see docs/sessions.md)."""
+        return self.store.instances.settings(instance_id)
+
+    def set_settings(self, instance_id: str, settings: dict[str, Any]) -> None:
+        self.store.instances.set_settings(instance_id, settings)
+
     @contextlib.contextmanager
     def using(self, instance: SessionInstance) -> Iterator[SessionInstance]:
         """Work on ``instance`` alone: other processes wait for nothing, they are told it is busy.

@@ -4,11 +4,13 @@ Portable: standard library only, no domarkx imports. The command runs in its own
 process group; on time-out the whole group is killed, and stragglers left in the
 background are killed when the command returns, so nothing outlives the call.
 Output is read as it comes and only the head and tail of each stream are kept,
-so a flood costs neither memory nor the model's context.
+so a flood costs neither memory nor the model's context; an ``on_output``
+callback sees all of it as it arrives (a terminal showing the command live).
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
 import selectors
@@ -17,7 +19,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
 DEFAULT_TIMEOUT = 60.0
@@ -40,13 +42,16 @@ def run_command(
     max_output: int = DEFAULT_MAX_OUTPUT,
     env: Mapping[str, str] | None = None,
     wrapper: Sequence[str] = (),
+    on_output: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``command`` with ``bash -c`` in ``cwd``.
 
     ``env`` defaults to :func:`minimal_env` with a fresh private home that is
     removed afterwards. ``wrapper`` is an argv prefix (a sandbox such as
-    bubblewrap) the shell is started through. The result has ``exit_code``
-    (``None`` after a time-out), ``stdout``, ``stderr`` and ``timed_out``.
+    bubblewrap) the shell is started through. ``on_output`` is given stdout and
+    stderr text as it is produced, uncapped, so a person can watch a long
+    command. The result has ``exit_code`` (``None`` after a time-out),
+    ``stdout``, ``stderr`` and ``timed_out``.
     """
     if not isinstance(command, str) or not command.strip():
         raise ValueError("command must be a non-empty string")
@@ -57,13 +62,20 @@ def run_command(
         private_home = tempfile.mkdtemp(prefix="domarkx-home-")
         env = minimal_env(private_home)
     try:
-        return _run([*wrapper, "bash", "-c", command], cwd, env, timeout, max_output)
+        return _run([*wrapper, "bash", "-c", command], cwd, env, timeout, max_output, on_output)
     finally:
         if private_home is not None:
             shutil.rmtree(private_home, ignore_errors=True)
 
 
-def _run(argv: list[str], cwd: str, env: Mapping[str, str], timeout: float, max_output: int) -> dict[str, Any]:
+def _run(
+    argv: list[str],
+    cwd: str,
+    env: Mapping[str, str],
+    timeout: float,
+    max_output: int,
+    on_output: Callable[[str], None] | None,
+) -> dict[str, Any]:
     proc = subprocess.Popen(
         argv,
         cwd=cwd,
@@ -75,7 +87,10 @@ def _run(argv: list[str], cwd: str, env: Mapping[str, str], timeout: float, max_
     )
     assert proc.stdout is not None
     assert proc.stderr is not None
-    streams = {proc.stdout: _Capped(max_output // 2), proc.stderr: _Capped(max_output // 2)}
+    streams = {
+        proc.stdout: _Capped(max_output // 2, on_output),
+        proc.stderr: _Capped(max_output // 2, on_output),
+    }
     deadline = time.monotonic() + timeout
     try:
         timed_out = _pump(proc, streams, deadline)
@@ -88,8 +103,9 @@ def _run(argv: list[str], cwd: str, env: Mapping[str, str], timeout: float, max_
                 timed_out = True
     finally:
         _kill_group(proc)
-        for stream in streams:
+        for stream, capped in streams.items():
             stream.close()
+            capped.done()
         returncode = proc.wait()
     return {
         "exit_code": None if timed_out else returncode,
@@ -142,15 +158,25 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 class _Capped:
-    """Keeps the first and last ``half`` bytes of a stream and counts what it dropped."""
+    """Keeps the first and last ``half`` bytes of a stream and counts what it dropped.
 
-    def __init__(self, half: int) -> None:
+    Everything read is also passed on, decoded, to ``watch``; the decoder is
+    incremental so a character split between two reads is not garbled.
+    """
+
+    def __init__(self, half: int, watch: Callable[[str], None] | None = None) -> None:
         self.half = max(half, 1)
         self.head = bytearray()
         self.tail = bytearray()
         self.total = 0
+        self.watch = watch
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def add(self, data: bytes) -> None:
+        if self.watch is not None:
+            text = self.decoder.decode(data)
+            if text:
+                self.watch(text)
         self.total += len(data)
         room = self.half - len(self.head)
         if room > 0:
@@ -160,6 +186,13 @@ class _Capped:
             self.tail += data
             if len(self.tail) > self.half:
                 del self.tail[: len(self.tail) - self.half]
+
+    def done(self) -> None:
+        """Pass on what the decoder still holds (an incomplete character at the very end)."""
+        if self.watch is not None:
+            rest = self.decoder.decode(b"", final=True)
+            if rest:
+                self.watch(rest)
 
     def text(self) -> str:
         dropped = self.total - len(self.head) - len(self.tail)

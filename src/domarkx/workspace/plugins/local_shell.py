@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from domarkx.errors import UsageError
 from domarkx.tools.portable import files, shell
 from domarkx.tools.schema import object_schema
-from domarkx.workspace.plugin import CodeRunner, Plugin, Resource, ToolError, ToolSpec, resource_path
+from domarkx.workspace.plugin import CodeRunner, Plugin, Resource, ToolError, ToolSpec, emit_output, resource_path
 from domarkx.workspace.plugins import _sandbox
 from domarkx.workspace.plugins._gitstore import GitStore, Snapshot, remove_path
 from domarkx.workspace.plugins._state import parse_config, read_state, write_state
@@ -270,7 +270,13 @@ class LocalShellPlugin(Plugin):
             else:
                 _sandbox.warn_unconfined("bubblewrap (bwrap) is not available")
         return shell.run_command(
-            command, cwd=str(work), timeout=seconds, max_output=config.max_output, env=env, wrapper=wrapper
+            command,
+            cwd=str(work),
+            timeout=seconds,
+            max_output=config.max_output,
+            env=env,
+            wrapper=wrapper,
+            on_output=emit_output,
         )
 
 
