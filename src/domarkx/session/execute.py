@@ -157,6 +157,9 @@ class Observer:
     def message(self, run: MessageRun) -> None:
         """A message finished (or the run stopped in it)."""
 
+    def finished(self, report: Report) -> None:
+        """The run is over (also when it stopped at a failure)."""
+
 
 class Progress(Observer):
     """The quiet default: one progress line per step, as ``InstanceManager.create`` always reported."""
@@ -221,8 +224,10 @@ class Runner:
                     later = indices[position + 1 :]
                     report.unreached = len(self.plan(self.instance.messages[index])) - len(run.results)
                     report.unreached += sum(len(self.plan(self.instance.messages[i])) for i in later)
-                    return report
-            self.settle()
+                    break
+            else:
+                self.settle()
+        self.options.observer.finished(report)
         return report
 
     # -- one message -------------------------------------------------------------
