@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "log": ("domarkx.cli.history:log", "Show an instance's messages and workspace versions."),
     "fork": ("domarkx.cli.history:fork", "Branch an instance at a message, workspace included."),
     "commit": ("domarkx.cli.history:commit", "Make a snapshot of an instance, workspace included."),
+    "diff": ("domarkx.cli.diff:diff_cmd", "Show what changed between two workspace versions."),
     "exec": ("domarkx.cli.exec_:exec_cmd", "Run a command in an instance's shell."),
     "doctor": ("domarkx.cli.doctor:doctor", "Verify the store: hashes, snapshots, instances."),
     "plugins": ("domarkx.cli.plugins:plugins", "List installed resource plugins and their tools."),
