@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fork": ("domarkx.cli.history:fork", "Branch an instance at a message, workspace included."),
     "commit": ("domarkx.cli.history:commit", "Make a snapshot of an instance, workspace included."),
     "diff": ("domarkx.cli.diff:diff_cmd", "Show what changed between two workspace versions."),
+    "verify": ("domarkx.cli.verify:verify_cmd", "Re-run a recorded session and check it matches."),
+    "edit": ("domarkx.cli.edit:edit_cmd", "Edit a message of an instance and go on from there."),
     "exec": ("domarkx.cli.exec_:exec_cmd", "Run a command in an instance's shell."),
     "doctor": ("domarkx.cli.doctor:doctor", "Verify the store: hashes, snapshots, instances."),
     "plugins": ("domarkx.cli.plugins:plugins", "List installed resource plugins and their tools."),

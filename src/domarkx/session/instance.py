@@ -186,11 +186,13 @@ class InstanceManager:
         name: str | None = None,
         progress: Progress = _quiet,
         options: RunOptions | None = None,
+        execute: bool = True,
     ) -> SessionInstance:
         """Provision the workspace, run setup and the assistant code blocks, store the instance.
 
         A snapshot committed from an instance carries its workspace state: the
-        workspace is restored to it and nothing is re-executed.
+        workspace is restored to it and nothing is re-executed. ``execute=False``
+        stops after setup: the caller runs the messages itself (``verify``).
         """
         if name is not None:
             self.store.instances.check_new_name(name)
@@ -216,7 +218,7 @@ class InstanceManager:
                 except BaseException:
                     self.workspaces.destroy(workspace)
                     raise
-            if not state:
+            if not state and execute:
                 self.execute_document(instance, workspace, options or RunOptions(observer=ExecProgress(progress)))
         return instance
 
@@ -399,4 +401,3 @@ def _in_directory(workdir: Path, call: Callable[..., Any]) -> Callable[..., Any]
             return call(**kwargs)
 
     return run
-
