@@ -107,6 +107,17 @@ class Verification:
     def divergence(self) -> Check | None:
         return next((c for c in self.checks if c.status == "diverged"), None)
 
+    def summary(self) -> str:
+        """One line: how far the re-run got and how the checks came out."""
+        counts = {s: sum(1 for c in self.checks if c.status == s) for s in ("match", "nondeterministic", "unchecked")}
+        line = (
+            f"re-ran {self.rerun} of {self.messages} assistant messages: {counts['match']} checks matched,"
+            f" {counts['nondeterministic']} nondeterministic, {counts['unchecked']} not checkable"
+        )
+        if self.checks and not counts["match"] and self.ok:
+            line += " (nothing recorded to compare: run the session and verify its export)"
+        return line
+
     def as_json(self) -> dict[str, Any]:
         first = self.divergence
         return {
@@ -114,6 +125,7 @@ class Verification:
             "source": self.source,
             "messages": self.messages,
             "rerun": self.rerun,
+            "summary": self.summary(),
             "first_divergence": asdict(first) if first else None,
             "checks": [asdict(c) for c in self.checks],
             "capture": [asdict(c) for c in self.capture],
@@ -157,12 +169,18 @@ def record_of(instances: InstanceManager, ref: str) -> tuple[SessionSnapshot, st
 def _check_all(runner: Runner, record: list[ConversationMessage], source: str, twice: bool) -> Verification:
     indices = [i for i, m in enumerate(record) if m.role == "assistant"]
     result = Verification(source, len(indices))
+    noise: set[tuple[str, str]] = set()
+    """What differed between two runs of a message so far: later messages inherit it."""
     for index in indices:
         first = runner.run_message(index)
         second = _again(runner, first) if twice else None
+        unstable = set[tuple[str, str]]()
+        if second is not None and second.version != first.version:
+            unstable = _changed(compare(runner.workspaces, first.version or "", second.version or ""))
+            noise |= unstable
         result.rerun += 1
-        result.checks += _checks(runner, record, first, second)
-        result.capture += _capture(runner, first, second)
+        result.checks += _checks(runner, record, first, second, noise)
+        result.capture += _capture(runner, first, second, unstable)
         if not result.ok:
             break
     return result
@@ -180,7 +198,11 @@ def _again(runner: Runner, first: MessageRun) -> MessageRun:
 
 
 def _checks(
-    runner: Runner, record: list[ConversationMessage], run: MessageRun, second: MessageRun | None
+    runner: Runner,
+    record: list[ConversationMessage],
+    run: MessageRun,
+    second: MessageRun | None,
+    noise: set[tuple[str, str]],
 ) -> list[Check]:
     message = record[run.index]
     outputs = _recorded_outputs(message)
@@ -204,7 +226,7 @@ def _checks(
                 continue
             recorded = (found.tool_ok, found.content)
         checks.append(_compare_output(run.index, what, recorded, result, again))
-    checks.append(_workspace(runner, message.workspace_version, run, second))
+    checks.append(_workspace(runner, message.workspace_version, run, noise))
     return checks
 
 
@@ -261,7 +283,8 @@ def _text_diff(recorded: tuple[bool, str] | None, new: tuple[bool, str] | None) 
     return patch[:DETAIL_CHARS]
 
 
-def _workspace(runner: Runner, recorded: str | None, run: MessageRun, second: MessageRun | None) -> Check:
+def _workspace(runner: Runner, recorded: str | None, run: MessageRun, noise: set[tuple[str, str]]) -> Check:
+    """The re-run's workspace against the recorded one; a difference only where runs differed is nondeterministic."""
     what = "workspace"
     new = run.version or ""
     if recorded is None:
@@ -275,17 +298,13 @@ def _workspace(runner: Runner, recorded: str | None, run: MessageRun, second: Me
             " not hold, so the difference cannot be shown (verify where it was recorded, or --twice to see"
             " whether the re-run itself is reproducible)"
         )
-        return _nondeterministic_or(run.index, what, detail, second is not None and second.version != run.version)
+        return _nondeterministic_or(run.index, what, detail, bool(noise))
     skip = _unrestorable(runner)
     differing = [c for c in compare(workspaces, recorded, new) if _shows(c) and c.name not in skip]
     if not differing:
         return Check(run.index, what, "match", "same content (the versions differ in nothing the plugins compare)")
     detail = render(differing, limit=DETAIL_CHARS)
-    if second is not None and second.version != run.version:
-        noise = _changed(compare(workspaces, new, second.version or new))
-        if _changed(differing) <= noise:
-            return Check(run.index, what, "nondeterministic", detail)
-    return Check(run.index, what, "diverged", detail)
+    return _nondeterministic_or(run.index, what, detail, _changed(differing) <= noise)
 
 
 def _nondeterministic_or(index: int, what: str, detail: str, unstable: bool) -> Check:
@@ -309,7 +328,9 @@ def _unrestorable(runner: Runner) -> set[str]:
 # -- the capture manifest --------------------------------------------------------------
 
 
-def _capture(runner: Runner, run: MessageRun, second: MessageRun | None) -> list[Capture]:
+def _capture(
+    runner: Runner, run: MessageRun, second: MessageRun | None, unstable: set[tuple[str, str]]
+) -> list[Capture]:
     found: list[Capture] = []
     for position, result in enumerate(run.results):
         caveats = _caveats(runner, result, second.results[position] if second else None)
@@ -320,8 +341,7 @@ def _capture(runner: Runner, run: MessageRun, second: MessageRun | None) -> list
             )
             found.append(Capture(run.index, label, caveats))
     if second is not None and second.version != run.version:
-        changed = _changed(compare(runner.workspaces, run.version or "", second.version or ""))
-        shown = ", ".join(f"{r}:{n}" if n else r for r, n in sorted(changed)[:10]) or "in what no plugin shows"
+        shown = ", ".join(f"{r}:{n}" if n else r for r, n in sorted(unstable)[:10]) or "in what no plugin shows"
         found.append(Capture(run.index, "workspace", [f"differed between two re-runs: {shown}"]))
     return found
 
@@ -362,6 +382,7 @@ def report_lines(result: Verification, *, emit: Callable[[str], None]) -> None:
         for check in checks:
             if check.status in ("diverged", "nondeterministic") and check.detail:
                 emit("".join(f"    {line}" for line in check.detail.splitlines(keepends=True)).rstrip("\n"))
+    emit(result.summary())
     if result.capture:
         emit("what the re-run cannot guarantee:")
         for capture in result.capture:
