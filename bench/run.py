@@ -39,6 +39,8 @@ BENCHES = {
     "turn": "bench_turn",
     "notebook": "bench_notebook",
     "scaling": "bench_scaling",
+    "rerun": "bench_rerun",
+    "diff": "bench_diff",
 }
 PLOT = "scaling.png"
 

@@ -70,7 +70,7 @@ def _log_stat(rows: list[HistoryRow], changes: dict[int, list[ResourceComparison
     for row in rows:
         version = ids.short(row.workspace_version) if row.workspace_version else "-"
         click.echo(f"{row.number:<4} {row.role:<10} {version:<12}  {summary(row)}")
-        if row.number in changes:
+        if any(c.changed for c in changes.get(row.number, [])):
             click.echo(stat(changes[row.number], indent="     "), nl=False)
 
 
