@@ -24,12 +24,10 @@ from domarkx.data.models import (
 from domarkx.data.store import Store
 from domarkx.errors import DomarkxError, UsageError
 from domarkx.session import convert
-from domarkx.session.execute import Progress as ExecProgress
-from domarkx.session.execute import RunOptions
 from domarkx.session.snapshot import SnapshotManager
 
 if TYPE_CHECKING:
-    from domarkx.session.execute import Report
+    from domarkx.session.execute import Report, RunOptions
     from domarkx.workspace.manager import ToolOutcome, Workspace, WorkspaceManager
 
 Progress = Callable[[str], None]
@@ -219,7 +217,10 @@ class InstanceManager:
                     self.workspaces.destroy(workspace)
                     raise
             if not state and execute:
-                self.execute_document(instance, workspace, options or RunOptions(observer=ExecProgress(progress)))
+                from domarkx.session.execute import Progress as StepProgress
+                from domarkx.session.execute import RunOptions
+
+                self.execute_document(instance, workspace, options or RunOptions(observer=StepProgress(progress)))
         return instance
 
     def run_setup(self, snapshot: SessionSnapshot, workspace: Workspace) -> None:
@@ -265,7 +266,7 @@ class InstanceManager:
         self, instance: SessionInstance, workspace: Workspace, options: RunOptions | None = None
     ) -> Report:
         """Run each assistant message's code blocks and tool calls in order (the offline path: session.execute)."""
-        from domarkx.session.execute import run_document
+        from domarkx.session.execute import RunOptions, run_document
 
         return run_document(self, instance, workspace, options or RunOptions())
 
