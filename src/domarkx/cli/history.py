@@ -27,15 +27,16 @@ def log(ref: str, with_stat: bool, as_json: bool) -> None:
         rows = store.instances.history(instance_id)
         changes = _changes(store, instance_id, rows) if with_stat else {}
     if as_json:
-        from domarkx.workspace.compare import to_json
+        entries: list[dict[str, object]] = [
+            {"index": r.number, "role": r.role, "summary": summary(r), "workspace_version": r.workspace_version}
+            for r in rows
+        ]
+        if with_stat:
+            from domarkx.workspace.compare import to_json
 
-        emit_json(
-            [
-                {"index": r.number, "role": r.role, "summary": summary(r), "workspace_version": r.workspace_version}
-                | ({"stat": to_json(changes.get(r.number, []), patches=False)} if with_stat else {})
-                for r in rows
-            ]
-        )
+            for row, entry in zip(rows, entries, strict=True):
+                entry["stat"] = to_json(changes.get(row.number, []), patches=False)
+        emit_json(entries)
         return
     if with_stat:
         _log_stat(rows, changes)
