@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from domarkx import ids
@@ -108,7 +108,6 @@ class MessageRun:
     notes: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
     """Ids of the tool calls whose recorded results differed and were replaced."""
-    cacheable: bool = False
 
 
 @dataclass
@@ -164,7 +163,7 @@ class Observer:
 class Progress(Observer):
     """The quiet default: one progress line per step, as ``InstanceManager.create`` always reported."""
 
-    def __init__(self, sink: Any) -> None:
+    def __init__(self, sink: Callable[[str], None]) -> None:
         self.sink = sink
 
     def step(self, index: int, step: Step, origin: Origin) -> None:
@@ -269,7 +268,7 @@ class Runner:
             return self._finish(MessageRun(index, self.version, self.version, []))
         key = self.key(steps) if self.options.cache else None
         entry = self.store.build_cache.get(key) if key else None
-        if entry is not None and len(entry.steps) == len(steps):
+        if entry is not None:
             results = [StepResult(s, origin="cached", **stored) for s, stored in zip(steps, entry.steps, strict=True)]
             for result in results:
                 self.options.observer.step(index, result.step, "cached")
@@ -290,8 +289,7 @@ class Runner:
         complete = len(results) == len(steps)
         cacheable = complete and all(r.origin == "ran" and not r.failure for r in results)
         cacheable = cacheable and self._restorable(steps)
-        run = MessageRun(index, parent, version.id if complete else None, results, notes=version.notes,
-                         cacheable=cacheable)  # fmt: skip
+        run = MessageRun(index, parent, version.id if complete else None, results, notes=version.notes)
         if cacheable:
             key = self.key(steps)
             if key is not None:
@@ -333,9 +331,7 @@ class Runner:
 
     def _finish(self, run: MessageRun) -> MessageRun:
         """Record the message's results and link; a complete message moves :attr:`version` on."""
-        replaced = self._record(run.index, run)
-        run = MessageRun(run.index, run.parent, run.version, run.results, run.cached, run.notes, replaced,
-                         run.cacheable)  # fmt: skip
+        run = replace(run, replaced=self._record(run.index, run))
         if run.version is not None:
             self.version = run.version
         self.options.observer.message(run)
