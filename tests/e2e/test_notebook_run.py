@@ -134,6 +134,24 @@ def test_resume_after_the_run_was_killed(cli, tmp_path: Path) -> None:  # type: 
     assert all(versions(cli, "killed")[1:])
 
 
+def test_ctrl_c_says_how_to_resume(tmp_path: Path) -> None:
+    doc = write(tmp_path, FAILING.replace("exit 3", "touch started; sleep 30"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "domarkx", "run", str(doc), "--name", "stopped"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    home = Path(os.environ["DOMARKX_HOME"])
+    while not list(home.glob("resources/*/work/started")):
+        assert process.poll() is None, "the run ended before its slow block"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "interrupted in message 2: the instance keeps what ran; `domarkx run --resume " in err
+
+
 def test_a_timed_out_block_is_a_failure(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     doc = write(tmp_path, '```session-config\n{"timeout": 1}\n```\n\n## assistant\n\n```bash\nsleep 30\n```\n')
     result = cli("run", str(doc))

@@ -64,6 +64,11 @@ class RunView(Observer):
         self._end_line()
         self.report = report
 
+    def interrupted(self, instance: str, index: int) -> None:
+        self._end_line()
+        progress(f"interrupted in message {index}: the instance keeps what ran;"
+                 f" `domarkx run --resume {instance[:12]}` runs the rest")  # fmt: skip
+
     def _echo(self, text: str) -> None:
         click.echo(printable(text), nl=False)
         self.column = 0 if text.endswith("\n") else self.column + len(text)

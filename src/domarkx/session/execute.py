@@ -159,6 +159,9 @@ class Observer:
     def finished(self, report: Report) -> None:
         """The run is over (also when it stopped at a failure)."""
 
+    def interrupted(self, instance: str, index: int) -> None:
+        """Ctrl-C (or a signal) stopped the run in message ``index``; what ran is kept, the rest can be resumed."""
+
 
 class Progress(Observer):
     """The quiet default: one progress line per step, as ``InstanceManager.create`` always reported."""
@@ -216,7 +219,11 @@ class Runner:
         with self.store.provisioning():  # no prune while versions from the cache are being linked
             indices = [i for i, m in enumerate(self.instance.messages) if m.role == "assistant" and i >= start]
             for position, index in enumerate(indices):
-                run = self.run_message(index)
+                try:
+                    run = self.run_message(index)
+                except KeyboardInterrupt:
+                    self.options.observer.interrupted(self.instance.id, index)
+                    raise
                 report.messages.append(run)
                 if run.version is None:
                     report.stopped = index
