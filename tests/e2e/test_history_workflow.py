@@ -5,7 +5,11 @@ tampered records; `log --stat`; `edit`."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -51,16 +55,39 @@ def run(cli, path: Path, *args: str) -> dict:  # type: ignore[no-untyped-def, ty
     return report
 
 
+@dataclass(frozen=True)
+class Shared:
+    """One home for the whole module, where the document ran once (a full run takes a while)."""
+
+    home: Path
+    doc: Path
+    first: dict  # type: ignore[type-arg]
+
+    @property
+    def instance(self) -> str:
+        return str(self.first["instance"])
+
+
 @pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Shared:
     folder = tmp_path_factory.mktemp("thirty")
-    (folder / "doc.md").write_text(document())
-    return folder
+    doc = folder / "doc.md"
+    doc.write_text(document())
+    env = {**os.environ, "DOMARKX_HOME": str(folder / "home")}
+    done = subprocess.run(
+        [sys.executable, "-m", "domarkx", "run", str(doc), "--json"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return Shared(folder / "home", doc, json.loads(done.stdout))
 
 
-def test_edit_message_k_rerun_uses_the_cache_and_equals_no_cache(cli, base: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    first = run(cli, base / "doc.md")
-    assert first["executed"] == list(range(1, LAST + 1))
+@pytest.fixture(autouse=True)
+def in_shared_home(domarkx_home: Path, shared: Shared, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOMARKX_HOME", str(shared.home))
+
+
+def test_edit_message_k_rerun_uses_the_cache_and_equals_no_cache(cli, shared: Shared, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert shared.first["executed"] == list(range(1, LAST + 1))
     for k in (1, 15, LAST):
         edited = tmp_path / f"edit{k}.md"
         edited.write_text(document(edit=k))
@@ -84,8 +111,8 @@ def expected_change(i: int) -> tuple[str, list[tuple[str, str, str]]]:
     return "db", [*schema, ("row", f"t:{i}", "added")]
 
 
-def test_diff_between_adjacent_messages_and_log_stat_match_what_each_block_did(cli, base: Path) -> None:  # type: ignore[no-untyped-def]
-    instance = run(cli, base / "doc.md")["instance"]
+def test_diff_between_adjacent_messages_and_log_stat_match_what_each_block_did(cli, shared: Shared) -> None:  # type: ignore[no-untyped-def]
+    instance = shared.instance
     for i in range(1, LAST + 1):
         result = cli("diff", f"{instance}@{i - 1}", f"{instance}@{i}", "--json")
         assert result.code == 0, result
@@ -108,8 +135,8 @@ def test_diff_between_adjacent_messages_and_log_stat_match_what_each_block_did(c
     assert "\n     sh (local_shell)\n      log.txt | 1 +\n" in text
 
 
-def test_verify_passes_on_the_export_and_fails_on_tampering(cli, base: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    instance = run(cli, base / "doc.md")["instance"]
+def test_verify_passes_on_the_export_and_fails_on_tampering(cli, shared: Shared, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    instance = shared.instance
     exported = cli("export", instance).out
     (tmp_path / "export.md").write_text(exported)
     passed = cli("verify", str(tmp_path / "export.md"), "--json")
@@ -139,8 +166,8 @@ def test_verify_passes_on_the_export_and_fails_on_tampering(cli, base: Path, tmp
     assert "== sh (local_shell)" in first["detail"] and "-forged" in first["detail"]
 
 
-def test_edit_a_message_and_go_on_from_there(cli, base: Path) -> None:  # type: ignore[no-untyped-def]
-    instance = run(cli, base / "doc.md")["instance"]
+def test_edit_a_message_and_go_on_from_there(cli, shared: Shared) -> None:  # type: ignore[no-untyped-def]
+    instance = shared.instance
     result = cli("edit", instance, "--at", "29", "--message", code(29, edited=True), "--json")
     assert result.code == 0, result
     report = json.loads(result.out)
