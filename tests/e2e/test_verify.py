@@ -162,3 +162,8 @@ def test_a_forged_tool_result_in_the_record_diverges(cli, tmp_path: Path) -> Non
     assert result.code == 1 and "output" not in result.err
     assert "message 0 diverged from the record: result of call c1 (run_command)" in result.err
     assert "    -forged\n    +real\n" in result.out
+
+
+def test_a_missing_document_is_a_one_line_error(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli("verify", str(tmp_path / "nope.md"))
+    assert result.code == 2 and result.err.startswith("error: no such file: ") and "hint:" in result.err

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from domarkx import ids
+from domarkx.errors import UsageError
 from domarkx.session import convert
 from domarkx.session.execute import MessageRun, Observer, Runner, RunOptions, StepResult
 from domarkx.workspace.compare import compare, render
@@ -160,6 +161,8 @@ def record_of(instances: InstanceManager, ref: str) -> tuple[SessionSnapshot, st
     if Path(ref).is_file() or ref == "-":
         data, path, base_dir = read_source(ref)
         return instances.snapshots.build(data, path=path, base_dir=base_dir), path
+    if ref.endswith((".md", ".markdown")) or "/" in ref:
+        raise UsageError(f"no such file: {ref}", hint="give a document's path, a snapshot or an instance")
     kind, found = instances.store.resolve_any(ref)
     text = instances.export(found) if kind == "instance" else instances.snapshots.document(found)
     label = f"{kind} {ids.short(found)}"
