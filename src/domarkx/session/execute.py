@@ -206,6 +206,8 @@ class Runner:
         self.version = instance.head_version or self.workspaces.current_version(workspace).id
         self.at: str | None = self.store.workspaces.current_version(workspace.id)
         self.routes = _routes(instances, workspace)
+        self.unsaved: tuple[int, int] | None = None
+        """Messages ``[low, high)`` changed in memory but not stored yet (see :meth:`save`)."""
         self.context = {
             "config": json.loads(self.store.workspaces.config(workspace.id)),
             "plugins": {r.type: self.workspaces.plugin(r.type).plugin_version for r in workspace.resources},
@@ -284,6 +286,7 @@ class Runner:
         return self._execute(index, steps)
 
     def _execute(self, index: int, steps: list[Step]) -> MessageRun:
+        self.save()
         self.load(self.version)
         parent, results = self.version, list[StepResult]()
         with self._keeping_what_ran(index, results):
@@ -365,9 +368,24 @@ class Runner:
                 )
                 replaced.append(result.step.call_id or "")
                 last = max(last, found)
-        self.instance.head_version = self.at
-        self.instances.save_messages(self.instance, index, last + 1)
+        low, high = self.unsaved or (index, last + 1)
+        self.unsaved = (min(low, index), max(high, last + 1))
+        if not run.cached:
+            self.save()
         return replaced
+
+    def save(self) -> None:
+        """Store the messages changed since the last save, and the head, in one transaction.
+
+        Reused messages are stored together when a message must run (or at the
+        end): one write for a cached prefix instead of one per message. A run
+        killed before that loses only links that the next run reuses again.
+        """
+        if self.unsaved is None:
+            return
+        self.instance.head_version = self.at
+        self.instances.save_messages(self.instance, *self.unsaved)
+        self.unsaved = None
 
     # -- the workspace -----------------------------------------------------------
 
@@ -380,8 +398,8 @@ class Runner:
     def settle(self) -> None:
         """Leave the workspace where the conversation is (after cache hits) and make it the head."""
         self.load(self.version)
-        self.instance.head_version = self.version
-        self.instances.save_messages(self.instance, len(self.instance.messages))
+        self.unsaved = self.unsaved or (len(self.instance.messages), len(self.instance.messages))
+        self.save()
 
     def _plugin(self, resource: Resource) -> Any:
         return self.workspaces.plugin(resource.type)
