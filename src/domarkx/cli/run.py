@@ -52,9 +52,9 @@ def run_cmd(
     already executed from the same workspace version are reused, marked
     CACHED (like `docker build`). The run stops at the first failed block and
     exits 1 with a summary; the instance keeps what ran, and `--resume` runs
-    the rest. A model is called only when asked: with -m, that message goes to it; with
-    --model, a document that ends with a user message (such as `domarkx new
-    chat`) gets its answer. The instance remembers --model for `send` and
+    the rest. A model is called only when asked: with -m, that message goes
+    to it; with --model, a document that ends with a user message (such as
+    `domarkx new chat`) gets its answer. The instance remembers --model for `send` and
     `chat`. The instance id is the last line printed; what to do next goes to
     stderr.
 
