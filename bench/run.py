@@ -41,6 +41,8 @@ BENCHES = {
     "notebook": "bench_notebook",
     "scaling": "bench_scaling",
     "push": "bench_push",
+    "rerun": "bench_rerun",
+    "diff": "bench_diff",
 }
 PLOT = "scaling.png"
 

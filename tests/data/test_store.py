@@ -24,6 +24,11 @@ from domarkx.errors import AmbiguousReference, ReferenceNotFound, StoreError, Us
 NEW_SCHEMA = [
     "CREATE TABLE blob_refs ( owner TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (owner, digest) )",
     "CREATE INDEX blob_refs_by_digest ON blob_refs(digest)",
+    "CREATE TABLE build_cache ( key TEXT PRIMARY KEY, parent TEXT NOT NULL REFERENCES workspace_versions(id)"
+    " ON DELETE CASCADE, result TEXT NOT NULL REFERENCES workspace_versions(id) ON DELETE CASCADE,"
+    " steps TEXT NOT NULL, created REAL NOT NULL )",
+    "CREATE INDEX build_cache_by_parent ON build_cache(parent)",
+    "CREATE INDEX build_cache_by_result ON build_cache(result)",
     'CREATE TABLE "instances" ( id TEXT PRIMARY KEY, name TEXT UNIQUE, snapshot_id TEXT NOT NULL'
     " REFERENCES snapshots(id), workspace_id TEXT NOT NULL, status TEXT NOT NULL, created REAL NOT NULL,"
     " head_version TEXT, initial_version TEXT , parent_id TEXT, parent_at INTEGER,"

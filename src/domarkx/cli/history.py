@@ -11,22 +11,34 @@ from domarkx.cli._common import emit_json, json_option, open_store, table
 
 if TYPE_CHECKING:
     from domarkx.data.instances import HistoryRow
+    from domarkx.data.store import Store
+    from domarkx.workspace.compare import ResourceComparison
 
 
 @click.command("log")
 @click.argument("ref", metavar="INSTANCE")
+@click.option("--stat", "with_stat", is_flag=True, help="Under each message, what it changed in the workspace.")
 @json_option
-def log(ref: str, as_json: bool) -> None:
+def log(ref: str, with_stat: bool, as_json: bool) -> None:
     """One line per message: index, role, summary and linked workspace version."""
     with open_store() as store:
-        rows = store.instances.history(store.instances.resolve(ref))
+        instance_id = store.instances.resolve(ref)
+        rows = store.instances.history(instance_id)
+        changes = _changes(store, instance_id, rows) if with_stat else {}
     if as_json:
-        emit_json(
-            [
-                {"index": r.number, "role": r.role, "summary": summary(r), "workspace_version": r.workspace_version}
-                for r in rows
-            ]
-        )
+        entries: list[dict[str, object]] = [
+            {"index": r.number, "role": r.role, "summary": summary(r), "workspace_version": r.workspace_version}
+            for r in rows
+        ]
+        if with_stat:
+            from domarkx.workspace.compare import to_json
+
+            for row, entry in zip(rows, entries, strict=True):
+                entry["stat"] = to_json(changes.get(row.number, []), patches=False)
+        emit_json(entries)
+        return
+    if with_stat:
+        _log_stat(rows, changes)
         return
     table(
         ["#", "ROLE", "VERSION", "SUMMARY"],
@@ -40,6 +52,26 @@ def log(ref: str, as_json: bool) -> None:
         last = rows[-1].number
         which = f"message {first} is" if first == last else f"messages {first}-{last} are"
         click.secho(f"· {which} not answered yet: `domarkx continue {ref}` answers", err=True, dim=True)
+
+
+def _changes(store: Store, instance_id: str, rows: list[HistoryRow]) -> dict[int, list[ResourceComparison]]:
+    """Message index → what it changed in the workspace."""
+    from domarkx.workspace.compare import steps
+    from domarkx.workspace.manager import WorkspaceManager
+
+    initial = store.instances.row(instance_id).initial_version or ""
+    return steps(WorkspaceManager(store), initial, [(r.number, r.workspace_version) for r in rows])
+
+
+def _log_stat(rows: list[HistoryRow], changes: dict[int, list[ResourceComparison]]) -> None:
+    """``log --stat``: each message's line, then a line per change it made, like ``git log --stat``."""
+    from domarkx.workspace.compare import stat
+
+    for row in rows:
+        version = ids.short(row.workspace_version) if row.workspace_version else "-"
+        click.echo(f"{row.number:<4} {row.role:<10} {version:<12}  {summary(row)}")
+        if any(c.changed for c in changes.get(row.number, [])):
+            click.echo(stat(changes[row.number], indent="     "), nl=False)
 
 
 def _unanswered(rows: list[HistoryRow]) -> int | None:

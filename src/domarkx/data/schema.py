@@ -181,6 +181,29 @@ def _m8_instance_settings(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE instances ADD COLUMN settings TEXT")
 
 
+def _m9_build_cache(db: sqlite3.Connection) -> None:
+    """Executions this store performed, for ``run`` to reuse like ``docker build`` (domarkx.data.build_cache).
+
+    ``key`` digests what the message executed from ``parent``; ``result`` is the
+    version it made. An entry lives only as long as both versions are stored:
+    when ``prune`` drops a version nothing links any more, its entries go with it.
+    """
+    run_script(
+        db,
+        """
+        CREATE TABLE build_cache (
+            key TEXT PRIMARY KEY,
+            parent TEXT NOT NULL REFERENCES workspace_versions(id) ON DELETE CASCADE,
+            result TEXT NOT NULL REFERENCES workspace_versions(id) ON DELETE CASCADE,
+            steps TEXT NOT NULL,
+            created REAL NOT NULL
+        );
+        CREATE INDEX build_cache_by_parent ON build_cache(parent);
+        CREATE INDEX build_cache_by_result ON build_cache(result);
+        """,
+    )
+
+
 MIGRATIONS: list[Migration] = [
     _m1_initial,
     _m2_instances,
@@ -190,5 +213,6 @@ MIGRATIONS: list[Migration] = [
     _m6_instances_need_their_snapshot,
     _m7_fork_lineage,
     _m8_instance_settings,
+    _m9_build_cache,
 ]
 """Schema migrations, applied in order, each once; ``PRAGMA user_version`` counts them."""

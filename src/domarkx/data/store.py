@@ -37,6 +37,7 @@ from domarkx.errors import AmbiguousReference, ReferenceNotFound, StoreError
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from domarkx.data.build_cache import BuildCache
     from domarkx.data.instances import Instances
     from domarkx.data.snapshots import Snapshots
     from domarkx.data.versions import Versions
@@ -168,6 +169,12 @@ class Store:
         from domarkx.data.versions import Versions
 
         return Versions(self)
+
+    @cached_property
+    def build_cache(self) -> BuildCache:
+        from domarkx.data.build_cache import BuildCache
+
+        return BuildCache(self)
 
     # -- errors and transactions -----------------------------------------------------
 

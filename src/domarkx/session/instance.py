@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from domarkx import ids, trust
 from domarkx.data.instances import InstanceRow, lock_name
 from domarkx.data.models import (
-    BlockOutput,
     ConversationMessage,
     SessionInstance,
     SessionSnapshot,
@@ -28,6 +27,7 @@ from domarkx.session import convert
 from domarkx.session.snapshot import SnapshotManager
 
 if TYPE_CHECKING:
+    from domarkx.session.execute import Report, RunOptions
     from domarkx.session.rewind import Reset
     from domarkx.workspace.manager import ToolOutcome, Workspace, WorkspaceManager
 
@@ -180,12 +180,19 @@ class InstanceManager:
         )
 
     def create(
-        self, snapshot: SessionSnapshot, *, name: str | None = None, progress: Progress = _quiet
+        self,
+        snapshot: SessionSnapshot,
+        *,
+        name: str | None = None,
+        progress: Progress = _quiet,
+        options: RunOptions | None = None,
+        execute: bool = True,
     ) -> SessionInstance:
         """Provision the workspace, run setup and the assistant code blocks, store the instance.
 
         A snapshot committed from an instance carries its workspace state: the
-        workspace is restored to it and nothing is re-executed.
+        workspace is restored to it and nothing is re-executed. ``execute=False``
+        stops after setup: the caller runs the messages itself (``verify``).
         """
         if name is not None:
             self.store.instances.check_new_name(name)
@@ -212,8 +219,11 @@ class InstanceManager:
                 except BaseException:
                     self.workspaces.destroy(workspace)
                     raise
-            if not state:
-                self.execute_document(instance, workspace, progress)
+            if not state and execute:
+                from domarkx.session.execute import Progress as StepProgress
+                from domarkx.session.execute import RunOptions
+
+                self.execute_document(instance, workspace, options or RunOptions(observer=StepProgress(progress)))
         return instance
 
     def _linking_only_known_versions(
@@ -272,30 +282,13 @@ class InstanceManager:
         )
         return [replace(t, call=_in_directory(workdir, t.call)) for t in tools]
 
-    def execute_document(self, instance: SessionInstance, workspace: Workspace, progress: Progress) -> None:
-        """Run each assistant message's code blocks and tool calls in order (the offline path)."""
-        for index, message in enumerate(instance.messages):
-            if message.role != "assistant":
-                continue
-            blocks = convert.runnable(message)
-            calls = message.tool_calls
-            if not blocks and not calls:
-                message.workspace_version = instance.head_version
-                self.save_messages(instance, index, index + 1)
-                continue
-            outputs: list[BlockOutput] = []
-            for block_index, block in blocks:
-                progress(f"message {index}: running {block.lang} block")
-                outcome = self.run_block(workspace, block.lang or "", block.text, block.attrs)
-                if outcome is not None and not _silent(outcome.ok, outcome.output):
-                    outputs.append(BlockOutput(block=block_index, ok=outcome.ok, text=outcome.text))
-            for call in calls:
-                progress(f"message {index}: calling {call.name}")
-                self.workspaces.call(workspace, call.name, call.arguments)
-            message.outputs = outputs
-            instance.head_version = self.workspaces.commit(workspace).id
-            message.workspace_version = instance.head_version
-            self.save_messages(instance, index, index + 1)
+    def execute_document(
+        self, instance: SessionInstance, workspace: Workspace, options: RunOptions | None = None
+    ) -> Report:
+        """Run each assistant message's code blocks and tool calls in order (the offline path: session.execute)."""
+        from domarkx.session.execute import RunOptions, run_document
+
+        return run_document(self, instance, workspace, options or RunOptions())
 
     def run_block(self, workspace: Workspace, lang: str, code: str, attrs: dict[str, str]) -> ToolOutcome | None:
         """Execute one code block in the resource that runs its language, as a tool call; None if none does."""
@@ -440,10 +433,3 @@ def _in_directory(workdir: Path, call: Callable[..., Any]) -> Callable[..., Any]
             return call(**kwargs)
 
     return run
-
-
-def _silent(ok: bool, output: Any) -> bool:
-    """A command that succeeded and printed nothing gets no output block, as in a notebook."""
-    if not ok or not isinstance(output, dict) or "exit_code" not in output:
-        return False
-    return not output.get("stdout") and not output.get("stderr") and output["exit_code"] == 0

@@ -332,6 +332,21 @@ class Plugin(abc.ABC):
     def execute_tool(self, resource_id: str, tool_name: str, **kwargs: Any) -> Any:
         """Run a tool; the result must be JSON-serialisable. Raise :class:`ToolError` on failure."""
 
+    def failure(self, output: Any) -> str | None:
+        """Why code whose tool returned ``output`` failed, in a few words (``exit 1``, ``ZeroDivisionError``).
+
+        None when it did not. A tool call that raised is a failure anyway; this
+        is for code that ran to the end and reports failure in its result, which
+        a notebook-grade ``run`` stops at and names in its summary. The default
+        reads command results (``exit_code``, ``timed_out``).
+        """
+        if not isinstance(output, dict) or "exit_code" not in output:
+            return None
+        if output.get("timed_out"):
+            return "timed out"
+        code = output["exit_code"]
+        return None if code == 0 else f"exit {code}"
+
     def run_code(self, resource_id: str, code: str, *, stdin: bytes | None = None) -> Any:
         """Run ``code`` as :attr:`code` says (``domarkx exec``); a plugin that takes ``stdin`` overrides this."""
         if self.code is None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -200,12 +201,19 @@ class PythonPlugin(Plugin):
             ) from exc
         if out.timed_out:
             notices.append(
-                f"the cell timed out after {limit:g} s and was interrupted; it is not kept in the history, "
+                f"{TIMED_OUT_NOTE} {limit:g} s and was interrupted; it is not kept in the history, "
                 "so its partial effects are not replayed"
             )
         else:
             self._write_cells(resource_id, [*self._cells(resource_id), {"code": code, "ok": out.error is None}])
         return format_output(out, notices)
+
+    def failure(self, output: Any) -> str | None:
+        """The exception a cell ended with (its name, from :func:`format_output`'s ``[error]`` section).
+
+        A cell that itself prints a line ``[error]`` is taken for a failed one.
+        """
+        return cell_failure(output) if isinstance(output, str) else None
 
     def kernel(self, resource_id: str) -> Kernel:
         """The resource's running kernel, restored from its version if this process has none (tool executors)."""
@@ -491,3 +499,19 @@ def format_output(out: CellOutput, notices: list[str]) -> str:
     ]
     text = "\n".join(f"[{name}]\n{body.rstrip()}" for name, body in sections if body.strip())
     return text or "(no output)"
+
+
+TIMED_OUT_NOTE = "the cell timed out after"
+
+
+def cell_failure(text: str) -> str | None:
+    """``timed out``, the exception's name, or None for a cell that ended well (read from its formatted output)."""
+    _head, has_note, note = ("\n" + text).rpartition("\n[note]\n")
+    if has_note and TIMED_OUT_NOTE in note:
+        return "timed out"
+    _head, has_error, error = ("\n" + text).rpartition("\n[error]\n")
+    if not has_error:
+        return None
+    lines = [line.strip() for line in error.partition("\n[note]\n")[0].splitlines() if line.strip()]
+    name = re.match(r"[A-Za-z_][\w.]*(?=:|$)", lines[-1]) if lines else None
+    return name.group() if name else "error"

@@ -1,0 +1,53 @@
+"""``domarkx diff A B``: what changed between two workspace versions, resource by resource."""
+
+from __future__ import annotations
+
+import click
+
+from domarkx.cli._common import emit_json, json_option, open_store
+
+
+@click.command("diff")
+@click.argument("old", metavar="A")
+@click.argument("new", metavar="B")
+@click.option("--stat", "as_stat", is_flag=True, help="Only a line per change and the totals, like `git diff --stat`.")
+@click.option("--resource", "resources", multiple=True, metavar="R", help="Only resource R (repeatable).")
+@json_option
+def diff_cmd(old: str, new: str, as_stat: bool, resources: tuple[str, ...], as_json: bool) -> None:
+    """Show what changed from workspace A to workspace B.
+
+    A and B are INSTANCE@N (the workspace after message N), INSTANCE (its
+    head), a committed SNAPSHOT, or a workspace version id. Each resource's
+    plugin says what changed in it: files as a unified patch (binary files
+    summarised), sqlite schema and rows by key, python variables, container
+    files.
+
+    \b
+    Examples:
+      domarkx diff try1@3 try1@5
+      domarkx diff try1@3 try1 --stat
+      domarkx diff try1 try2 --resource db --json
+    """
+    from domarkx.errors import UsageError
+    from domarkx.workspace.compare import compare, render, resolve_point, stat, to_json
+    from domarkx.workspace.manager import WorkspaceManager
+
+    with open_store() as store:
+        a, b = resolve_point(store, old), resolve_point(store, new)
+        found = compare(WorkspaceManager(store), a.version, b.version)
+    if resources:
+        unknown = sorted(set(resources) - {c.name for c in found})
+        if unknown:
+            names = ", ".join(c.name for c in found)
+            raise UsageError(f"no resource named {unknown[0]!r} in these versions", hint=f"resources: {names}")
+        found = [c for c in found if c.name in resources]
+    if as_json:
+        emit_json(
+            {
+                "old": {"ref": a.ref, "version": a.version},
+                "new": {"ref": b.ref, "version": b.version},
+                "resources": to_json(found, patches=not as_stat),
+            }
+        )
+    else:
+        click.echo(stat(found) if as_stat else render(found), nl=False)
