@@ -649,11 +649,9 @@ def test_attack_is_refused_or_contained(lab: Lab, request: pytest.FixtureRequest
 # -- issue 10, a row per item ------------------------------------------------------------
 #
 # Each row is a hostile input of issue 10 pushed through the real CLI, asserting what a
-# user is owed. Rows for items other lanes fix are strict xfails: they flip to XPASS, and
-# fail, the day those land, so the mark is removed on purpose.
+# user is owed.
 
 DOMARKX = str(Path(sys.executable).parent / "domarkx")
-LATER = "a later lane"
 
 
 @dataclass
@@ -747,8 +745,8 @@ def item_03(kit: Kit) -> None:
     )
     doc = kit.doc(shell_doc(sql, resources("{type: sqlite}"), lang="sql"))
     done = real("run", str(doc))
-    assert done.returncode == 0, done  # the block fails; domarkx does not
-    assert "not authorized" in done.stdout, done.stdout
+    assert done.returncode == 1, done  # the block fails (a notebook run says so); domarkx does not crash
+    assert "not authorized" in done.stdout and "1 of 1 blocks failed" in done.stderr, done
 
 
 PROC_WALK = (
@@ -961,7 +959,9 @@ def killed_while_running(proc: subprocess.Popen[bytes], token: str) -> None:
 def item_20(kit: Kit) -> None:
     """A workspace with max_size cannot grow past it: the call is undone and says why."""
     quota = resources("{type: local_shell, max_size: 100000}")
-    instance = kit.instance(shell_doc("head -c 300000 /dev/zero > big", quota))
+    made = kit.cli("run", str(kit.doc(shell_doc("head -c 300000 /dev/zero > big", quota))), "-q")
+    assert made.code == 1 and "1 of 1 blocks failed" in made.err, made  # the block failed; the instance stays
+    instance = made.out.strip().splitlines()[-1]
     assert "max_size of 100000 bytes" in kit.cli("export", instance).out
     assert kit.cli("exec", instance, "--", "ls").out == ""
 
@@ -999,10 +999,6 @@ def alarm() -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def others(lane: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=lane)
-
-
 ITEMS = [
     pytest.param(item_01, id="01-key-to-a-documents-server"),
     pytest.param(item_02, id="02-setup-script-in-domarkx"),
@@ -1016,7 +1012,7 @@ ITEMS = [
     pytest.param(item_07, id="07-fifo-blocks-the-instance"),
     pytest.param(item_08, id="08-newline-in-a-tool-call-name"),
     pytest.param(item_09, id="09-lone-surrogate-in-a-reply"),
-    pytest.param(item_10, id="10-forged-tool-result", marks=others(LATER)),
+    pytest.param(item_10, id="10-forged-tool-result"),
     pytest.param(item_11, id="11-root-only-files-in-the-sandbox", marks=pytest.mark.bwrap),
     pytest.param(item_12, id="12-unreadable-file-breaks-commits"),
     pytest.param(item_13, id="13-u2028-in-a-directory-name"),

@@ -83,7 +83,7 @@ mkdir -p docs && printf '# Docs\\n' > docs/index.md
 ## tool
 
 ```text tool-result id=call_plan
-wrote plan.md
+wrote 17 bytes to plan.md
 ```
 
 ## user

@@ -49,7 +49,11 @@ def test_messages_carry_code_outputs_calls_and_results(ctx: tuple[api.Context, s
     }
     call = by_index[4]["tool_calls"][0]
     assert call["id"] == "call_plan" and '"path": "plan.md"' in call["arguments"]
-    assert by_index[5]["role"] == "tool" and by_index[5]["text"] == "wrote plan.md" and by_index[5]["html"] == ""
+    assert (
+        by_index[5]["role"] == "tool"
+        and by_index[5]["text"] == "wrote 17 bytes to plan.md"
+        and by_index[5]["html"] == ""
+    )
     assert by_index[5]["tool_call_id"] == "call_plan"
     assert by_index[2]["workspace_version"] and by_index[1]["workspace_version"] is None
 

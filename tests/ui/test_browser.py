@@ -88,7 +88,7 @@ def test_expand_a_tool_call(page: Any, ui: tuple[Running, str], shots: Path) -> 
     assert not call.locator(".args").is_visible()
     call.locator("summary").click()
     assert '"path": "plan.md"' in call.locator(".args").inner_text()
-    assert call.locator(".result").inner_text().strip() == "wrote plan.md"
+    assert call.locator(".result").inner_text().strip() == "wrote 17 bytes to plan.md"
     assert page.locator("#m-5").count() == 0, "the tool result sits in its call, not as a message of its own"
     page.locator("#m-4").scroll_into_view_if_needed()
     page.screenshot(path=str(shots / "ui-timeline.png"))
