@@ -432,11 +432,11 @@ def test_help_and_version(cli: Cli) -> None:
 def test_unknown_command_and_option(cli: Cli) -> None:
     unknown = cli("frobnicate")
     assert unknown.code == 2
-    assert "No such command 'frobnicate'" in unknown.err
+    assert "error: no such command 'frobnicate'" in unknown.err
 
     option = cli("import", "--no-such-option", "x.md")
     assert option.code == 2
-    assert "No such option" in option.err
+    assert "error: no such option" in option.err
 
 
 def test_console_script_exit_codes() -> None:

@@ -8,13 +8,14 @@ Each command group lives in its own module and is imported only when invoked, so
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 import click
 
 from domarkx._version import __version__
-from domarkx.errors import DomarkxError
+from domarkx.errors import DomarkxError, one_line
 
 # name -> (module:attribute, one-line help shown by `domarkx --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -46,7 +47,11 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = COMMANDS.get(cmd_name)
         if target is None:
-            return None
+            if ctx.resilient_parsing:
+                return None
+            from domarkx._suggest import did_you_mean
+
+            raise click.UsageError(f"no such command {cmd_name!r}{did_you_mean(cmd_name, COMMANDS)}", ctx)
         module, _, attr = target[0].partition(":")
         command: click.Command = getattr(importlib.import_module(module), attr)
         return command
@@ -66,12 +71,16 @@ class LazyGroup(click.Group):
 )
 @click.version_option(__version__, "-V", "--version", prog_name="domarkx")
 @click.option("--debug", is_flag=True, help="Show full tracebacks for internal errors.")
-def cli(debug: bool) -> None:
+@click.option("--no-color", is_flag=True, help="No colours (also: the NO_COLOR environment variable).")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, no_color: bool) -> None:
     """domarkx: a Markdown document is the source of truth for an LLM session.
 
     import a document to get an immutable snapshot (like `docker build`), and
     export it back to Markdown, byte for byte.
     """
+    if no_color or os.environ.get("NO_COLOR"):
+        ctx.color = False  # every command's context inherits it; click strips styles on echo
 
 
 def _print_error(err: DomarkxError) -> None:
@@ -81,6 +90,25 @@ def _print_error(err: DomarkxError) -> None:
             click.echo(f"  hint: {line}", err=True)
 
 
+def _sentence(message: str) -> str:
+    """Click's "No such option: --x." as our messages read: lower-case start, no final period."""
+    message = message.strip().removesuffix(".")
+    return message[:1].lower() + message[1:] if message[1:2].islower() else message
+
+
+def _usage_error(exc: click.UsageError) -> int:
+    """A usage error as one ``error:`` line and a pointer to the command's help, exit 2."""
+    command = exc.ctx.command_path if exc.ctx is not None else "domarkx"
+    message = _sentence(exc.format_message())
+    if isinstance(exc, click.NoSuchOption):  # click words its suggestions its own way, and not always one
+        from domarkx._suggest import did_you_mean
+
+        message = f"no such option {exc.option_name!r}{did_you_mean(exc.option_name, exc.possibilities or ())}"
+    click.echo(f"error: {one_line(message)}", err=True)
+    click.echo(f"  hint: see `{command} --help`", err=True)
+    return 2
+
+
 def main(args: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (0 ok, 1 runtime failure, 2 bad usage or input)."""
     argv = list(sys.argv[1:] if args is None else args)
@@ -88,8 +116,14 @@ def main(args: Sequence[str] | None = None) -> int:
         code = cli.main(args=argv, prog_name="domarkx", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except click.exceptions.NoArgsIsHelpError as exc:  # `domarkx` or `domarkx instances` alone: the help
+        if exc.ctx is not None:
+            click.echo(exc.ctx.get_help(), color=exc.ctx.color)
+        return 0
+    except click.UsageError as exc:
+        return _usage_error(exc)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {one_line(_sentence(exc.format_message()))}", err=True)
         return exc.exit_code
     except click.Abort:
         click.echo("aborted", err=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import stat
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
@@ -19,6 +21,28 @@ if TYPE_CHECKING:
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff\ud800-\udfff]")
+"""What a terminal would act on rather than show: control characters (ANSI escapes begin with one),
+line breaks, bidirectional overrides and invisible marks, and the lone surrogates of undecodable paths."""
+
+
+def shown(text: str | None, width: int = 80) -> str:
+    """A stored string (a title, a name, a path) as one harmless line of at most ``width`` characters.
+
+    Titles and names come from documents and models: printed raw, a newline or an
+    escape sequence would forge lines or repaint the terminal, and a megabyte
+    title would flood it. Unsafe characters are escaped (``\\n``, ``\\x1b``, ``\\u202e``).
+    """
+    if text is None:
+        return "-"
+    safe = _UNSAFE.sub(_escape, text[: width * 8])
+    return safe if len(safe) <= width and len(text) <= width * 8 else safe[: width - 1] + "…"
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return {10: "\\n", 13: "\\r", 9: "\\t"}.get(code) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
 
 def open_store() -> Store:
     from domarkx.data.store import Store
@@ -30,21 +54,21 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
-    """Print aligned columns, like `docker ps`."""
-    rows = [list(r) for r in rows]
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, width: int = 80) -> None:
+    """Print aligned columns, like `docker ps`; every cell goes through :func:`shown`."""
+    rows = [[shown(cell, width) for cell in r] for r in rows]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
     for line in [list(headers), *rows]:
         click.echo("   ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
 
 
-def parse_assignments(values: Sequence[str]) -> dict[str, str]:
+def parse_assignments(values: Sequence[str], *, option: str = "--set") -> dict[str, str]:
     """``KEY=VALUE`` options into a dict; a missing ``=`` is a usage error."""
     result: dict[str, str] = {}
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UsageError(f"--set expects KEY=VALUE, got {item!r}", hint="e.g. --set project=demo")
+            raise UsageError(f"{option} expects KEY=VALUE, got {item!r}", hint=f"e.g. {option} name=value")
         result[key] = value
     return result
 
@@ -69,13 +93,18 @@ def human_size(size: int) -> str:
 
 
 def write_output(text: str, output: str | None) -> None:
-    """Write to ``output`` atomically (temp file + rename), or to stdout."""
+    """Write to ``output`` atomically (temp file + rename), or to stdout.
+
+    The file gets the mode any other program's new file would (0666 less the
+    umask), or keeps the mode of the file it replaces: ``mkstemp`` alone makes it 0600.
+    """
     if output is None or output == "-":
         click.echo(text, nl=False)
         return
     target = Path(output)
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.")
+        os.fchmod(fd, _file_mode(target))
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
         os.replace(tmp, target)
@@ -83,3 +112,12 @@ def write_output(text: str, output: str | None) -> None:
         raise UsageError(f"cannot write {output}: its directory does not exist") from exc
     except OSError as exc:
         raise UsageError(f"cannot write {output}: {exc.strerror}") from exc
+
+
+def _file_mode(target: Path) -> int:
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask

@@ -18,7 +18,13 @@ if TYPE_CHECKING:
 @click.argument("ref", metavar="INSTANCE")
 @json_option
 def log(ref: str, as_json: bool) -> None:
-    """One line per message: index, role, summary and linked workspace version."""
+    """One line per message: index, role, summary and linked workspace version.
+
+    \b
+    Examples:
+      domarkx log try1
+      domarkx log try1 --json | jq '.[] | select(.role == "assistant")'
+    """
     with open_store() as store:
         rows = store.instances.history(store.instances.resolve(ref))
     if as_json:
@@ -92,6 +98,10 @@ def commit(ref: str, tags: tuple[str, ...], as_json: bool) -> None:
 
     `domarkx run` of that snapshot starts from the committed workspace instead
     of re-running the document's code.
+
+    \b
+    Example:
+      domarkx commit try1 -t try1-done && domarkx run try1-done
     """
     from domarkx.cli._session import managers
 

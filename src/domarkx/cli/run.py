@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 @turn_options
 @json_option
 @click.option("-q", "--quiet", is_flag=True, help="Print only the instance id.")
+@click.option("--rm", "remove", is_flag=True, help="Remove the instance when the run ends (like `docker run --rm`).")
 def run_cmd(
     ref: str,
     name: str | None,
@@ -35,6 +36,7 @@ def run_cmd(
     verbose: bool,
     as_json: bool,
     quiet: bool,
+    remove: bool,
 ) -> None:
     """Create an instance of snapshot REF (or of the Markdown file PATH) and run it.
 
@@ -52,6 +54,7 @@ def run_cmd(
       domarkx run examples/hello.md
       domarkx run demo --name try1 -m "now add tests" --model openai:gpt-4o-mini
       domarkx new chat -o talk.md && domarkx run talk.md --model openai:gpt-4o-mini
+      domarkx run --rm checks.md      # run the document's code, print its outputs, keep nothing
     """
     from domarkx.session.manager import provider_for_snapshot
 
@@ -69,9 +72,14 @@ def run_cmd(
         try:
             result = _first_turn(sessions, instance, message, options)
         except (DomarkxError, KeyboardInterrupt):
-            _report(instance, snapshot.id, None, as_json=as_json, quiet=True)  # it exists and stays usable: say which
+            if not remove:
+                _report(instance, snapshot.id, None, as_json=as_json, quiet=True)  # it exists and stays usable
             raise
-    _report(instance, snapshot.id, result, as_json=as_json, quiet=quiet)
+        finally:
+            if remove:
+                instances.remove(instance.id, force=True)
+    if as_json or not remove:
+        _report(instance, snapshot.id, result, as_json=as_json, quiet=quiet)
 
 
 @dataclass(frozen=True)

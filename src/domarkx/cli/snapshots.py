@@ -17,7 +17,13 @@ def snapshots() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Print only full ids.")
 @json_option
 def ls(quiet: bool, as_json: bool) -> None:
-    """List snapshots, newest first."""
+    """List snapshots, newest first.
+
+    \b
+    Examples:
+      domarkx snapshots ls
+      domarkx snapshots ls -q | head -1
+    """
     with open_store() as store:
         infos = store.snapshots.listing()
     if as_json:
@@ -46,7 +52,13 @@ def ls(quiet: bool, as_json: bool) -> None:
 @click.argument("ref")
 @json_option
 def inspect(ref: str, as_json: bool) -> None:
-    """Show a snapshot's metadata, manifest and structure."""
+    """Show a snapshot's metadata, manifest and structure.
+
+    \b
+    Examples:
+      domarkx snapshots inspect demo
+      domarkx snapshots inspect 6ccc0ea5 --json
+    """
     with open_store() as store:
         data = store.snapshots.inspect(store.snapshots.resolve(ref))
     if as_json:
@@ -68,7 +80,12 @@ def inspect(ref: str, as_json: bool) -> None:
 @click.argument("ref")
 @click.argument("tag")
 def tag(ref: str, tag: str) -> None:
-    """Give snapshot REF the name TAG (moving TAG if another snapshot had it)."""
+    """Give snapshot REF the name TAG (moving TAG if another snapshot had it).
+
+    \b
+    Example:
+      domarkx snapshots tag 6ccc0ea5 demo
+    """
     from domarkx.session.snapshot import SnapshotManager
 
     with open_store() as store:
@@ -85,6 +102,10 @@ def rm(refs: tuple[str, ...], force: bool) -> None:
     A snapshot that instances were made from is kept (they need it to
     export); with --force its tags are removed, and the snapshot goes once
     its last instance does.
+
+    \b
+    Example:
+      domarkx snapshots rm demo old-draft
     """
     from domarkx.session.snapshot import SnapshotManager
 
@@ -103,6 +124,11 @@ def prune(dry_run: bool, as_json: bool) -> None:
 
     Workspaces that killed commands left without an instance go too (see
     `domarkx doctor`), unless another domarkx is creating one right now.
+
+    \b
+    Examples:
+      domarkx prune --dry-run
+      domarkx prune --json
     """
     from domarkx.session.doctor import sweep
 

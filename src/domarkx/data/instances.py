@@ -82,7 +82,11 @@ class Instances:
     # -- references -----------------------------------------------------------------
 
     def resolve(self, ref: str) -> str:
-        """An instance id from a full id, a unique id prefix (≥ 4 hex) or a name; ids win over names."""
+        """An instance id from a full id, a unique id prefix (≥ 4 hex) or a name; ids win over names.
+
+        ``instance:REF`` is the same reference, said to be an instance's (see :meth:`Store.resolve_any`).
+        """
+        ref = ref.removeprefix("instance:")
         try:
             found = self.store.resolve_prefix("instances", ref, what="instance", id_prefix="")
         except ReferenceNotFound:

@@ -464,14 +464,24 @@ class Store:
         if not rows:
             raise ReferenceNotFound(f"no {what} matches {ref!r}", hint=f"see `domarkx {what}s ls`")
         if len(rows) > 1:
-            shown = ", ".join(ids.short(r[0]) for r in rows[:5])
+            found = [str(r[0]) for r in rows]
+            length = next(n for n in range(12, 65) if len({ids.short(f, n) for f in found}) == len(found))
+            shown = ", ".join(ids.short(f, length) for f in found[:5]) + (", …" if len(found) > 5 else "")
             raise AmbiguousReference(
                 f"{ref!r} matches more than one {what}: {shown}", hint="give more characters of the id"
             )
         return str(rows[0][0])
 
     def resolve_any(self, ref: str) -> tuple[str, str]:
-        """(``"instance"`` or ``"snapshot"``, id) for a reference that may name either."""
+        """(``"instance"`` or ``"snapshot"``, id) for a reference that may name either.
+
+        ``instance:REF`` and ``snapshot:REF`` pick the kind when a reference could mean both.
+        """
+        kind, colon, rest = ref.partition(":")
+        if colon and kind == "instance":
+            return kind, self.instances.resolve(rest)
+        if colon and kind == "snapshot":
+            return kind, self.snapshots.resolve(ref)
         found: list[tuple[str, str]] = []
         for kind, resolver in (("instance", self.instances.resolve), ("snapshot", self.snapshots.resolve)):
             try:
@@ -486,7 +496,7 @@ class Store:
         if len(found) > 1:
             raise AmbiguousReference(
                 f"{ref!r} names both an instance and a snapshot",
-                hint="give more characters of the id, or use a name or tag",
+                hint=f"say which: instance:{ref} or snapshot:{ref}",
             )
         return found[0]
 

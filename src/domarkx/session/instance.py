@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from domarkx import ids
+from domarkx.data.autonames import unused_name
 from domarkx.data.instances import InstanceRow, lock_name
 from domarkx.data.models import (
     BlockOutput,
@@ -167,11 +168,12 @@ class InstanceManager:
     # -- creation --------------------------------------------------------------
 
     def _new(self, snapshot_id: str, workspace: Workspace, name: str | None) -> SessionInstance:
+        """An instance row to be; one nobody named gets a readable name (:mod:`domarkx.data.autonames`)."""
         if name is not None:
             self.store.instances.check_new_name(name)
         return SessionInstance(
             id=secrets.token_hex(32),
-            name=name,
+            name=name if name is not None else unused_name(self.store),
             snapshot_id=snapshot_id,
             workspace_id=workspace.id,
             created=self.store.now(),
