@@ -24,6 +24,10 @@ from domarkx.errors import AmbiguousReference, ReferenceNotFound, StoreError, Us
 NEW_SCHEMA = [
     "CREATE TABLE blob_refs ( owner TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (owner, digest) )",
     "CREATE INDEX blob_refs_by_digest ON blob_refs(digest)",
+    "CREATE TABLE events ( instance_id TEXT NOT NULL REFERENCES instances(id) ON DELETE CASCADE,"
+    " seq INTEGER NOT NULL, messages INTEGER NOT NULL, kind TEXT NOT NULL, resource TEXT NOT NULL,"
+    " detail TEXT NOT NULL, before TEXT, version TEXT NOT NULL, created REAL NOT NULL,"
+    " PRIMARY KEY (instance_id, seq) )",
     'CREATE TABLE "instances" ( id TEXT PRIMARY KEY, name TEXT UNIQUE, snapshot_id TEXT NOT NULL'
     " REFERENCES snapshots(id), workspace_id TEXT NOT NULL, status TEXT NOT NULL, created REAL NOT NULL,"
     " head_version TEXT, initial_version TEXT , parent_id TEXT, parent_at INTEGER,"

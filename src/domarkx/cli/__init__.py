@@ -32,7 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "log": ("domarkx.cli.history:log", "Show an instance's messages and workspace versions."),
     "fork": ("domarkx.cli.history:fork", "Branch an instance at a message, workspace included."),
     "commit": ("domarkx.cli.history:commit", "Make a snapshot of an instance, workspace included."),
-    "exec": ("domarkx.cli.exec_:exec_cmd", "Run a command in an instance's shell."),
+    "exec": ("domarkx.cli.exec_:exec_cmd", "Run a command, or code, in an instance's workspace."),
+    "cp": ("domarkx.cli.cp:cp", "Copy files between an instance's workspace and this machine."),
     "doctor": ("domarkx.cli.doctor:doctor", "Verify the store: hashes, snapshots, instances."),
     "plugins": ("domarkx.cli.plugins:plugins", "List installed resource plugins and their tools."),
 }

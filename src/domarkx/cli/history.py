@@ -20,27 +20,37 @@ if TYPE_CHECKING:
 def log(ref: str, as_json: bool) -> None:
     """One line per message: index, role, summary and linked workspace version.
 
+    Changes made between messages with `exec` or `cp` show as `·` lines, with
+    the workspace version each left (the instance's head moved there).
+
     \b
     Examples:
       domarkx log try1
       domarkx log try1 --json | jq '.[] | select(.role == "assistant")'
     """
-    with open_store() as store:
-        rows = store.instances.history(store.instances.resolve(ref))
+    from domarkx.cli import _events
+
+    with open_store() as store, store.read():
+        instance_id = store.instances.resolve(ref)
+        rows = store.instances.history(instance_id)
+        events = store.events.listing(instance_id)
     if as_json:
-        emit_json(
-            [
-                {"index": r.number, "role": r.role, "summary": summary(r), "workspace_version": r.workspace_version}
-                for r in rows
-            ]
-        )
+        messages = [
+            {"index": r.number, "role": r.role, "summary": summary(r), "workspace_version": r.workspace_version}
+            for r in rows
+        ]
+        emit_json(_events.with_events(messages, events, _events.as_json))
         return
     table(
         ["#", "ROLE", "VERSION", "SUMMARY"],
-        [
-            [str(r.number), r.role, ids.short(r.workspace_version) if r.workspace_version else "-", summary(r)]
-            for r in rows
-        ],
+        _events.with_events(
+            [
+                [str(r.number), r.role, ids.short(r.workspace_version) if r.workspace_version else "-", summary(r)]
+                for r in rows
+            ],
+            events,
+            _events.cells,
+        ),
     )
     first = _unanswered(rows)
     if first is not None:

@@ -35,6 +35,7 @@ from domarkx.data.schema import MIGRATIONS
 from domarkx.errors import AmbiguousReference, ReferenceNotFound, StoreError
 
 if TYPE_CHECKING:
+    from domarkx.data.events import Events
     from domarkx.data.instances import Instances
     from domarkx.data.snapshots import Snapshots
     from domarkx.data.versions import Versions
@@ -132,6 +133,12 @@ class Store:
         from domarkx.data.workspaces import Workspaces
 
         return Workspaces(self)
+
+    @cached_property
+    def events(self) -> Events:
+        from domarkx.data.events import Events
+
+        return Events(self)
 
     @cached_property
     def versions(self) -> Versions:
