@@ -189,3 +189,24 @@ def test_new_points_at_run_with_a_model(cli: Cli, tmp_path: Path) -> None:
     assert result.code == 0
     assert f"next: domarkx run '{target}' --model PROVIDER:MODEL" in result.err
     assert "domarkx import" not in result.err
+
+
+# -- long work says what it is doing ----------------------------------------------------------
+
+
+def test_a_large_import_and_export_show_progress_on_stderr(cli: Cli, tmp_path: Path) -> None:
+    body = "".join(
+        f"## user\n\n> question {i} " + "words " * 40 + f"\n\n## assistant\n\n> answer {i}\n\n" for i in range(4000)
+    )
+    doc = tmp_path / "big.md"
+    doc.write_text("---\ntitle: big\n---\n\n" + body)
+
+    result = cli("import", str(doc), "-t", "big")
+
+    assert result.code == 0, result
+    assert result.err.splitlines()[:2] == [f"· parsing {doc} (1.2MB)", "· storing 8000 messages"]
+    quiet = cli("import", str(doc), "-q")
+    assert quiet.err == ""
+    exported = cli("export", "big", "-o", str(tmp_path / "again.md"))
+    assert exported.err == f"· writing 1.2MB to {tmp_path / 'again.md'}\n"
+    assert cli("import", str(tmp_path / "small.md")).err.startswith("error: no such file")

@@ -44,6 +44,11 @@ def _escape(match: re.Match[str]) -> str:
     return {10: "\\n", 13: "\\r", 9: "\\t"}.get(code) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
 
+def progress(message: str) -> None:
+    """A ``·`` line on stderr saying what long work is doing (dim on a terminal)."""
+    click.secho(f"· {message}", err=True, dim=True)
+
+
 def open_store() -> Store:
     from domarkx.data.store import Store
 

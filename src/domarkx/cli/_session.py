@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from domarkx.cli._common import progress as progress  # where run, chat and turns took it from
+
 if TYPE_CHECKING:
     from domarkx.data.models import SessionInstance
     from domarkx.session.instance import InstanceManager
@@ -45,10 +47,6 @@ def turn_options(command: F) -> F:
     for option in (verbose_option, approve_option, max_steps_option, model_option):
         command = option(command)
     return command
-
-
-def progress(message: str) -> None:
-    click.secho(f"· {message}", err=True, dim=True)
 
 
 def label(instance: SessionInstance) -> str:
