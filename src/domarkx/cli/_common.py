@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import stat
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -17,6 +13,8 @@ import click
 from domarkx.errors import UsageError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from domarkx.data.store import Store
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
@@ -56,6 +54,8 @@ def open_store() -> Store:
 
 
 def emit_json(data: Any) -> None:
+    import json  # here: the commands people type between turns start in a few dozen milliseconds
+
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
@@ -106,6 +106,9 @@ def write_output(text: str, output: str | None) -> None:
     if output is None or output == "-":
         click.echo(text, nl=False)
         return
+    import tempfile  # here, not at the top: it pulls in shutil, random and the compressors
+    from pathlib import Path
+
     target = Path(output)
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.")
@@ -120,6 +123,8 @@ def write_output(text: str, output: str | None) -> None:
 
 
 def _file_mode(target: Path) -> int:
+    import stat
+
     try:
         return stat.S_IMODE(target.stat().st_mode)
     except OSError:

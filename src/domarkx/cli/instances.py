@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -180,6 +179,8 @@ def _row_if_kept(store: Store, instance_id: str | None) -> InstanceRow | None:
 
 def _described(data: dict[str, Any]) -> list[tuple[str, str]]:
     """``inspect``'s lines: label and value, every value from a stranger made harmless."""
+    import datetime
+
     created = datetime.datetime.fromtimestamp(data["created"]).astimezone()
     parent = "-"
     if data["parent_id"]:

@@ -11,7 +11,6 @@ read again exactly.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -39,6 +38,8 @@ _COLUMNS = "instance_id, seq, messages, kind, resource, detail, before, version,
 
 
 def _row(values: Sequence[Any]) -> EventRow:
+    import json  # here, not at the top: `log` of an instance without events parses nothing
+
     instance_id, seq, messages, kind, resource, detail, before, version, created = values
     return EventRow(instance_id, seq, messages, kind, resource, json.loads(detail), before, version, created)
 
@@ -67,6 +68,8 @@ class Events:
         stdin: bytes | None = None,
     ) -> EventRow:
         """Store an event and move the instance's head to its version, in one transaction."""
+        import json
+
         with self.store.write() as db:
             if stdin is not None:
                 digest = self.store.put_blob(stdin)

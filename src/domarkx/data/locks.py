@@ -13,23 +13,23 @@ import contextlib
 import fcntl
 import os
 from collections.abc import Iterable
-from pathlib import Path
 
-PROC_LOCKS = Path("/proc/locks")
+PROC_LOCKS = "/proc/locks"
 
 
-def held(directory: Path, names: Iterable[str]) -> set[str]:
+def held(directory: str | os.PathLike[str], names: Iterable[str]) -> set[str]:
     """The ones among lock files ``directory/name`` that some process holds with ``flock``."""
     inodes: dict[int, str] = {}
     for name in names:
         with contextlib.suppress(OSError):  # no file: nobody ever held it, or it was released for good
-            inodes[os.stat(directory / name).st_ino] = name
+            inodes[os.stat(os.path.join(directory, name)).st_ino] = name
     if not inodes:
         return set()
     try:
-        table = PROC_LOCKS.read_text(encoding="ascii", errors="replace")
+        with open(PROC_LOCKS, encoding="ascii", errors="replace") as fh:
+            table = fh.read()
     except OSError:
-        return {name for name in inodes.values() if _probe(directory / name)}
+        return {name for name in inodes.values() if _probe(os.path.join(directory, name))}
     found: set[str] = set()
     for line in table.splitlines():
         fields = line.split()  # "3: FLOCK  ADVISORY  WRITE 4242 fe:00:2146474 0 EOF"; waiters have "->" second
@@ -41,7 +41,7 @@ def held(directory: Path, names: Iterable[str]) -> set[str]:
     return found
 
 
-def _probe(path: Path) -> bool:
+def _probe(path: str) -> bool:
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
