@@ -210,3 +210,12 @@ def test_a_large_import_and_export_show_progress_on_stderr(cli: Cli, tmp_path: P
     exported = cli("export", "big", "-o", str(tmp_path / "again.md"))
     assert exported.err == f"· writing 1.2MB to {tmp_path / 'again.md'}\n"
     assert cli("import", str(tmp_path / "small.md")).err.startswith("error: no such file")
+
+
+def test_commands_that_print_an_id_take_q(cli: Cli, tmp_path: Path) -> None:
+    doc = tmp_path / "doc.md"
+    doc.write_text("## user\n\n> hi\n")
+    snapshot_id = cli("import", str(doc), "-q").out.strip()
+
+    assert cli("snapshots", "tag", "-q", snapshot_id[7:15], "demo").out == f"{snapshot_id}\n"
+    assert cli("snapshots", "rm", "-q", "demo").out == f"{snapshot_id}\n"

@@ -79,7 +79,8 @@ def inspect(ref: str, as_json: bool) -> None:
 @snapshots.command("tag")
 @click.argument("ref")
 @click.argument("tag")
-def tag(ref: str, tag: str) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="Print only the snapshot's full id.")
+def tag(ref: str, tag: str, quiet: bool) -> None:
     """Give snapshot REF the name TAG (moving TAG if another snapshot had it).
 
     \b
@@ -90,13 +91,14 @@ def tag(ref: str, tag: str) -> None:
 
     with open_store() as store:
         snapshot_id = SnapshotManager(store).tag(ref, tag)
-    click.echo(f"{tag} -> {snapshot_id}")
+    click.echo(snapshot_id if quiet else f"{tag} -> {snapshot_id}")
 
 
 @snapshots.command("rm")
 @click.argument("refs", nargs=-1, required=True, metavar="REF...")
 @click.option("-f", "--force", is_flag=True, help="For a snapshot instances use: remove its tags.")
-def rm(refs: tuple[str, ...], force: bool) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="Print only the full ids.")
+def rm(refs: tuple[str, ...], force: bool, quiet: bool) -> None:
     """Remove snapshots (their data is freed by `domarkx prune`).
 
     A snapshot that instances were made from is kept (they need it to
@@ -113,7 +115,13 @@ def rm(refs: tuple[str, ...], force: bool) -> None:
         manager = SnapshotManager(store)
         removed = [manager.remove(ref, force=force) for ref in refs]
     for snapshot_id, gone in removed:
-        click.echo(f"removed {snapshot_id}" if gone else f"untagged {snapshot_id} (kept: instances use it)")
+        click.echo(
+            snapshot_id
+            if quiet
+            else f"removed {snapshot_id}"
+            if gone
+            else f"untagged {snapshot_id} (kept: instances use it)"
+        )
 
 
 @click.command("prune")

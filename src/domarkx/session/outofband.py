@@ -117,7 +117,9 @@ def copy_in(
 ) -> tuple[EventRow, list[str]]:
     """Copy a host file or directory into the instance's workspace, commit, and record it."""
     if not os.path.lexists(source):
-        raise UsageError(f"no such file or directory: {paths.escape(os.fsencode(source))}")
+        raise UsageError(
+            f"no such file or directory: {paths.escape(os.fsencode(source))}", hint="check the path on this machine"
+        )
     with manager.using(manager.get(ref)) as instance:
         _refuse_stopped(instance.status)
         workspace = manager.workspaces.open(instance.workspace_id)
@@ -162,7 +164,9 @@ def _plugin_copy(copy: Callable[[], None], target: Resource) -> None:
     except Unsupported as exc:
         raise UsageError(exc.message, hint="name another resource with --resource") from exc
     except OSError as exc:
-        raise DomarkxError(f"cannot copy ({target.name}): {exc.strerror or exc}") from exc
+        raise DomarkxError(
+            f"cannot copy ({target.name}): {exc.strerror or exc}", hint="check the path and its permissions"
+        ) from exc
 
 
 def _refuse_stopped(status: str) -> None:
