@@ -20,7 +20,7 @@ from domarkx.errors import DomarkxError, one_line
 # name -> (module:attribute, one-line help shown by `domarkx --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("domarkx.cli.import_:import_cmd", "Build a snapshot from a Markdown document."),
-    "export": ("domarkx.cli.export:export_cmd", "Write a snapshot back out as Markdown."),
+    "export": ("domarkx.cli.export:export_cmd", "Write a snapshot or an instance out as Markdown."),
     "snapshots": ("domarkx.cli.snapshots:snapshots", "List, inspect, tag and remove snapshots."),
     "prune": ("domarkx.cli.snapshots:prune", "Delete stored data nothing refers to."),
     "new": ("domarkx.cli.new:new", "Start a document from a template."),
@@ -34,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "commit": ("domarkx.cli.history:commit", "Make a snapshot of an instance, workspace included."),
     "exec": ("domarkx.cli.exec_:exec_cmd", "Run a command, or code, in an instance's workspace."),
     "cp": ("domarkx.cli.cp:cp", "Copy files between an instance's workspace and this machine."),
-    "doctor": ("domarkx.cli.doctor:doctor", "Verify the store: hashes, snapshots, instances."),
+    "doctor": ("domarkx.cli.doctor:doctor", "Check the store (hashes, snapshots, instances) and this machine."),
     "plugins": ("domarkx.cli.plugins:plugins", "List installed resource plugins and their tools."),
 }
 
@@ -66,7 +66,9 @@ class LazyGroup(click.Group):
     cls=LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog=(
-        "Typical flow: `domarkx import doc.md -t demo`, then `domarkx export demo`. "
+        "Typical flow: `domarkx new chat -o talk.md`, `domarkx run talk.md --model openai:gpt-4o-mini` "
+        "(it prints the instance's name), then `domarkx send NAME \"…\"`, `domarkx log NAME`, "
+        "`domarkx fork NAME --at N`, `domarkx export NAME -o out.md`. "
         "Data lives in $DOMARKX_HOME (default: your user data directory)."
     ),
 )
@@ -77,8 +79,10 @@ class LazyGroup(click.Group):
 def cli(ctx: click.Context, debug: bool, no_color: bool) -> None:
     """domarkx: a Markdown document is the source of truth for an LLM session.
 
-    import a document to get an immutable snapshot (like `docker build`), and
-    export it back to Markdown, byte for byte.
+    `import` a document to get an immutable snapshot (like `docker build`),
+    `run` it to get an instance: its own conversation and versioned workspace
+    (like `docker run`), talk to its model, and `export` either back to
+    Markdown.
     """
     if no_color or os.environ.get("NO_COLOR"):
         ctx.color = False  # every command's context inherits it; click strips styles on echo
