@@ -85,6 +85,14 @@ def test_usage_errors_are_one_line_and_a_hint(cli: Cli, args: list[str], message
     assert "Usage:" not in result.err and "Error:" not in result.err
 
 
+def test_what_was_typed_is_quoted_harmlessly(cli: Cli) -> None:
+    for args in (["frob\x1b[2J\nnicate"], ["log", "--\x1b]0;x\x07"], ["fork", "x", "--at", "\x1b[31m"]):
+        result = cli(*args)
+        assert result.code == 2
+        assert "\x1b" not in result.err and "\x07" not in result.err
+        assert len(result.err.splitlines()) == 2, result.err
+
+
 def test_no_arguments_prints_the_help(cli: Cli) -> None:
     for args in ([], ["instances"]):
         result = cli(*args)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import click
 
 from domarkx._version import __version__
-from domarkx.errors import DomarkxError, one_line
+from domarkx.errors import DomarkxError
 
 # name -> (module:attribute, one-line help shown by `domarkx --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -101,6 +101,13 @@ def _sentence(message: str) -> str:
     return message[:1].lower() + message[1:] if message[1:2].islower() else message
 
 
+def _harmless(message: str) -> str:
+    """Click's message as one line a terminal only shows: it may quote what was typed (escapes, line breaks)."""
+    from domarkx.cli._common import shown
+
+    return shown(message, 500)
+
+
 def _usage_error(exc: click.UsageError) -> int:
     """A usage error as one ``error:`` line and a pointer to the command's help, exit 2."""
     command = exc.ctx.command_path if exc.ctx is not None else "domarkx"
@@ -109,7 +116,7 @@ def _usage_error(exc: click.UsageError) -> int:
         from domarkx._suggest import did_you_mean
 
         message = f"no such option {exc.option_name!r}{did_you_mean(exc.option_name, exc.possibilities or ())}"
-    click.echo(f"error: {one_line(message)}", err=True)
+    click.echo(f"error: {_harmless(message)}", err=True)
     click.echo(f"  hint: see `{command} --help`", err=True)
     return 2
 
@@ -128,7 +135,7 @@ def main(args: Sequence[str] | None = None) -> int:
     except click.UsageError as exc:
         return _usage_error(exc)
     except click.ClickException as exc:
-        click.echo(f"error: {one_line(_sentence(exc.format_message()))}", err=True)
+        click.echo(f"error: {_harmless(_sentence(exc.format_message()))}", err=True)
         return exc.exit_code
     except click.Abort:
         click.echo("aborted", err=True)
