@@ -7,30 +7,20 @@ and the installed script where a terminal is the point).
 from __future__ import annotations
 
 import os
-import pty
 import re
-import select
-import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 import pytest
+from terminal import on_a_terminal, script
 
 from domarkx.cli import COMMANDS
 from domarkx.cli import cli as root
 
 Cli = Callable[..., Any]
-
-
-def script() -> str:
-    beside = Path(sys.executable).parent / "domarkx"
-    found = str(beside) if beside.exists() else shutil.which("domarkx")
-    assert found, "the domarkx console script is not installed (pip install -e .)"
-    return found
 
 
 def command_paths() -> Iterator[list[str]]:
@@ -110,30 +100,6 @@ def test_the_console_script_translates_usage_errors_too() -> None:
 # -- colours: only on a terminal, never with NO_COLOR or --no-color ---------------------------
 
 PENDING = "---\ntitle: colours\n---\n\n## user\n\n> hello?\n"
-
-
-def on_a_terminal(args: list[str], env: dict[str, str]) -> bytes:
-    """Run the installed script with stdout and stderr on a pseudo-terminal; what it wrote."""
-    leader, follower = pty.openpty()
-    try:
-        done = subprocess.Popen([script(), *args], stdout=follower, stderr=follower, env=env)
-        os.close(follower)
-        chunks: list[bytes] = []
-        while True:
-            ready, _, _ = select.select([leader], [], [], 30)
-            if not ready:
-                break
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # the other side closed: Linux says EIO
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        assert done.wait(30) == 0, b"".join(chunks)
-        return b"".join(chunks)
-    finally:
-        os.close(leader)
 
 
 @pytest.fixture

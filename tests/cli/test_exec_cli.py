@@ -273,3 +273,15 @@ def test_what_a_stranger_typed_is_escaped_in_the_log(cli: Cli, made: str) -> Non
 
     line = cli("log", made).out.splitlines()[-1]
     assert "\x1b" not in line and "\\x1b[2J" in line
+
+
+def test_on_a_terminal_a_command_streams_and_is_shown_once(made: str, domarkx_home: Path) -> None:
+    from terminal import on_a_terminal
+
+    env = {"DOMARKX_HOME": str(domarkx_home), "PATH": "/usr/bin:/bin", "NO_COLOR": "1"}
+
+    shown = on_a_terminal(["exec", made, "--", "echo first; echo second >&2; exit 4"], env, expect=4)
+
+    text = shown.decode().replace("\r\n", "\n")
+    assert text.count("first\n") == 1 and text.count("second\n") == 1
+    assert text.index("first") < text.index("second")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import click
@@ -59,11 +61,28 @@ def exec_cmd(
 
     code, stdin = _code(command, _stdin() if read_stdin else None)
     manager, _ = managers()
-    with manager.store:
+    streamed: list[str] = []
+    with manager.store, _live(streamed, on=not as_json and sys.stdout.isatty()):
         done = exec_code(manager, ref, code, resource=resource, stdin=stdin)
-    exit_code = _show(done, as_json=as_json, quiet=quiet)
+    exit_code = _show(done, as_json=as_json, quiet=quiet, streamed=bool(streamed))
     if exit_code:
         raise click.exceptions.Exit(exit_code)
+
+
+@contextlib.contextmanager
+def _live(streamed: list[str], *, on: bool) -> Iterator[None]:
+    """On a terminal, a command's output as it comes (stdout and stderr as the plugin interleaves them)."""
+    if not on:
+        yield
+        return
+    from domarkx.workspace.plugin import streaming_to
+
+    def show(chunk: str) -> None:
+        streamed.append(chunk)
+        click.echo(chunk, nl=False)
+
+    with streaming_to(show):
+        yield
 
 
 def _stdin() -> bytes:
@@ -91,8 +110,8 @@ def _text(data: bytes) -> str:
         ) from exc
 
 
-def _show(done: Executed, *, as_json: bool, quiet: bool) -> int:
-    """Print the code's output as it would have printed it; the exit code to pass on."""
+def _show(done: Executed, *, as_json: bool, quiet: bool, streamed: bool = False) -> int:
+    """Print the code's output as it would have printed it (unless it streamed); the exit code to pass on."""
     outcome, event = done.outcome, done.event
     result = outcome.output
     command = isinstance(result, dict) and "exit_code" in result
@@ -114,9 +133,10 @@ def _show(done: Executed, *, as_json: bool, quiet: bool) -> int:
         )
         return exit_code
     if command:
-        click.echo(result.get("stdout") or "", nl=False)
-        stderr = result.get("stderr") or ""
-        click.echo(stderr, nl=bool(stderr) and not stderr.endswith("\n") and not quiet, err=True)
+        if not streamed:  # else it was shown while it ran
+            click.echo(result.get("stdout") or "", nl=False)
+            stderr = result.get("stderr") or ""
+            click.echo(stderr, nl=bool(stderr) and not stderr.endswith("\n") and not quiet, err=True)
     else:
         click.echo(outcome.text, nl=not outcome.text.endswith("\n"), err=not outcome.ok)
     if not quiet:
