@@ -67,7 +67,7 @@ class LazyGroup(click.Group):
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog=(
         "Typical flow: `domarkx new chat -o talk.md`, `domarkx run talk.md --model openai:gpt-4o-mini` "
-        "(it prints the instance's name), then `domarkx send NAME \"…\"`, `domarkx log NAME`, "
+        '(it prints the instance\'s name), then `domarkx send NAME "…"`, `domarkx log NAME`, '
         "`domarkx fork NAME --at N`, `domarkx export NAME -o out.md`. "
         "Data lives in $DOMARKX_HOME (default: your user data directory)."
     ),

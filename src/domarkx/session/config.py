@@ -137,6 +137,15 @@ def _check_model(spec: str, options: dict[str, Any], place: _Place) -> None:
 
 
 def _check_workspace(config: WorkspaceConfig, place: _Place) -> None:
+    from domarkx.workspace.manager import resource_names
+
+    try:
+        resource_names(config)  # unique names models accept: what creating the workspace would refuse
+    except UsageError as exc:
+        named = [i for i, r in enumerate(config.resources) if r.name and repr(r.name) in exc.message]
+        where: Path_ = ("resources", named[1 if len(named) > 1 else 0], "name") if named else ("resources",)
+        message = exc.message if exc.message.startswith("workspace-config") else f"workspace-config: {exc.message}"
+        raise place.error(where, message, exc.hint) from exc
     for index, resource in enumerate(config.resources):
         where = ("resources", index)
         _refuse_secrets(resource.options, where, place, f"{resource.type} option")

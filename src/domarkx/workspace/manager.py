@@ -151,7 +151,7 @@ class WorkspaceManager:
         instance); the owner's row claims it (:meth:`claim`) in the same transaction. A
         process killed before that leaves it pending, for :meth:`abandoned` to find.
         """
-        names = _resource_names(config)
+        names = resource_names(config)
         with self.store.provisioning():
             resources: list[Resource] = []
             try:
@@ -431,7 +431,7 @@ class WorkspaceManager:
 # -- helpers -----------------------------------------------------------------------
 
 
-def _resource_names(config: WorkspaceConfig) -> list[str]:
+def resource_names(config: WorkspaceConfig) -> list[str]:
     """Config names, else the type; unnamed duplicates become ``type_2``, ``type_3``…"""
     if not config.resources:
         raise UsageError("workspace-config lists no resources", hint="add at least one, e.g. - type: local_shell")
