@@ -47,7 +47,7 @@ def summary(event: EventRow) -> str:
 
 def cells(event: EventRow) -> list[str]:
     """A ``log`` table row: ``·`` for the index (it is no message), the kind as the role."""
-    return ["·", event.kind, ids.short(event.version) if event.version != event.before else "(same)", summary(event)]
+    return ["·", event.kind, ids.short(event.version), summary(event)]
 
 
 def as_json(event: EventRow) -> dict[str, Any]:

@@ -61,10 +61,10 @@ def cp(source: str, dest: str, resource: str | None, quiet: bool, as_json: bool)
             moved = None
         else:
             assert into is not None
-            event, notes = outofband.copy_in(manager, into[0], Path(source), into[1], resource=resource)
-            report = {"direction": "in", "resource": event.resource, "path": paths.escape(into[1]), "host": source}
-            moved = event.version if event.version != event.before else None
-            report |= {"workspace_version": event.version, "notes": notes}
+            name, head, event, notes = outofband.copy_in(manager, into[0], Path(source), into[1], resource=resource)
+            report = {"direction": "in", "resource": name, "path": paths.escape(into[1]), "host": source}
+            moved = head if event is not None else None
+            report |= {"workspace_version": head, "moved": event is not None, "notes": notes}
     if as_json:
         emit_json(report)
     elif not quiet:

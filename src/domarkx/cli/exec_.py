@@ -112,7 +112,7 @@ def _text(data: bytes) -> str:
 
 def _show(done: Executed, *, as_json: bool, quiet: bool, streamed: bool = False) -> int:
     """Print the code's output as it would have printed it (unless it streamed); the exit code to pass on."""
-    outcome, event = done.outcome, done.event
+    outcome = done.outcome
     result = outcome.output
     command = isinstance(result, dict) and "exit_code" in result
     if command:
@@ -125,9 +125,8 @@ def _show(done: Executed, *, as_json: bool, quiet: bool, streamed: bool = False)
                 "ok": outcome.ok,
                 "exit_code": exit_code,
                 "output": result if command else outcome.text,
-                "resource": event.resource,
-                "workspace_version": event.version,
-                "moved": event.version != event.before,
+                "workspace_version": done.version,
+                "moved": done.event is not None,
                 "notes": done.notes,
             }
         )
@@ -142,7 +141,7 @@ def _show(done: Executed, *, as_json: bool, quiet: bool, streamed: bool = False)
     if not quiet:
         for note in done.notes:
             click.secho(f"· {note}", err=True, dim=True)
-        if event.version != event.before:
-            moved = f"· workspace {ids.short(event.version)} is the new head (see `domarkx log`)"
+        if done.event is not None:
+            moved = f"· workspace {ids.short(done.version)} is the new head (see `domarkx log`)"
             click.secho(moved, err=True, dim=True)
     return exit_code

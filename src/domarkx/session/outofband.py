@@ -1,9 +1,9 @@
 """Changing an instance's workspace by hand: ``domarkx exec`` and ``domarkx cp`` (like ``docker exec``/``cp``).
 
-Each change is committed at once and recorded as an event (:mod:`domarkx.data.events`):
+Each is committed at once; a change is recorded as an event (:mod:`domarkx.data.events`):
 the head moves to the new version, ``log`` shows what moved it, and ``fork`` at
-that point of the conversation starts from it. Copying out changes nothing and
-records nothing. See docs/sessions.md, "Out-of-band changes".
+that point of the conversation starts from it. What changed nothing (``exec --
+ls``, copying out) leaves no trace. See docs/sessions.md, "Out-of-band changes".
 """
 
 from __future__ import annotations
@@ -34,7 +34,10 @@ class Executed:
     """What ``exec`` did: the outcome, the event that recorded it, and what the commit could not keep."""
 
     outcome: ToolOutcome
-    event: EventRow
+    version: str
+    """The workspace version after it: the instance's head."""
+    event: EventRow | None
+    """The record of the change; None when nothing changed (a read-only command leaves no trace)."""
     notes: list[str]
 
 
@@ -66,18 +69,19 @@ def exec_code(
         before = instance.head_version
         outcome = manager.workspaces.run_code(workspace, target.name, code, stdin=stdin)
         version = manager.workspaces.commit(workspace)
-        detail = {"code": code, "ok": outcome.ok, **_exit(outcome.output)}
-        event = manager.store.events.record(
-            instance.id,
-            messages=len(instance.messages),
-            kind="exec",
-            resource=target.name,
-            detail=detail,
-            before=before,
-            version=version.id,
-            stdin=stdin,
-        )
-    return Executed(outcome, event, version.notes)
+        event = None
+        if version.id != before:
+            event = manager.store.events.record(
+                instance.id,
+                messages=len(instance.messages),
+                kind="exec",
+                resource=target.name,
+                detail={"code": code, "ok": outcome.ok, **_exit(outcome.output)},
+                before=before,
+                version=version.id,
+                stdin=stdin,
+            )
+    return Executed(outcome, version.id, event, version.notes)
 
 
 def code_target(workspaces: WorkspaceManager, workspace: Workspace, named: str | None) -> Resource:
@@ -114,8 +118,11 @@ def copy_out(manager: InstanceManager, ref: str, path: bytes, dest: Path, *, res
 
 def copy_in(
     manager: InstanceManager, ref: str, source: Path, path: bytes, *, resource: str | None = None
-) -> tuple[EventRow, list[str]]:
-    """Copy a host file or directory into the instance's workspace, commit, and record it."""
+) -> tuple[str, str, EventRow | None, list[str]]:
+    """Copy a host file or directory into the instance's workspace, commit, and record it.
+
+    (the resource's name, the head version, the event — None if the copy changed nothing —, the commit's notes)
+    """
     if not os.path.lexists(source):
         raise UsageError(
             f"no such file or directory: {paths.escape(os.fsencode(source))}", hint="check the path on this machine"
@@ -128,17 +135,18 @@ def copy_in(
         manager.store.workspaces.touch(target.id)  # the next commit must look at it
         _plugin_copy(lambda: manager.workspaces.plugin(target.type).copy_in(target.id, source, path), target)
         version = manager.workspaces.commit(workspace)
-        detail = {"source": paths.escape(os.fsencode(source)), "path": paths.escape(path)}
-        event = manager.store.events.record(
-            instance.id,
-            messages=len(instance.messages),
-            kind="cp",
-            resource=target.name,
-            detail=detail,
-            before=before,
-            version=version.id,
-        )
-    return event, version.notes
+        event = None
+        if version.id != before:
+            event = manager.store.events.record(
+                instance.id,
+                messages=len(instance.messages),
+                kind="cp",
+                resource=target.name,
+                detail={"source": paths.escape(os.fsencode(source)), "path": paths.escape(path)},
+                before=before,
+                version=version.id,
+            )
+    return target.name, version.id, event, version.notes
 
 
 def file_target(workspaces: WorkspaceManager, workspace: Workspace, named: str | None) -> Resource:
