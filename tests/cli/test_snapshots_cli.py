@@ -420,7 +420,7 @@ def test_help_and_version(cli: Cli) -> None:
     assert top.code == 0
     for command in ("import", "export", "snapshots", "prune"):
         assert re.search(rf"^\s+{command}\s", top.out, re.MULTILINE), command
-    assert "domarkx import doc.md" in top.out
+    assert "domarkx run talk.md --model" in top.out
 
     assert "Examples:" in cli("import", "--help").out
     assert cli("snapshots", "--help").code == 0
