@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ import pytest
 
 from domarkx.data.autonames import ADJECTIVES, NOUNS
 from domarkx.data.instances import lock_name
+from domarkx.data.locks import held
 from domarkx.data.names import validate_instance_name
 from domarkx.data.store import Store
 
@@ -107,6 +111,7 @@ HOLD = """
 import sys
 from domarkx.data.store import Store
 from domarkx.data.instances import lock_name
+from domarkx.data.locks import held
 with Store() as store, store.hold(lock_name(sys.argv[1])) as free:
     print("held" if free else "busy", flush=True)
     sys.stdin.read()
@@ -287,12 +292,34 @@ def test_stop_start_rm_with_quiet_ids(cli: Cli, doc: Path) -> None:
     assert listed(cli) == []
 
 
-def test_the_lock_a_listing_reads_is_the_one_commands_take(domarkx_home: Path) -> None:
-    """`ls` looks for the very file `Store.hold` locks: a rename of either would make every instance ready."""
-    from domarkx.data.locks import held
-
+def test_the_lock_a_listing_peeks_at_is_the_one_commands_take(domarkx_home: Path) -> None:
+    """`ls` peeks at the very file `Store.hold` locks: a rename of either would make every instance ready."""
     store = Store(domarkx_home)
     with store.hold(lock_name("x" * 64)) as free:
         assert free
         assert held(domarkx_home / "locks", [lock_name("x" * 64), lock_name("y" * 64)]) == {lock_name("x" * 64)}
     assert held(domarkx_home / "locks", [lock_name("x" * 64)]) == set()
+
+
+def test_a_peek_never_makes_a_command_find_its_instance_busy(domarkx_home: Path) -> None:
+    """A process taking the lock while `ls` peeks (shared, for an instant) still gets it."""
+    store = Store(domarkx_home)
+    name = lock_name("z" * 64)
+    with store.hold(name):
+        pass  # the lock file exists now, as for any instance used once
+    peek = os.open(domarkx_home / "locks" / name, os.O_RDONLY)
+    fcntl.flock(peek, fcntl.LOCK_SH | fcntl.LOCK_NB)  # a peek caught in the middle
+    threading.Timer(0.005, os.close, [peek]).start()
+
+    with store.hold(name) as free:
+        assert free
+
+
+def test_a_lock_another_process_keeps_is_busy_after_the_retries(
+    domarkx_home: Path, holder: Callable[[str], None]
+) -> None:
+    store = Store(domarkx_home)
+    holder("w" * 64)
+
+    with store.hold(lock_name("w" * 64)) as free:
+        assert not free

@@ -307,7 +307,9 @@ class Store:
 
     @contextlib.contextmanager
     def hold(self, name: str) -> Iterator[bool]:
-        """An exclusive, non-blocking lock on ``name`` for this process (False: another holds it).
+        """An exclusive lock on ``name`` for this process, not waited for (False: another holds it).
+
+        Only a peek's instant is waited out (:func:`domarkx.data.locks.take`).
 
         Like the provisioning lease, it dies with its process, so nothing is ever
         left locked by a crash.
@@ -317,12 +319,9 @@ class Store:
             locks.mkdir(exist_ok=True)
             fd = os.open(locks / name, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            yield True
+            from domarkx.data.locks import take  # retries past a peek (`instances ls`)
+
+            yield take(fd)
         finally:
             os.close(fd)
 
