@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from domarkx import paths
-from domarkx.errors import DomarkxError, UsageError
+from domarkx.errors import DomarkxError, PathEscapeError, UsageError
 from domarkx.workspace.plugin import Plugin, Unsupported
 
 if TYPE_CHECKING:
@@ -108,6 +108,7 @@ def is_shell(workspaces: WorkspaceManager, resource: Resource) -> bool:
 
 def copy_out(manager: InstanceManager, ref: str, path: bytes, dest: Path, *, resource: str | None = None) -> str:
     """Copy a file or directory of the instance's live workspace to ``dest`` on the host; the resource's name."""
+    _stays_inside(path)
     instance_id = manager.resolve(ref)
     row = manager.store.instances.row(instance_id)
     workspace = manager.workspaces.open(row.workspace_id)
@@ -123,6 +124,7 @@ def copy_in(
 
     (the resource's name, the head version, the event — None if the copy changed nothing —, the commit's notes)
     """
+    _stays_inside(path)
     if not os.path.lexists(source):
         raise UsageError(
             f"no such file or directory: {paths.escape(os.fsencode(source))}", hint="check the path on this machine"
@@ -163,6 +165,18 @@ def file_target(workspaces: WorkspaceManager, workspace: Workspace, named: str |
             continue
         return resource
     raise UsageError("no resource of this instance has files", hint=_name_one(workspace))
+
+
+def _stays_inside(path: bytes) -> None:
+    """Refuse a path that climbs out (``..``) or hides a NUL, whatever the plugin would make of it.
+
+    Each plugin confines paths to its work dir too (symlinks included); this is
+    the same rule said once, for plugins written elsewhere.
+    """
+    if b"\0" in path or b".." in path.split(b"/"):
+        raise PathEscapeError(
+            f"{paths.escape(path)} leaves the resource's work dir", hint="give a path inside it, relative to its top"
+        )
 
 
 def _plugin_copy(copy: Callable[[], None], target: Resource) -> None:
