@@ -55,11 +55,28 @@ class LazyGroup(click.Group):
             raise click.UsageError(f"no such command {cmd_name!r}{did_you_mean(cmd_name, COMMANDS)}", ctx)
         module, _, attr = target[0].partition(":")
         command: click.Command = getattr(importlib.import_module(module), attr)
-        return command
+        return _no_color_everywhere(command)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
             formatter.write_dl([(name, help_) for name, (_, help_) in COMMANDS.items()])
+
+
+def _no_colors(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.color = False
+
+
+def _no_color_everywhere(command: click.Command) -> click.Command:
+    """Let ``--no-color`` come after the command too (``domarkx log try1 --no-color``), on every subcommand."""
+    if not any(param.name == "no_color" for param in command.params):
+        command.params.append(
+            click.Option(["--no-color"], is_flag=True, expose_value=False, callback=_no_colors, help="No colours.")
+        )
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _no_color_everywhere(sub)
+    return command
 
 
 @click.group(
