@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from domarkx import ids, paths
 from domarkx.cli._common import emit_json, json_option, shown
 from domarkx.errors import UsageError
+
+if TYPE_CHECKING:
+    from domarkx.session.instance import InstanceManager
 
 _KIND = "instance:"
 
@@ -40,7 +43,6 @@ def cp(source: str, dest: str, resource: str | None, quiet: bool, as_json: bool)
       domarkx cp --resource py try1:plot.png /tmp/
     """
     from domarkx.cli._session import managers
-    from domarkx.session import outofband
 
     out_of, into = _remote(source), _remote(dest)
     if (out_of is None) == (into is None):
@@ -50,30 +52,40 @@ def cp(source: str, dest: str, resource: str | None, quiet: bool, as_json: bool)
         )
     manager, _ = managers()
     with manager.store:
-        if out_of is not None:
-            name = outofband.copy_out(manager, out_of[0], out_of[1], Path(dest), resource=resource)
-            report: dict[str, Any] = {
-                "direction": "out",
-                "resource": name,
-                "path": paths.escape(out_of[1]),
-                "host": dest,
-            }
-            moved = None
-        else:
-            assert into is not None
-            name, head, event, notes = outofband.copy_in(manager, into[0], Path(source), into[1], resource=resource)
-            report = {"direction": "in", "resource": name, "path": paths.escape(into[1]), "host": source}
-            moved = head if event is not None else None
-            report |= {"workspace_version": head, "moved": event is not None, "notes": notes}
+        report = _out(manager, out_of, dest, resource) if out_of else _in(manager, into, source, resource)
     if as_json:
         emit_json(report)
     elif not quiet:
-        arrow = f"{report['resource']}:{report['path']} → {report['host']}"
-        if report["direction"] == "in":
-            arrow = f"{report['host']} → {report['resource']}:{report['path']}"
-        click.secho(f"· copied {shown(arrow, 200)}", err=True, dim=True)
-        if moved is not None:
-            click.secho(f"· workspace {ids.short(moved)} is the new head (see `domarkx log`)", err=True, dim=True)
+        _tell(report)
+
+
+def _out(manager: InstanceManager, remote: tuple[str, bytes], dest: str, resource: str | None) -> dict[str, Any]:
+    from domarkx.session import outofband
+
+    name = outofband.copy_out(manager, remote[0], remote[1], Path(dest), resource=resource)
+    return {"direction": "out", "resource": name, "path": paths.escape(remote[1]), "host": dest}
+
+
+def _in(
+    manager: InstanceManager, remote: tuple[str, bytes] | None, source: str, resource: str | None
+) -> dict[str, Any]:
+    from domarkx.session import outofband
+
+    assert remote is not None
+    name, head, event, notes = outofband.copy_in(manager, remote[0], Path(source), remote[1], resource=resource)
+    report = {"direction": "in", "resource": name, "path": paths.escape(remote[1]), "host": source}
+    return report | {"workspace_version": head, "moved": event is not None, "notes": notes}
+
+
+def _tell(report: dict[str, Any]) -> None:
+    remote = f"{report['resource']}:{report['path']}"
+    arrow = f"{remote} → {report['host']}" if report["direction"] == "out" else f"{report['host']} → {remote}"
+    click.secho(f"· copied {shown(arrow, 200)}", err=True, dim=True)
+    for note in report.get("notes", []):
+        click.secho(f"· {note}", err=True, dim=True)
+    if report.get("moved"):
+        moved = f"· workspace {ids.short(report['workspace_version'])} is the new head (see `domarkx log`)"
+        click.secho(moved, err=True, dim=True)
 
 
 def _remote(argument: str) -> tuple[str, bytes] | None:
