@@ -76,10 +76,9 @@ def ls(everything: bool, last: int | None, filters: tuple[str, ...], quiet: bool
 def _states(store: Store, rows: Sequence[InstanceRow]) -> dict[str, str]:
     """Each instance's STATUS; busy means a process holds its lock (seen without taking it)."""
     from domarkx.data.instances import lock_name
-    from domarkx.data.locks import held
 
     running = {lock_name(row.id): row.id for row in rows if row.status != "stopped"}
-    busy = {running[name] for name in held(store.home / "locks", running)}
+    busy = {running[name] for name in store.held(running)}
     return {row.id: "stopped" if row.status == "stopped" else "busy" if row.id in busy else "ready" for row in rows}
 
 

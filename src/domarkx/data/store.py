@@ -325,6 +325,12 @@ class Store:
         finally:
             os.close(fd)
 
+    def held(self, names: Iterable[str]) -> set[str]:
+        """Which of these locks another process holds now (a peek each: :func:`domarkx.data.locks.held`)."""
+        from domarkx.data.locks import held
+
+        return held(os.path.join(os.fspath(self.home), "locks"), names)
+
     def release(self, name: str) -> None:
         """Delete the lock file of ``name`` (while holding it) once what it guarded is gone."""
         (self.home / "locks" / name).unlink(missing_ok=True)
