@@ -38,8 +38,10 @@ def load(group: str, name: str, *, what: str) -> Any:
     """
     ep = _group(group).get(name)
     if ep is None:
+        from domarkx._suggest import did_you_mean
+
         known = ", ".join(names(group)) or "none installed"
-        raise UsageError(f"unknown {what} {name!r}", hint=f"known {what}s: {known}")
+        raise UsageError(f"unknown {what} {name!r}{did_you_mean(name, names(group))}", hint=f"known {what}s: {known}")
     needs = missing_extra(ep)
     if needs is not None:
         extra, packages = needs

@@ -431,7 +431,7 @@ def test_help_and_version(cli: Cli) -> None:
     assert top.code == 0
     for command in ("import", "export", "snapshots", "prune"):
         assert re.search(rf"^\s+{command}\s", top.out, re.MULTILINE), command
-    assert "domarkx import doc.md" in top.out
+    assert "domarkx run talk.md --model" in top.out
 
     assert "Examples:" in cli("import", "--help").out
     assert cli("snapshots", "--help").code == 0
@@ -443,11 +443,11 @@ def test_help_and_version(cli: Cli) -> None:
 def test_unknown_command_and_option(cli: Cli) -> None:
     unknown = cli("frobnicate")
     assert unknown.code == 2
-    assert "No such command 'frobnicate'" in unknown.err
+    assert "error: no such command 'frobnicate'" in unknown.err
 
     option = cli("import", "--no-such-option", "x.md")
     assert option.code == 2
-    assert "No such option" in option.err
+    assert "error: no such option" in option.err
 
 
 def test_console_script_exit_codes() -> None:

@@ -29,6 +29,10 @@ NEW_SCHEMA = [
     " steps TEXT NOT NULL, created REAL NOT NULL )",
     "CREATE INDEX build_cache_by_parent ON build_cache(parent)",
     "CREATE INDEX build_cache_by_result ON build_cache(result)",
+    "CREATE TABLE events ( instance_id TEXT NOT NULL REFERENCES instances(id) ON DELETE CASCADE,"
+    " seq INTEGER NOT NULL, messages INTEGER NOT NULL, kind TEXT NOT NULL, resource TEXT NOT NULL,"
+    " detail TEXT NOT NULL, before TEXT, version TEXT NOT NULL, created REAL NOT NULL,"
+    " PRIMARY KEY (instance_id, seq) )",
     'CREATE TABLE "instances" ( id TEXT PRIMARY KEY, name TEXT UNIQUE, snapshot_id TEXT NOT NULL'
     " REFERENCES snapshots(id), workspace_id TEXT NOT NULL, status TEXT NOT NULL, created REAL NOT NULL,"
     " head_version TEXT, initial_version TEXT , parent_id TEXT, parent_at INTEGER,"

@@ -23,7 +23,7 @@ from domarkx.errors import DocumentError
 from domarkx.parsing.markdown import MarkdownParser
 from domarkx.session.snapshot import SnapshotManager
 
-HEADER = '---\ntitle: CommonMark example {number}\n---\n\n```session-config\n{{"example": {number}}}\n```\n\n'
+HEADER = '---\ntitle: CommonMark example {number}\n---\n\n```session-config\n{{"timeout": {number}}}\n```\n\n'
 ROLES = ("user", "assistant")
 # One example from each of these sections also goes through the command line.
 CLI_SECTIONS = ("Tabs", "Fenced code blocks", "HTML blocks", "Link reference definitions", "List items")
@@ -92,7 +92,7 @@ def test_example_round_trips(example: Example, role: str, manager: SnapshotManag
 
     assert_same(doc, manager.document(snapshot.id))
     assert snapshot.front_matter == {"title": f"CommonMark example {example.number}"}
-    assert snapshot.session_config == {"example": example.number}
+    assert snapshot.session_config == {"timeout": example.number}
     assert snapshot.messages[0].role == role
     assert snapshot.messages[0].start == HEADER.format(number=example.number).count("\n")
 
@@ -121,7 +121,7 @@ def test_all_examples_in_one_document(examples: list[Example], manager: Snapshot
         except DocumentError:
             continue
         bodies.append(f"## {ROLES[example.number % 2]}\n\n{example.markdown}\n")
-    doc = HEADER.format(number=0) + "".join(bodies)
+    doc = HEADER.format(number=1) + "".join(bodies)
 
     snapshot = manager.build(doc.encode("utf-8"), path="all.md", base_dir=tmp_path)
     manager.save(snapshot)

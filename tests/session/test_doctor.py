@@ -224,7 +224,7 @@ def test_cli_exit_codes_and_json(cli, tmp_path: Path, store: Store) -> None:  # 
     assert "leftover: 1 partial write(s)" in text.out and "store is intact" in text.out
 
     repaired = json.loads(cli("doctor", "--repair", "--json").out)
-    assert set(repaired) == {"ok", "checked", "problems", "leftovers", "repaired", "notes"}
+    assert set(repaired) == {"ok", "checked", "problems", "leftovers", "repaired", "notes", "environment"}
     assert repaired["ok"] and repaired["repaired"]
 
     row = store.db.execute("SELECT document FROM snapshots").fetchone()

@@ -8,6 +8,7 @@ Each command group lives in its own module and is imported only when invoked, so
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -19,7 +20,7 @@ from domarkx.errors import DomarkxError
 # name -> (module:attribute, one-line help shown by `domarkx --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("domarkx.cli.import_:import_cmd", "Build a snapshot from a Markdown document."),
-    "export": ("domarkx.cli.export:export_cmd", "Write a snapshot back out as Markdown."),
+    "export": ("domarkx.cli.export:export_cmd", "Write a snapshot or an instance out as Markdown."),
     "snapshots": ("domarkx.cli.snapshots:snapshots", "List, inspect, tag and remove snapshots."),
     "prune": ("domarkx.cli.snapshots:prune", "Delete stored data nothing refers to."),
     "new": ("domarkx.cli.new:new", "Start a document from a template."),
@@ -35,9 +36,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "diff": ("domarkx.cli.diff:diff_cmd", "Show what changed between two workspace versions."),
     "verify": ("domarkx.cli.verify:verify_cmd", "Re-run a recorded session and check it matches."),
     "edit": ("domarkx.cli.edit:edit_cmd", "Edit a message of an instance and go on from there."),
-    "exec": ("domarkx.cli.exec_:exec_cmd", "Run a command in an instance's shell."),
-    "doctor": ("domarkx.cli.doctor:doctor", "Verify the store: hashes, snapshots, instances."),
     "mcp": ("domarkx.cli.mcp:mcp_cmd", "Serve an instance's workspace to an MCP client (Claude Code…)."),
+    "exec": ("domarkx.cli.exec_:exec_cmd", "Run a command, or code, in an instance's workspace."),
+    "cp": ("domarkx.cli.cp:cp", "Copy files between an instance's workspace and this machine."),
+    "doctor": ("domarkx.cli.doctor:doctor", "Check the store (hashes, snapshots, instances) and this machine."),
     "plugins": ("domarkx.cli.plugins:plugins", "List installed resource plugins and their tools."),
     "trust": ("domarkx.cli.trust:trust_cmd", "Allow a document the powers it asks for (like direnv allow)."),
     "save": ("domarkx.cli.transfer:save_cmd", "Write sessions, workspaces included, to a bundle (tar)."),
@@ -59,32 +61,61 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = COMMANDS.get(cmd_name)
         if target is None:
-            return None
+            if ctx.resilient_parsing:
+                return None
+            from domarkx._suggest import did_you_mean
+
+            raise click.UsageError(f"no such command {cmd_name!r}{did_you_mean(cmd_name, COMMANDS)}", ctx)
         module, _, attr = target[0].partition(":")
         command: click.Command = getattr(importlib.import_module(module), attr)
-        return command
+        return _no_color_everywhere(command)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
             formatter.write_dl([(name, help_) for name, (_, help_) in COMMANDS.items()])
 
 
+def _no_colors(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.color = False
+
+
+def _no_color_everywhere(command: click.Command) -> click.Command:
+    """Let ``--no-color`` come after the command too (``domarkx log try1 --no-color``), on every subcommand."""
+    if not any(param.name == "no_color" for param in command.params):
+        command.params.append(
+            click.Option(["--no-color"], is_flag=True, expose_value=False, callback=_no_colors, help="No colours.")
+        )
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _no_color_everywhere(sub)
+    return command
+
+
 @click.group(
     cls=LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog=(
-        "Typical flow: `domarkx import doc.md -t demo`, then `domarkx export demo`. "
+        "Typical flow: `domarkx new chat -o talk.md`, `domarkx run talk.md --model openai:gpt-4o-mini` "
+        '(it prints the instance\'s name), then `domarkx send NAME "…"`, `domarkx log NAME`, '
+        "`domarkx fork NAME --at N`, `domarkx export NAME -o out.md`. "
         "Data lives in $DOMARKX_HOME (default: your user data directory)."
     ),
 )
 @click.version_option(__version__, "-V", "--version", prog_name="domarkx")
 @click.option("--debug", is_flag=True, help="Show full tracebacks for internal errors.")
-def cli(debug: bool) -> None:
+@click.option("--no-color", is_flag=True, help="No colours (also: the NO_COLOR environment variable).")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, no_color: bool) -> None:
     """domarkx: a Markdown document is the source of truth for an LLM session.
 
-    import a document to get an immutable snapshot (like `docker build`), and
-    export it back to Markdown, byte for byte.
+    `import` a document to get an immutable snapshot (like `docker build`),
+    `run` it to get an instance: its own conversation and versioned workspace
+    (like `docker run`), talk to its model, and `export` either back to
+    Markdown.
     """
+    if no_color or os.environ.get("NO_COLOR"):
+        ctx.color = False  # every command's context inherits it; click strips styles on echo
 
 
 def _print_error(err: DomarkxError) -> None:
@@ -98,6 +129,32 @@ def _print_error(err: DomarkxError) -> None:
             click.echo(f"  hint: {line}", err=True)
 
 
+def _sentence(message: str) -> str:
+    """Click's "No such option: --x." as our messages read: lower-case start, no final period."""
+    message = message.strip().removesuffix(".")
+    return message[:1].lower() + message[1:] if message[1:2].islower() else message
+
+
+def _harmless(message: str) -> str:
+    """Click's message as one line a terminal only shows: it may quote what was typed (escapes, line breaks)."""
+    from domarkx.cli._common import shown
+
+    return shown(message, 500)
+
+
+def _usage_error(exc: click.UsageError) -> int:
+    """A usage error as one ``error:`` line and a pointer to the command's help, exit 2."""
+    command = exc.ctx.command_path if exc.ctx is not None else "domarkx"
+    message = _sentence(exc.format_message())
+    if isinstance(exc, click.NoSuchOption):  # click words its suggestions its own way, and not always one
+        from domarkx._suggest import did_you_mean
+
+        message = f"no such option {exc.option_name!r}{did_you_mean(exc.option_name, exc.possibilities or ())}"
+    click.echo(f"error: {_harmless(message)}", err=True)
+    click.echo(f"  hint: see `{command} --help`", err=True)
+    return 2
+
+
 def main(args: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (0 ok, 1 runtime failure, 2 bad usage or input)."""
     argv = list(sys.argv[1:] if args is None else args)
@@ -105,8 +162,14 @@ def main(args: Sequence[str] | None = None) -> int:
         code = cli.main(args=argv, prog_name="domarkx", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except click.exceptions.NoArgsIsHelpError as exc:  # `domarkx` or `domarkx instances` alone: the help
+        if exc.ctx is not None:
+            click.echo(exc.ctx.get_help(), color=exc.ctx.color)
+        return 0
+    except click.UsageError as exc:
+        return _usage_error(exc)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {_harmless(_sentence(exc.format_message()))}", err=True)
         return exc.exit_code
     except click.Abort:
         click.echo("aborted", err=True)

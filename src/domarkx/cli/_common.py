@@ -14,6 +14,8 @@ import click
 from domarkx.errors import UsageError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from domarkx.data.store import Store
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
@@ -82,6 +84,11 @@ def low_disk_hint() -> str | None:
     return f"only {human_size(usage.free)} free where the store is: {DISK_FULL_HINT}"
 
 
+def progress(message: str) -> None:
+    """A ``·`` line on stderr saying what long work is doing (dim on a terminal)."""
+    click.secho(f"· {message}", err=True, dim=True)
+
+
 def open_store() -> Store:
     from domarkx.data.store import Store
 
@@ -102,13 +109,13 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, width: int =
         click.echo("   ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
 
 
-def parse_assignments(values: Sequence[str]) -> dict[str, str]:
+def parse_assignments(values: Sequence[str], *, option: str = "--set") -> dict[str, str]:
     """``KEY=VALUE`` options into a dict; a missing ``=`` is a usage error."""
     result: dict[str, str] = {}
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UsageError(f"--set expects KEY=VALUE, got {item!r}", hint="e.g. --set project=demo")
+            raise UsageError(f"{option} expects KEY=VALUE, got {item!r}", hint=f"e.g. {option} name=value")
         result[key] = value
     return result
 
@@ -133,7 +140,11 @@ def human_size(size: int) -> str:
 
 
 def write_output(text: str, output: str | None) -> None:
-    """Write to ``output`` atomically (temp file + rename), or to stdout."""
+    """Write to ``output`` atomically (temp file + rename), or to stdout.
+
+    The file gets the mode any other program's new file would (0666 less the
+    umask), or keeps the mode of the file it replaces: ``mkstemp`` alone makes it 0600.
+    """
     if output is None or output == "-":
         click.echo(text, nl=False)
         return
@@ -143,6 +154,7 @@ def write_output(text: str, output: str | None) -> None:
     target = Path(output)
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.")
+        os.fchmod(fd, _file_mode(target))
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
         os.replace(tmp, target)
@@ -150,3 +162,14 @@ def write_output(text: str, output: str | None) -> None:
         raise UsageError(f"cannot write {output}: its directory does not exist") from exc
     except OSError as exc:
         raise UsageError(f"cannot write {output}: {exc.strerror}") from exc
+
+
+def _file_mode(target: Path) -> int:
+    import stat
+
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask

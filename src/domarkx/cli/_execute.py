@@ -79,11 +79,13 @@ class RunView(Observer):
             self.column = 0
 
 
-def check(report: Report | None, instance: str) -> None:
-    """Raise :class:`RunFailed` with the report's summary when blocks failed."""
+def check(report: Report | None, instance: str | None) -> None:
+    """Raise :class:`RunFailed` with the report's summary when blocks failed (``instance`` None: gone, ``--rm``)."""
     summary = report.summary() if report is not None else None
     if summary is None:
         return
+    if instance is None:
+        raise RunFailed(summary, hint="the instance was removed (--rm); run without --rm to keep what ran")
     name = instance[:12]
     hints = [f"the instance keeps what ran: `domarkx log {name}`"]
     if report is not None and report.stopped is not None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from domarkx.cli._common import progress as progress  # where run, chat and turns took it from
 from domarkx.cli._common import trust_option
 
 if TYPE_CHECKING:
@@ -47,10 +48,6 @@ def turn_options(command: F) -> F:
     for option in (trust_option, verbose_option, approve_option, max_steps_option, model_option):
         command = option(command)
     return command
-
-
-def progress(message: str) -> None:
-    click.secho(f"· {message}", err=True, dim=True)
 
 
 def label(instance: SessionInstance) -> str:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import click
 
-from domarkx.cli._common import open_store, write_output
+from domarkx.cli._common import human_size, open_store, progress, shown, write_output
+
+MANY = 1000
+"""Messages from which exporting an instance says what it is doing."""
+LARGE = 1_000_000
+"""Characters from which writing the document to a file says so."""
 
 
 @click.command("export")
@@ -35,5 +40,10 @@ def export_cmd(ref: str, output: str | None, at: int | None) -> None:
         else:
             from domarkx.session.instance import InstanceManager
 
+            count = store.instances.row(found).messages
+            if count >= MANY:
+                progress(f"rendering {count} messages")
             text = InstanceManager(store).export(found, at=at)
+    if output not in (None, "-") and len(text) >= LARGE:
+        progress(f"writing {human_size(len(text.encode('utf-8')))} to {shown(output)}")
     write_output(text, output)

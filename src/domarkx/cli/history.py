@@ -20,10 +20,23 @@ if TYPE_CHECKING:
 @click.option("--stat", "with_stat", is_flag=True, help="Under each message, what it changed in the workspace.")
 @json_option
 def log(ref: str, with_stat: bool, as_json: bool) -> None:
-    """One line per message: index, role, summary and linked workspace version."""
-    with open_store() as store:
+    """One line per message: index, role, summary and linked workspace version.
+
+    Changes made between messages with `exec` or `cp` show as `·` lines, with
+    the workspace version each left (the instance's head moved there).
+
+    \b
+    Examples:
+      domarkx log try1
+      domarkx log try1 --stat
+      domarkx log try1 --json | jq '.[] | select(.role == "assistant")'
+    """
+    from domarkx.cli import _events
+
+    with open_store() as store, store.read():
         instance_id = store.instances.resolve(ref)
         rows = store.instances.history(instance_id)
+        events = store.events.listing(instance_id)
         changes = _changes(store, instance_id, rows) if with_stat else {}
     if as_json:
         entries: list[dict[str, object]] = [
@@ -35,17 +48,21 @@ def log(ref: str, with_stat: bool, as_json: bool) -> None:
 
             for row, entry in zip(rows, entries, strict=True):
                 entry["stat"] = to_json(changes.get(row.number, []), patches=False)
-        emit_json(entries)
+        emit_json(_events.with_events(entries, events, _events.as_json))
         return
     if with_stat:
         _log_stat(rows, changes)
         return
     table(
         ["#", "ROLE", "VERSION", "SUMMARY"],
-        [
-            [str(r.number), r.role, ids.short(r.workspace_version) if r.workspace_version else "-", summary(r)]
-            for r in rows
-        ],
+        _events.with_events(
+            [
+                [str(r.number), r.role, ids.short(r.workspace_version) if r.workspace_version else "-", summary(r)]
+                for r in rows
+            ],
+            events,
+            _events.cells,
+        ),
     )
     first = _unanswered(rows)
     if first is not None:
@@ -127,6 +144,10 @@ def commit(ref: str, tags: tuple[str, ...], as_json: bool) -> None:
 
     `domarkx run` of that snapshot starts from the committed workspace instead
     of re-running the document's code.
+
+    \b
+    Example:
+      domarkx commit try1 -t try1-done && domarkx run try1-done
     """
     from domarkx.cli._session import managers
 

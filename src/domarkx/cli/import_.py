@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from domarkx.cli._common import emit_json, json_option, open_store, parse_assignments, shown
+from domarkx.cli._common import emit_json, human_size, json_option, open_store, parse_assignments, progress, shown
+
+LARGE = 1_000_000
+"""Bytes from which import says what it is doing (a 10 MB document takes seconds)."""
+
+
+def _silent(_: str) -> None:
+    """Progress nobody asked to see."""
 
 
 @click.command("import")
@@ -37,9 +44,12 @@ def import_cmd(
 
     variables = parse_assignments(assignments)
     data, path, base_dir = read_source(source)
+    say = progress if len(data) >= LARGE and not quiet else _silent
     with open_store() as store:
         manager = SnapshotManager(store)
+        say(f"parsing {shown(path)} ({human_size(len(data))})")
         snapshot = manager.build(data, path=path, base_dir=base_dir, variables=variables, allow_outside=allow_outside)
+        say(f"storing {len(snapshot.messages)} messages")
         created = manager.save(snapshot, tags=list(tags))
     if as_json:
         emit_json({"id": snapshot.id, "created": created, "messages": len(snapshot.messages), "tags": list(tags)})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,7 +68,10 @@ def new(
             }
         )
     elif to_file:
-        click.echo(f"wrote {output} from template {found.name}; next: domarkx import {output}", err=True)
+        click.echo(f"wrote {output} from template {found.name}", err=True)
+        click.echo(
+            f"next: domarkx run {shlex.quote(str(output))} --model PROVIDER:MODEL  (e.g. openai:gpt-4o-mini)", err=True
+        )
 
 
 def _print_list(found: list[Template], as_json: bool) -> None:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 @turn_options
 @json_option
 @click.option("-q", "--quiet", is_flag=True, help="Print only the instance id.")
+@click.option("--rm", "remove", is_flag=True, help="Remove the instance when the run ends (like `docker run --rm`).")
 def run_cmd(
     ref: str | None,
     name: str | None,
@@ -42,6 +43,7 @@ def run_cmd(
     verbose: bool,
     as_json: bool,
     quiet: bool,
+    remove: bool,
 ) -> None:
     """Create an instance of snapshot REF (or of the Markdown file PATH) and run it.
 
@@ -64,13 +66,16 @@ def run_cmd(
       domarkx run demo --name try1 -m "now add tests" --model openai:gpt-4o-mini
       domarkx new chat -o talk.md && domarkx run talk.md --model openai:gpt-4o-mini
       domarkx run --resume try1 --keep-going
+      domarkx run --rm checks.md      # run the document's code, print its outputs, keep nothing
     """
     from domarkx.cli._execute import RunView, check
     from domarkx.session.execute import RunOptions
     from domarkx.session.manager import provider_for_snapshot
 
-    if (ref is None) == (resume is None) or (resume is not None and name is not None):
-        raise UsageError("give REF|PATH, or --resume INSTANCE (without --name)", hint="see `domarkx run --help`")
+    if (ref is None) == (resume is None) or (resume is not None and (name is not None or remove)):
+        raise UsageError(
+            "give REF|PATH, or --resume INSTANCE (without --name or --rm)", hint="see `domarkx run --help`"
+        )
     instances, sessions = managers()
     view = RunView(quiet=quiet or as_json)
     run_options = RunOptions(keep_going=keep_going, cache=not no_cache, observer=view)
@@ -90,10 +95,15 @@ def run_cmd(
         try:
             result = None if stopped else _first_turn(sessions, instance, message, options)
         except (DomarkxError, KeyboardInterrupt):
-            _report(instance, snapshot_id, None, as_json=as_json, quiet=True)  # it exists and stays usable: say which
+            if not remove:
+                _report(instance, snapshot_id, None, as_json=as_json, quiet=True)  # it exists and stays usable
             raise
-    _report(instance, snapshot_id, result, as_json=as_json, quiet=quiet, run=view.report)
-    check(view.report, instance.id)
+        finally:
+            if remove:
+                instances.remove(instance.id, force=True)
+    if as_json or not remove:
+        _report(instance, snapshot_id, result, as_json=as_json, quiet=quiet, run=view.report)
+    check(view.report, None if remove else instance.id)
 
 
 def _resumed(instances: InstanceManager, ref: str, options: RunOptions) -> tuple[SessionInstance, str]:

@@ -17,7 +17,13 @@ def snapshots() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Print only full ids.")
 @json_option
 def ls(quiet: bool, as_json: bool) -> None:
-    """List snapshots, newest first."""
+    """List snapshots, newest first.
+
+    \b
+    Examples:
+      domarkx snapshots ls
+      domarkx snapshots ls -q | head -1
+    """
     with open_store() as store:
         infos = store.snapshots.listing()
     if as_json:
@@ -46,7 +52,13 @@ def ls(quiet: bool, as_json: bool) -> None:
 @click.argument("ref")
 @json_option
 def inspect(ref: str, as_json: bool) -> None:
-    """Show a snapshot's metadata, manifest and structure."""
+    """Show a snapshot's metadata, manifest and structure.
+
+    \b
+    Examples:
+      domarkx snapshots inspect demo
+      domarkx snapshots inspect 6ccc0ea5 --json
+    """
     with open_store() as store:
         snapshot_id = store.snapshots.resolve(ref)
         if as_json:
@@ -67,24 +79,35 @@ def inspect(ref: str, as_json: bool) -> None:
 @snapshots.command("tag")
 @click.argument("ref")
 @click.argument("tag")
-def tag(ref: str, tag: str) -> None:
-    """Give snapshot REF the name TAG (moving TAG if another snapshot had it)."""
+@click.option("-q", "--quiet", is_flag=True, help="Print only the snapshot's full id.")
+def tag(ref: str, tag: str, quiet: bool) -> None:
+    """Give snapshot REF the name TAG (moving TAG if another snapshot had it).
+
+    \b
+    Example:
+      domarkx snapshots tag 6ccc0ea5 demo
+    """
     from domarkx.session.snapshot import SnapshotManager
 
     with open_store() as store:
         snapshot_id = SnapshotManager(store).tag(ref, tag)
-    click.echo(f"{tag} -> {snapshot_id}")
+    click.echo(snapshot_id if quiet else f"{tag} -> {snapshot_id}")
 
 
 @snapshots.command("rm")
 @click.argument("refs", nargs=-1, required=True, metavar="REF...")
 @click.option("-f", "--force", is_flag=True, help="For a snapshot instances use: remove its tags.")
-def rm(refs: tuple[str, ...], force: bool) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="Print only the full ids.")
+def rm(refs: tuple[str, ...], force: bool, quiet: bool) -> None:
     """Remove snapshots (their data is freed by `domarkx prune`).
 
     A snapshot that instances were made from is kept (they need it to
     export); with --force its tags are removed, and the snapshot goes once
     its last instance does.
+
+    \b
+    Example:
+      domarkx snapshots rm demo old-draft
     """
     from domarkx.session.snapshot import SnapshotManager
 
@@ -92,7 +115,13 @@ def rm(refs: tuple[str, ...], force: bool) -> None:
         manager = SnapshotManager(store)
         removed = [manager.remove(ref, force=force) for ref in refs]
     for snapshot_id, gone in removed:
-        click.echo(f"removed {snapshot_id}" if gone else f"untagged {snapshot_id} (kept: instances use it)")
+        click.echo(
+            snapshot_id
+            if quiet
+            else f"removed {snapshot_id}"
+            if gone
+            else f"untagged {snapshot_id} (kept: instances use it)"
+        )
 
 
 @click.command("prune")

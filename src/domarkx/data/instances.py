@@ -87,7 +87,11 @@ class Instances:
     # -- references -----------------------------------------------------------------
 
     def resolve(self, ref: str) -> str:
-        """An instance id from a full id, a unique id prefix (≥ 4 hex) or a name; ids win over names."""
+        """An instance id from a full id, a unique id prefix (≥ 4 hex) or a name; ids win over names.
+
+        ``instance:REF`` is the same reference, said to be an instance's (see :meth:`Store.resolve_any`).
+        """
+        ref = ref.removeprefix("instance:")
         try:
             found = self.store.resolve_prefix("instances", ref, what="instance", id_prefix="")
         except ReferenceNotFound:
@@ -128,17 +132,21 @@ class Instances:
         return [r[0] for r in rows]
 
     def linked_version(self, instance_id: str, upto: int) -> str | None:
-        """The workspace version the last assistant message at or before ``upto`` links, if this store has it.
+        """The workspace version the conversation stood at with message ``upto``, if this store has it.
 
-        A version a document merely names (one this store never made, nor
-        received with its content) is never followed.
+        That is the version of the last assistant message at or before ``upto``,
+        or of an ``exec``/``cp`` made after it and before message ``upto + 1``
+        (:mod:`domarkx.data.events`), whichever came later. A version a document
+        merely names (one this store never made, nor received with its content)
+        is never followed.
         """
         rows = self.store.query(
-            "SELECT v.id FROM messages m JOIN workspace_versions v"
+            "SELECT id FROM (SELECT v.id, m.idx AS at, 0 AS seq FROM messages m JOIN workspace_versions v"
             " ON v.id = json_extract(m.body, '$.workspace_version')"
             " WHERE m.instance_id = ? AND m.idx <= ? AND json_extract(m.body, '$.role') = 'assistant'"
-            " ORDER BY m.idx DESC LIMIT 1",
-            (instance_id, upto),
+            " UNION ALL SELECT version, messages - 1, seq FROM events WHERE instance_id = ? AND messages - 1 <= ?)"
+            " ORDER BY at DESC, seq DESC LIMIT 1",
+            (instance_id, upto, instance_id, upto),
         )
         return str(rows[0][0]) if rows else None
 
@@ -173,7 +181,7 @@ class Instances:
         return {r[0] for r in self.store.query("SELECT id FROM instances")}
 
     def linked_versions(self) -> dict[str, set[str]]:
-        """Instance id → the workspace versions it links: head, initial, and its assistant messages'."""
+        """Instance id → the workspace versions it links: head, initial, its assistant messages' and events'."""
         linked: dict[str, set[str]] = {}
         with self.store.read() as db:
             for row in db.execute("SELECT id, head_version, initial_version FROM instances"):
@@ -181,6 +189,9 @@ class Instances:
             query = f"SELECT instance_id, {_VERSION_OF_ASSISTANT} FROM messages"  # noqa: S608
             for instance_id, version in db.execute(query):
                 if version and instance_id in linked:
+                    linked[instance_id].add(version)
+            for instance_id, version in db.execute("SELECT instance_id, version FROM events"):  # exec, cp in
+                if instance_id in linked:
                     linked[instance_id].add(version)
         return linked
 
@@ -250,5 +261,6 @@ class Instances:
         """Delete the instance's rows and release its workspace (still to be destroyed), in one transaction."""
         with self.store.write() as db:
             db.execute("DELETE FROM messages WHERE instance_id = ?", (instance_id,))
+            self.store.events.release(instance_id)  # its rows go with the instance's (ON DELETE CASCADE)
             db.execute("DELETE FROM instances WHERE id = ?", (instance_id,))
             self.store.workspaces.claim(workspace_id, owned=False)

@@ -204,6 +204,32 @@ def _m9_build_cache(db: sqlite3.Connection) -> None:
     )
 
 
+def _m10_instance_events(db: sqlite3.Connection) -> None:
+    """What changed an instance's workspace outside a turn (``exec``, ``cp`` in), in order.
+
+    ``messages``: how many messages the conversation had (the event came after the
+    last of them); ``version``: the workspace version it left, ``before``: the one it
+    found; ``detail``: JSON (the code, its exit code, the copied path…).
+    """
+    run_script(
+        db,
+        """
+        CREATE TABLE events (
+            instance_id TEXT NOT NULL REFERENCES instances(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            messages INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            resource TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            before TEXT,
+            version TEXT NOT NULL,
+            created REAL NOT NULL,
+            PRIMARY KEY (instance_id, seq)
+        );
+        """,
+    )
+
+
 MIGRATIONS: list[Migration] = [
     _m1_initial,
     _m2_instances,
@@ -214,5 +240,6 @@ MIGRATIONS: list[Migration] = [
     _m7_fork_lineage,
     _m8_instance_settings,
     _m9_build_cache,
+    _m10_instance_events,
 ]
 """Schema migrations, applied in order, each once; ``PRAGMA user_version`` counts them."""

@@ -56,10 +56,12 @@ class Snapshots:
         self.store = store
 
     def resolve(self, ref: str) -> str:
-        """The id behind a tag, a full id or a unique hex prefix (≥ 4)."""
+        """The id behind a tag, a full id or a unique hex prefix (≥ 4), optionally written ``snapshot:REF``."""
         rows = self.store.query("SELECT snapshot_id FROM tags WHERE name = ?", (ref,))
         if rows:
             return str(rows[0][0])
+        if ref.startswith("snapshot:"):
+            return self.resolve(ref.removeprefix("snapshot:"))
         found = self.store.resolve_prefix("snapshots", ref, what="snapshot")
         if found is None:
             raise ReferenceNotFound(

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from domarkx.data.build_cache import BuildCache
+    from domarkx.data.events import Events
     from domarkx.data.instances import Instances
     from domarkx.data.snapshots import Snapshots
     from domarkx.data.versions import Versions
@@ -163,6 +164,12 @@ class Store:
         from domarkx.data.workspaces import Workspaces
 
         return Workspaces(self)
+
+    @cached_property
+    def events(self) -> Events:
+        from domarkx.data.events import Events
+
+        return Events(self)
 
     @cached_property
     def versions(self) -> Versions:
@@ -337,7 +344,9 @@ class Store:
 
     @contextlib.contextmanager
     def hold(self, name: str) -> Iterator[bool]:
-        """An exclusive, non-blocking lock on ``name`` for this process (False: another holds it).
+        """An exclusive lock on ``name`` for this process, not waited for (False: another holds it).
+
+        Only a peek's instant is waited out (:func:`domarkx.data.locks.take`).
 
         Like the provisioning lease, it dies with its process, so nothing is ever
         left locked by a crash.
@@ -347,14 +356,17 @@ class Store:
             locks.mkdir(exist_ok=True)
             fd = os.open(locks / name, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            yield True
+            from domarkx.data.locks import take  # retries past a peek (`instances ls`)
+
+            yield take(fd)
         finally:
             os.close(fd)
+
+    def held(self, names: Iterable[str]) -> set[str]:
+        """Which of these locks another process holds now (a peek each: :func:`domarkx.data.locks.held`)."""
+        from domarkx.data.locks import held
+
+        return held(os.path.join(self._home, "locks"), names)
 
     def release(self, name: str) -> None:
         """Delete the lock file of ``name`` (while holding it) once what it guarded is gone."""
@@ -507,14 +519,24 @@ class Store:
         if not rows:
             raise ReferenceNotFound(f"no {what} matches {ref!r}", hint=f"see `domarkx {what}s ls`")
         if len(rows) > 1:
-            shown = ", ".join(ids.short(r[0]) for r in rows[:5])
+            found = [str(r[0]) for r in rows]
+            length = next(n for n in range(12, 65) if len({ids.short(f, n) for f in found}) == len(found))
+            shown = ", ".join(ids.short(f, length) for f in found[:5]) + (", …" if len(found) > 5 else "")
             raise AmbiguousReference(
                 f"{ref!r} matches more than one {what}: {shown}", hint="give more characters of the id"
             )
         return str(rows[0][0])
 
     def resolve_any(self, ref: str) -> tuple[str, str]:
-        """(``"instance"`` or ``"snapshot"``, id) for a reference that may name either."""
+        """(``"instance"`` or ``"snapshot"``, id) for a reference that may name either.
+
+        ``instance:REF`` and ``snapshot:REF`` pick the kind when a reference could mean both.
+        """
+        kind, colon, rest = ref.partition(":")
+        if colon and kind == "instance":
+            return kind, self.instances.resolve(rest)
+        if colon and kind == "snapshot":
+            return kind, self.snapshots.resolve(ref)
         found: list[tuple[str, str]] = []
         for kind, resolver in (("instance", self.instances.resolve), ("snapshot", self.snapshots.resolve)):
             try:
@@ -529,7 +551,7 @@ class Store:
         if len(found) > 1:
             raise AmbiguousReference(
                 f"{ref!r} names both an instance and a snapshot",
-                hint="give more characters of the id, or use a name or tag",
+                hint=f"say which: instance:{ref} or snapshot:{ref}",
             )
         return found[0]
 

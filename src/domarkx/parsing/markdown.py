@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,7 @@ import yaml
 from markdown_it import MarkdownIt
 from pydantic import ValidationError
 
+from domarkx._suggest import did_you_mean
 from domarkx.data import plain
 from domarkx.data.models import (
     FORMAT_VERSION,
@@ -36,6 +37,11 @@ if TYPE_CHECKING:
 _NEWLINE_RE = re.compile(r"\r\n|\r|\n")
 _QUOTE_RE = re.compile(r"^ {0,3}> ?", re.MULTILINE)
 _FORMAT_KEY = "domarkx-format"
+
+ConfigCheck = Callable[[str, Any, Block, str], None]
+"""Checks a config block once parsed: called with ``"session-config"`` (and its dict) or
+``"workspace-config"`` (and its :class:`WorkspaceConfig`), the block and the path; raises
+:class:`DocumentError`. ``import`` passes :func:`domarkx.session.config.check`."""
 
 
 def decode(data: bytes, path: str) -> str:
@@ -193,16 +199,17 @@ class MarkdownParser:
             self._resource_types = names(PLUGINS)
         return self._resource_types
 
-    def parse(self, text: str, *, path: str = "<stdin>") -> SessionSnapshot:
+    def parse(self, text: str, *, path: str = "<stdin>", check: ConfigCheck | None = None) -> SessionSnapshot:
         """The structured view of ``text``; raises only :class:`DocumentError`."""
-        return _Parse(self, text, path).run()
+        return _Parse(self, text, path, check).run()
 
 
 class _Parse:
     """The state of one parse: text, line offsets and the snapshot being built."""
 
-    def __init__(self, parser: MarkdownParser, text: str, path: str) -> None:
+    def __init__(self, parser: MarkdownParser, text: str, path: str, check: ConfigCheck | None = None) -> None:
         self.parser = parser
+        self.check = check
         self.text = text
         self.path = path
         self.offsets = line_offsets(text)
@@ -336,6 +343,8 @@ class _Parse:
                 )
             self.session_config_line = block.start
             snap.session_config = self.json_object(block, "session-config")
+            if self.check is not None:
+                self.check("session-config", snap.session_config, block, self.path)
             return True
         if info.names("workspace-config"):
             if self.workspace_line is not None:
@@ -346,6 +355,8 @@ class _Parse:
                 )
             self.workspace_line, self.workspace_block = block.start, block
             snap.workspace_config = self.workspace(block)
+            if self.check is not None:
+                self.check("workspace-config", snap.workspace_config, block, self.path)
             return True
         return False
 
@@ -416,7 +427,7 @@ class _Parse:
         for index, res in enumerate(config.resources):
             if res.type not in known:
                 raise self.error(
-                    f"unknown resource type {res.type!r}",
+                    f"unknown resource type {res.type!r}{did_you_mean(res.type, known)}",
                     self.yaml_item_line(block, ("resources", index)),
                     hint=f"known types: {', '.join(known) or 'none (install a domarkx plugin)'}",
                 )

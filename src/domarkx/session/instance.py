@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from domarkx import ids, trust
+from domarkx.data.autonames import unused_name
 from domarkx.data.instances import InstanceRow, lock_name
 from domarkx.data.models import (
     ConversationMessage,
@@ -35,8 +36,6 @@ Progress = Callable[[str], None]
 
 SETUP_SCRIPT_LANGS = frozenset({"python", "py", "python3"})
 """A setup block in one of these that no resource runs declares tools, and domarkx runs it (docs/sessions.md)."""
-COMMAND_LANG = "sh"
-"""What ``domarkx exec -- CMD…`` is written in: it runs where shell code runs, unless told ``--resource``."""
 
 
 def _quiet(_: str) -> None:
@@ -169,11 +168,12 @@ class InstanceManager:
     # -- creation --------------------------------------------------------------
 
     def _new(self, snapshot_id: str, workspace: Workspace, name: str | None) -> SessionInstance:
+        """An instance row to be; one nobody named gets a readable name (:mod:`domarkx.data.autonames`)."""
         if name is not None:
             self.store.instances.check_new_name(name)
         return SessionInstance(
             id=secrets.token_hex(32),
-            name=name,
+            name=name if name is not None else unused_name(self.store),
             snapshot_id=snapshot_id,
             workspace_id=workspace.id,
             created=self.store.now(),
@@ -298,28 +298,6 @@ class InstanceManager:
         tool, argument = target
         return self.workspaces.call(workspace, tool, {argument: code})
 
-    def exec(self, ref: str, code: str, *, resource: str | None = None) -> tuple[ToolOutcome, list[str]]:
-        """Run ``code`` out of band (``domarkx exec``) and commit the result as the head; (outcome, notes).
-
-        Without ``resource``, a command line runs where shell code runs.
-        """
-        with self.using(self.get(ref)) as instance:
-            if instance.status != "running":
-                raise UsageError("the instance is stopped", hint="start it with `domarkx instances start`")
-            workspace = self.workspaces.open(instance.workspace_id)
-            if resource is None:
-                found = self.workspaces.code_resource(workspace, COMMAND_LANG)
-                if found is None:
-                    raise UsageError(
-                        "no resource of this instance runs shell commands", hint="name one with --resource"
-                    )
-                resource = found.name
-            outcome = self.workspaces.run_code(workspace, resource, code)
-            version = self.workspaces.commit(workspace)
-            instance.head_version = version.id
-            self.save_messages(instance, len(instance.messages))
-        return outcome, version.notes
-
     # -- time travel -----------------------------------------------------------
 
     def fork(self, ref: str, at: int, *, name: str | None = None) -> SessionInstance:
@@ -338,6 +316,7 @@ class InstanceManager:
                 fork.messages = [m.model_copy(deep=True) for m in source.messages[: at + 1]]
                 fork.head_version = version
                 self._insert(fork, self.initial_version(source), parent=(source.id, at))
+                self.store.events.copy(source.id, fork.id, at)
             except BaseException:
                 self.workspaces.destroy(workspace)
                 raise

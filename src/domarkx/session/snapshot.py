@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,10 @@ from domarkx.errors import DocumentError, UsageError
 from domarkx.parsing.markdown import MarkdownParser, decode
 
 _STRUCTURE_EXCLUDE = {"id", "document", "source"}
+
+
+def _to_stderr(line: str) -> None:
+    sys.stderr.write(line + "\n")
 
 
 def manifest(snapshot: SessionSnapshot) -> dict[str, Any]:
@@ -68,17 +72,27 @@ class SnapshotManager:
         base_dir: Path,
         variables: Mapping[str, str] | None = None,
         allow_outside: bool = False,
+        warn: Callable[[str], None] = _to_stderr,
     ) -> SessionSnapshot:
-        """Expand macros and parse, without storing: the pure half of ``import``."""
+        """Expand macros, parse and check the configuration, without storing: the pure half of ``import``.
+
+        What is suspicious but not wrong (text without a single message) goes to
+        ``warn`` as a ``path:line:col: warning: …`` line.
+        """
         from domarkx.parsing.macros import MacroExpander
+        from domarkx.session import config
 
         text = decode(data, path)
         expander = MacroExpander(variables=variables or {}, allow_outside=allow_outside)
         expansion = expander.expand_mapped(text, path=path, base_dir=base_dir)
         try:
-            snapshot = self.parser.parse(expansion.text, path=path)
+            snapshot = self.parser.parse(expansion.text, path=path, check=config.check)
         except DocumentError as err:
             raise expansion.relocate(err) from err
+        empty = config.no_messages(snapshot)
+        if empty is not None:
+            place = expansion.relocate(DocumentError(empty[1], path=path, line=empty[0]))
+            warn(place.format().replace(": error: ", ": warning: ", 1))
         snapshot.id = ids.digest_json(manifest(snapshot))
         return snapshot
 

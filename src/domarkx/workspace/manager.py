@@ -158,7 +158,7 @@ class WorkspaceManager:
 
     def _made(self, config: WorkspaceConfig, pending: bool, then: Callable[[Workspace], object]) -> Workspace:
         """Create the resources and rows of ``config``, then ``then`` (a commit, a load); undone if anything fails."""
-        names = _resource_names(config)
+        names = resource_names(config)
         with self.store.provisioning():
             resources: list[Resource] = []
             try:
@@ -269,10 +269,13 @@ class WorkspaceManager:
         plugin = self.plugin(resource.type)
         return self._guarded(tool_name, resource, lambda: plugin.execute_tool(resource.id, tool, **arguments))
 
-    def run_code(self, workspace: Workspace, resource_name: str, code: str) -> ToolOutcome:
+    def run_code(
+        self, workspace: Workspace, resource_name: str, code: str, *, stdin: bytes | None = None
+    ) -> ToolOutcome:
         """Run ``code`` in the named resource as its plugin runs code (``domarkx exec``); a failure is an outcome.
 
-        A resource that runs no code is a usage error.
+        A resource that runs no code is a usage error. ``stdin``: bytes for the
+        code's standard input (:meth:`Plugin.run_code`).
         """
         resource = next((r for r in workspace.resources if r.name == resource_name), None)
         if resource is None:
@@ -282,7 +285,7 @@ class WorkspaceManager:
         if plugin.code is None:
             raise UsageError(f"resource {resource.name} ({resource.type}) runs no code", hint="pick another --resource")
         name = self.tool_name(workspace, resource, plugin.code.tool)
-        return self._guarded(name, resource, lambda: plugin.run_code(resource.id, code))
+        return self._guarded(name, resource, lambda: plugin.run_code(resource.id, code, stdin=stdin))
 
     def _guarded(self, tool_name: str, resource: Resource, run: Callable[[], Any]) -> ToolOutcome:
         """Run a plugin's tool; whatever goes wrong becomes an ``ok=False`` outcome the model can read."""
@@ -431,7 +434,7 @@ class WorkspaceManager:
 # -- helpers -----------------------------------------------------------------------
 
 
-def _resource_names(config: WorkspaceConfig) -> list[str]:
+def resource_names(config: WorkspaceConfig) -> list[str]:
     """Config names, else the type; unnamed duplicates become ``type_2``, ``type_3``…"""
     if not config.resources:
         raise UsageError("workspace-config lists no resources", hint="add at least one, e.g. - type: local_shell")

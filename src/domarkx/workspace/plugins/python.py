@@ -186,6 +186,20 @@ class PythonPlugin(Plugin):
 
     def execute_python(self, resource_id: str, code: str, *, timeout: float | None = None) -> str:
         """Run one cell and log it; the text returned is what the model reads."""
+        return format_output(*self._cell(resource_id, code, timeout))
+
+    def run_code(self, resource_id: str, code: str, *, stdin: bytes | None = None) -> dict[str, Any]:
+        """``domarkx exec``: the cell as a command's result, so output streams apart and an exception exits 1."""
+        if stdin is not None:
+            raise Unsupported("python resources take no standard input")
+        out, notices = self._cell(resource_id, code, None)
+        stdout = "".join(_line(text) for text in (out.stdout.text(), out.result.text()))
+        notes = [f"note: {n}" for n in notices]
+        stderr = "".join(_line(text) for text in (out.stderr.text(), out.traceback or out.error or "", *notes))
+        exit_code = None if out.timed_out else int(out.error is not None)
+        return {"stdout": stdout, "stderr": stderr, "exit_code": exit_code, "timed_out": out.timed_out}
+
+    def _cell(self, resource_id: str, code: str, timeout: float | None) -> tuple[CellOutput, list[str]]:
         config = self._config(resource_id)
         limit = config.timeout if timeout is None else min(timeout, config.timeout)
         kernel = self.kernel(resource_id)
@@ -206,7 +220,7 @@ class PythonPlugin(Plugin):
             )
         else:
             self._write_cells(resource_id, [*self._cells(resource_id), {"code": code, "ok": out.error is None}])
-        return format_output(out, notices)
+        return out, notices
 
     def failure(self, output: Any) -> str | None:
         """The exception a cell ended with (its name, from :func:`format_output`'s ``[error]`` section).
@@ -486,6 +500,11 @@ def _write_json(path: Path, value: Any) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(value, fh, ensure_ascii=False)
     os.replace(tmp, path)
+
+
+def _line(text: str) -> str:
+    """``text`` ending with a newline (none if empty), so streams pieced together stay on their lines."""
+    return text if not text or text.endswith("\n") else text + "\n"
 
 
 def format_output(out: CellOutput, notices: list[str]) -> str:
