@@ -45,5 +45,5 @@ def export_cmd(ref: str, output: str | None, at: int | None) -> None:
                 progress(f"rendering {count} messages")
             text = InstanceManager(store).export(found, at=at)
     if output not in (None, "-") and len(text) >= LARGE:
-        progress(f"writing {human_size(len(text.encode('utf-8')))} to {shown(output)}")
+        progress(f"writing {human_size(len(text.encode('utf-8')))} to {shown(output, 400)}")
     write_output(text, output)

@@ -33,8 +33,8 @@ def mcp_cmd(ref: str, transport: Literal["stdio", "http"], port: int) -> None:
 
     \b
     Examples:
-      claude mcp add domarkx -- domarkx mcp try1
       domarkx mcp task.md --transport http --port 8765
+      claude mcp add domarkx -- domarkx mcp try1
     """
     try:
         from domarkx.mcp.server import serve

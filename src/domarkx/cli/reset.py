@@ -19,6 +19,11 @@ def reset_cmd(ref: str, at: int, as_json: bool) -> None:
     a hidden instance (`domarkx instances ls -a`), whose id is printed;
     `domarkx fork HIDDEN --at M` brings them back. Like `git reset` with the
     reflog. See `domarkx log` for indices.
+
+    \b
+    Examples:
+      domarkx reset try1 --at 4
+      domarkx fork HIDDEN --at 9      # the discarded tail, back as an instance
     """
     from domarkx.cli._session import managers
 

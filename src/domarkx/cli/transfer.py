@@ -82,6 +82,11 @@ def load_cmd(file: str, as_json: bool) -> None:
     digest, every id against its content); what is already here is skipped,
     so loading twice changes nothing. Prints the id of each session named
     when the bundle was saved.
+
+    \b
+    Examples:
+      domarkx load session.tar
+      curl -s https://example.org/session.tar | domarkx load -
     """
     from domarkx import transfer
 
@@ -199,6 +204,11 @@ def pull_cmd(source: str, insecure: bool, ca_file: Path | None, as_json: bool) -
     of it is good. A snapshot pulled by tag is tagged here with the reference
     (like `docker pull`). Prints the id of each session pulled; then `run`,
     `fork` and `export` work on it as on one made here.
+
+    \b
+    Examples:
+      domarkx pull ghcr.io/me/sessions:demo
+      domarkx pull localhost:5000/sessions@sha256:4f1c… --insecure
     """
     from domarkx.transfer.remote import pull
 
@@ -221,7 +231,8 @@ def login_cmd(registry: str, username: str | None, password_stdin: bool, insecur
     printed; pass it on stdin in scripts, never as an argument.
 
     \b
-    Example:
+    Examples:
+      domarkx login ghcr.io -u me
       echo "$TOKEN" | domarkx login ghcr.io -u me --password-stdin
     """
     from domarkx.transfer.remote import login
@@ -241,7 +252,12 @@ def login_cmd(registry: str, username: str | None, password_stdin: bool, insecur
 @click.command("logout")
 @click.argument("registry", metavar="REGISTRY")
 def logout_cmd(registry: str) -> None:
-    """Forget the credential kept for REGISTRY."""
+    """Forget the credential kept for REGISTRY.
+
+    \b
+    Example:
+      domarkx logout ghcr.io
+    """
     from domarkx.transfer.remote import logout
 
     if logout(registry):
