@@ -118,6 +118,8 @@ def session(home: Path, files: int) -> tuple[str, Path]:
     from domarkx.session.instance import InstanceManager
 
     os.environ["DOMARKX_HOME"] = str(home)
+    from domarkx.session.outofband import exec_code
+
     with Store(home) as store:
         manager = InstanceManager(store)
         snapshot = manager.snapshots.build(b"## user\n\n> push me\n", path="bench.md", base_dir=home)
@@ -127,7 +129,7 @@ def session(home: Path, files: int) -> tuple[str, Path]:
         plugin = manager.workspaces.plugin(resource.type)
         work: Path = plugin.work_dir(resource.id)  # type: ignore[attr-defined]
         populate(work, files)
-        manager.exec(instance.id, "true")  # commits the files as the head version
+        exec_code(manager, instance.id, "true")  # commits the files as the head version
         return instance.id, work
 
 
@@ -160,6 +162,7 @@ def second_push(base: Path, relay: Relay, instance: str) -> dict[str, Any]:
     """Bytes the registry receives for a first push, and for a second after one changed file."""
     from domarkx.data.store import Store
     from domarkx.session.instance import InstanceManager
+    from domarkx.session.outofband import exec_code
     from domarkx.transfer.remote import Connection, push
 
     target = f"{relay.address}/ours/delta:v1"
@@ -167,7 +170,7 @@ def second_push(base: Path, relay: Relay, instance: str) -> dict[str, Any]:
         relay.take()
         first = push(store, instance, target, Connection(insecure=True), fresh=True)
         first_bytes = relay.take()
-        InstanceManager(store).exec(instance, "echo 'CHANGED = 1' >> pkg042/module_04242.py")
+        exec_code(InstanceManager(store), instance, "echo 'CHANGED = 1' >> pkg042/module_04242.py")
         start = time.perf_counter()
         second = push(store, instance, target, Connection(insecure=True))
         seconds = time.perf_counter() - start

@@ -276,7 +276,8 @@ def test_run_rm_prints_the_outputs_and_keeps_nothing(cli: Cli, doc: Path) -> Non
     result = cli("run", "--rm", str(doc))
 
     assert result.code == 0, result
-    assert result.out == "hi\n"  # the block's output, and no id of an instance that is gone
+    # the block's output under its header, and no id of an instance that is gone
+    assert result.out == "── message 1 · bash ──\nhi\n"
     assert "is ready" not in result.err
     assert listed(cli, "-a") == []
 

@@ -25,7 +25,7 @@ def domarkx(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
         (("mcp", "nope"), 2, "error: no instance or snapshot matches 'nope'"),
         (("mcp", "-"), 2, "error: domarkx mcp cannot read a document from stdin"),
         (("mcp", "missing.md"), 2, "error: no such file: missing.md"),
-        (("mcp", "nope", "--transport", "carrier-pigeon"), 2, "Invalid value for '--transport'"),
+        (("mcp", "nope", "--transport", "carrier-pigeon"), 2, "error: invalid value for '--transport'"),
         (("mcp", "nope", "--transport", "http", "--port", "70000"), 2, "error: --port 70000 is not a port number"),
     ],
 )

@@ -102,9 +102,9 @@ def test_server_failures_and_state_that_lives_in_the_server(cli, tmp_path: Path,
 @pytest.mark.parametrize(
     ("options", "needle"),
     [
-        ("    url: http://127.0.0.1:9/mcp\n", "give either command"),
-        ("    colour: blue\n", "colour: unknown option"),
-        ("    timeout: -1\n", "timeout: Input should be greater than 0"),
+        ("    url: http://127.0.0.1:9/mcp\n", "error: invalid mcp options: give either command"),
+        ("    colour: blue\n", "error: unknown mcp option 'colour'"),
+        ("    timeout: -1\n", "error: mcp option 'timeout': input should be greater than 0"),
     ],
 )
 def test_bad_config_is_one_line_and_leaves_nothing(  # type: ignore[no-untyped-def]
@@ -113,8 +113,9 @@ def test_bad_config_is_one_line_and_leaves_nothing(  # type: ignore[no-untyped-d
     path = tmp_path / "doc.md"
     path.write_text(plain_doc().replace("    sandbox: auto\n", options))
     result = cli("run", "--trust", str(path))
-    assert result.code == 2 and result.err.splitlines()[-2].startswith("error: invalid mcp config: "), result
-    assert needle in result.err and result.err.splitlines()[-1].startswith("  hint: mcp options: command")
+    first, hint = result.err.splitlines()
+    assert result.code == 2 and first.startswith(f"{path}:") and needle in first, result
+    assert hint.startswith("  hint: mcp options: args, command")
     assert not list((domarkx_home / "resources").glob("mcp-*"))
 
 

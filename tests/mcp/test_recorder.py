@@ -14,6 +14,7 @@ from domarkx.data.store import Store
 from domarkx.errors import DomarkxError
 from domarkx.mcp._recorder import CLIENT_KEY, DIED, GONE, Recorder
 from domarkx.session.instance import InstanceManager, lock_name
+from domarkx.session.outofband import exec_code
 
 CLIENT = {"name": "unit", "version": "0"}
 
@@ -123,7 +124,7 @@ def test_an_unanswered_call_left_by_a_dead_process_is_closed_as_interrupted(inst
     assert recorded[2].tool_call_id == "mcp_dead" and not recorded[2].tool_ok
     assert recorded[2].metadata["interrupted"] == DIED
     fork = instances.fork(recorder.instance_id, 2)
-    outcome, _notes = instances.exec(fork.id, "ls")
+    outcome = exec_code(instances, fork.id, "ls").outcome
     assert outcome.output["stdout"] == "half\n"
 
 

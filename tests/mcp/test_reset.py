@@ -11,6 +11,7 @@ from domarkx.data.instances import Instances
 from domarkx.data.store import Store
 from domarkx.errors import DomarkxError
 from domarkx.session.instance import InstanceManager, lock_name
+from domarkx.session.outofband import exec_code
 
 DOC = """\
 ```workspace-config
@@ -105,11 +106,21 @@ def test_reset_rewinds_every_resource_and_keeps_the_tail_hidden(cli, tmp_path: P
 def test_the_head_after_exec_is_kept_too(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     instance = run_doc(cli, tmp_path)
     cli("exec", instance, "--resource", "sh", "--", "echo three > c.txt")
-    hidden = cli("reset", instance, "--at", "3").out.strip()
-    assert hidden, "the exec'd head differs from message 3's version: something was discarded"
+    hidden = cli("reset", instance, "--at", "1").out.strip()
     assert "c.txt" not in files(cli, instance)
+    assert not any(e["role"] == "exec" for e in json.loads(cli("log", instance, "--json").out))
     assert cli("instances", "start", hidden).code == 0
     assert "c.txt" in files(cli, hidden)
+    assert [e["role"] for e in json.loads(cli("log", hidden, "--json").out)][-1] == "exec"  # the event went too
+
+
+def test_reset_at_the_last_message_keeps_a_later_exec(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """An exec after the last message is the state the conversation stands at (docs/sessions.md)."""
+    instance = run_doc(cli, tmp_path)
+    cli("exec", instance, "--resource", "sh", "--", "echo three > c.txt")
+    result = cli("reset", instance, "--at", "3")
+    assert result.code == 0 and result.out == "", result
+    assert "c.txt" in files(cli, instance)
 
 
 def test_nothing_to_discard_is_a_no_op(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -146,7 +157,7 @@ def test_an_object_held_across_a_reset_follows_the_new_workspace(cli, tmp_path: 
         with manager.using(held):
             assert held.workspace_id == manager.get(instance_id).workspace_id
             assert len(held.messages) == 2
-        outcome, _notes = manager.exec(instance_id, "ls", resource="sh")
+        outcome = exec_code(manager, instance_id, "ls", resource="sh").outcome
     assert outcome.output["stdout"].split() == ["a.txt"]
 
 

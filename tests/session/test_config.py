@@ -57,7 +57,7 @@ CASES = [
     pytest.param(
         workspace("resources:\n  - type: local_shell\n    timout: 5"),
         "doc.md:4:5: error: unknown local_shell option 'timout' (did you mean 'timeout'?)",
-        "local_shell options: files, max_output, max_timeout, sandbox, timeout",
+        "local_shell options: files, max_output, max_size, max_timeout, sandbox, timeout",
         id="timout",
     ),
     pytest.param(

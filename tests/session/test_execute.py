@@ -18,6 +18,7 @@ from domarkx.session.execute import (
     resume,
 )
 from domarkx.session.instance import InstanceManager
+from domarkx.session.outofband import exec_code
 from domarkx.workspace.plugins.python import cell_failure
 
 DOC = """\
@@ -59,7 +60,7 @@ def create(home: Path, text: str = DOC, options: RunOptions | None = None) -> In
 
 
 def listing(instances: InstanceManager) -> list[str]:
-    outcome, _notes = instances.exec("exe", "ls")
+    outcome = exec_code(instances, "exe", "ls").outcome
     return str(outcome.output["stdout"]).split()
 
 

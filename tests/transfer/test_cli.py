@@ -36,4 +36,4 @@ def test_usage_errors(cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
 
 def test_login_reads_the_password_only_from_stdin_or_a_prompt(cli) -> None:  # type: ignore[no-untyped-def]
     result = cli("login", "localhost:5000", "-u", "me", "-p", "secret")
-    assert result.code == 2 and "No such option" in result.err
+    assert result.code == 2 and "error: no such option" in result.err

@@ -107,6 +107,16 @@ class Events:
                 (blob_owner(target), target),
             )
 
+    def insert(self, rows: Sequence[EventRow]) -> None:
+        """Store events as they were (``load``, ``pull``); joins a caller's write."""
+        import json
+
+        with self.store.write() as db:
+            db.executemany(
+                f"INSERT INTO events({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 - fixed names
+                [(*row[:5], json.dumps(row.detail, sort_keys=True), *row[6:]) for row in rows],
+            )
+
     def release(self, instance_id: str) -> None:
         """Drop the blobs of a removed instance's events (its rows go with it: ``ON DELETE CASCADE``)."""
         self.store.drop_refs(blob_owner(instance_id))

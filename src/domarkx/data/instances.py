@@ -236,9 +236,13 @@ class Instances:
             db.execute("UPDATE instances SET head_version = ? WHERE id = ?", (head_version, instance_id))
 
     def rewind(self, instance_id: str, at: int, workspace_id: str, head_version: str) -> None:
-        """``reset``: keep messages 0..``at``, move to ``workspace_id`` at ``head_version`` (joins a caller's write)."""
+        """``reset``: keep messages 0..``at`` and the events before ``at + 1``; move to another workspace.
+
+        Joins a caller's write.
+        """
         with self.store.write() as db:
             db.execute("DELETE FROM messages WHERE instance_id = ? AND idx > ?", (instance_id, at))
+            db.execute("DELETE FROM events WHERE instance_id = ? AND messages > ?", (instance_id, at + 1))
             db.execute(
                 "UPDATE instances SET workspace_id = ?, head_version = ? WHERE id = ?",
                 (workspace_id, head_version, instance_id),

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from domarkx.data.events import EventRow
 from domarkx.data.instances import InstanceRow
 from domarkx.data.snapshots import NewSnapshot
 from domarkx.data.store import Store
@@ -33,6 +34,8 @@ class NewInstance:
     row: InstanceRow
     """Its ``workspace_id`` is the workspace made for it; ``parent_id`` names an instance here or arriving."""
     bodies: list[str]
+    events: list[EventRow] = field(default_factory=list)
+    """Its ``exec``/``cp`` events, in order (their standard input does not travel)."""
 
 
 @dataclass
@@ -105,4 +108,5 @@ def _insert_instance(store: Store, new: NewInstance, present: set[str], arriving
     if row.parent_id is not None and row.parent_id not in present | arriving:
         row = row._replace(parent_id=None, parent_at=None)  # its parent did not travel with it
     store.instances.insert(row, new.bodies)  # claims the workspace too
+    store.events.insert([event._replace(instance_id=row.id) for event in new.events])
     done.instances.append(row.id)

@@ -178,9 +178,12 @@ def _invalid(exc: ValidationError, where: Path_, place: _Place, what: str, model
     if first["type"] == "extra_forbidden":
         name = str(loc[-1])
         return place.error((*where, *loc), f"unknown {what} {name!r}{did_you_mean(name, known)}", hint)
-    key = ".".join(str(part) for part in loc) or "value"
-    message = first["msg"]
-    return place.error((*where, *loc), f"{what} {key!r}: {message[:1].lower()}{message[1:]}", hint)
+    message = first["msg"].removeprefix("Value error, ")
+    message = f"{message[:1].lower()}{message[1:]}"
+    if not loc:  # a check across keys (a model validator) is about the whole block
+        return place.error(where, f"invalid {what}s: {message}", hint)
+    key = ".".join(str(part) for part in loc)
+    return place.error((*where, *loc), f"{what} {key!r}: {message}", hint)
 
 
 def _refuse_secrets(value: Any, where: Path_, place: _Place, what: str, depth: int = 0) -> None:

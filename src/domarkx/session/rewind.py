@@ -100,6 +100,7 @@ def reset_held(instances: InstanceManager, instance: SessionInstance, at: int, *
             )  # fmt: skip
             with store.write():  # one transaction: the tail takes everything, the instance moves on
                 store.instances.insert(tail, store.instances.bodies(instance.id))
+                store.events.copy(instance.id, hidden, len(instance.messages))  # all of them, as it was
                 store.instances.set_settings(hidden, store.instances.settings(instance.id))  # its model, say
                 store.instances.rewind(instance.id, at, fresh.id, version)
                 store.workspaces.claim(fresh.id)

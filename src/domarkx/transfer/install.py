@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from domarkx import ids
 from domarkx.data import transfer as rows
+from domarkx.data.events import EventRow
 from domarkx.data.instances import InstanceRow
 from domarkx.data.models import SessionSnapshot
 from domarkx.data.snapshots import NewSnapshot
@@ -246,4 +247,8 @@ def _new_instance(record: InstanceRecord, workspace_id: str) -> rows.NewInstance
         parent_at=record.parent_at,
         hidden=record.hidden,
     )
-    return rows.NewInstance(row=row, bodies=[m.model_dump_json() for m in record.messages])
+    events = [
+        EventRow(record.id, e.seq, e.messages, e.kind, e.resource, e.detail, e.before, e.version, e.created)
+        for e in record.events
+    ]
+    return rows.NewInstance(row=row, bodies=[m.model_dump_json() for m in record.messages], events=events)

@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from domarkx import ids
+from domarkx.data.events import EventRow
 from domarkx.data.models import FORMAT_VERSION, ConversationMessage, SessionSnapshot, WorkspaceConfig
 from domarkx.data.names import validate_instance_name, validate_tag
 from domarkx.data.store import Store
@@ -86,6 +87,21 @@ class VersionRecord(BaseModel):
     types: dict[ResourceName, str]
 
 
+class EventRecord(BaseModel):
+    """An ``exec`` or ``cp`` made on the instance (docs/sessions.md); its standard input stays home."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seq: int = Field(ge=1)
+    messages: int = Field(ge=0)
+    kind: Literal["exec", "cp"]
+    resource: ResourceName
+    detail: dict[str, Any]
+    before: str | None
+    version: str
+    created: float
+
+
 class InstanceRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -102,6 +118,7 @@ class InstanceRecord(BaseModel):
     hidden: bool = False
     workspace: WorkspaceConfig
     messages: list[ConversationMessage]
+    events: list[EventRecord] = Field(default_factory=list)
 
     @field_validator("name")
     @classmethod
@@ -117,6 +134,7 @@ class InstanceRecord(BaseModel):
     def linked_versions(self) -> set[str]:
         linked = {self.head_version, self.initial_version}
         linked.update(m.workspace_version for m in self.messages if m.workspace_version)
+        linked.update(e.version for e in self.events)
         return linked
 
 
@@ -224,7 +242,16 @@ def _instance_record(store: Store, instance_id: str) -> InstanceRecord:
         hidden=row.hidden,
         workspace=WorkspaceConfig.model_validate_json(workspace),
         messages=[_message(row.id, i, body) for i, body in enumerate(store.instances.bodies(row.id))],
+        events=[_event(event) for event in store.events.listing(row.id)],
     )
+
+
+def _event(event: EventRow) -> EventRecord:
+    detail = {k: v for k, v in event.detail.items() if k != "stdin"}  # a digest of a blob that stays here
+    return EventRecord(
+        seq=event.seq, messages=event.messages, kind=event.kind, resource=event.resource,  # type: ignore[arg-type]
+        detail=detail, before=event.before, version=event.version, created=event.created,
+    )  # fmt: skip
 
 
 def _message(instance_id: str, index: int, body: str) -> ConversationMessage:
