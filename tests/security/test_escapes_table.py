@@ -1049,7 +1049,7 @@ def test_sandbox_rows_as_an_unprivileged_user() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="domarkx-user-"))
     os.chown(scratch, uid, uid)
     env = {**os.environ, "HOME": str(scratch), "PYTHONDONTWRITEBYTECODE": "1"}
-    args = ["-q", "-p", "no:cacheprovider", f"--basetemp={scratch / 'pytest'}", __file__, "-k", SANDBOX_ROWS]
+    args = ["-q", "-p", "no:cacheprovider", "-n", "0", f"--basetemp={scratch / 'pytest'}", __file__, "-k", SANDBOX_ROWS]
     try:
         done = subprocess.run(
             ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", sys.executable, "-m", "pytest", *args],
