@@ -95,3 +95,18 @@ def test_log_stat_shows_what_each_message_changed(cli, instance: str) -> None:  
     lines = cli("log", instance, "--stat").out.splitlines()
     assert lines[0].startswith("0    user") and lines[1].startswith("1    assistant")  # a user message: no stat
     assert lines[2:5] == ["     local_shell (local_shell)", "      a.txt    | 2 ++", "      blob.bin | Bin 0 → 2 bytes"]
+
+
+def test_one_instance_shows_what_exec_changed_since_the_last_message(cli, instance: str) -> None:  # type: ignore[no-untyped-def]
+    assert cli("diff", instance).out == "no changes\n"
+    assert cli("exec", instance, "--", "echo three >> a.txt").code == 0
+    result = cli("diff", instance)
+    assert result.code == 0 and "+three\n" in result.out, result
+    data = json.loads(cli("diff", instance, "--json").out)
+    assert data["old"]["ref"] == f"{instance}@conversation" and data["new"]["ref"] == instance
+
+
+@pytest.mark.parametrize("ref", ["files@1", "nope"])
+def test_one_argument_must_be_an_instance(cli, instance: str, ref: str) -> None:  # type: ignore[no-untyped-def]
+    result = cli("diff", ref)
+    assert result.code == 2 and result.err.startswith("error: ") and "Traceback" not in result.err, result

@@ -157,6 +157,24 @@ def resolve_point(store: Store, ref: str) -> Point:
     return Point(ref, version)
 
 
+def conversation_point(store: Store, ref: str) -> Point:
+    """Instance ``ref``'s workspace as its conversation last left it, before any later ``exec`` or ``cp``.
+
+    ``diff INSTANCE`` compares it with the head, as ``git diff`` compares the
+    work tree with the last commit: what was changed by hand since.
+    """
+    instance = store.instances.resolve(ref)
+    linked = [
+        row.workspace_version
+        for row in store.instances.history(instance)
+        if row.workspace_version and store.versions.exists(row.workspace_version)
+    ]
+    version = linked[-1] if linked else store.instances.row(instance).initial_version
+    if version is None:
+        raise UsageError(f"instance {ref} has no recorded workspace version", hint="run `domarkx doctor`")
+    return Point(f"{ref}@conversation", version)
+
+
 def _message_version(store: Store, name: str, index: str) -> str:
     """The version after message ``index`` of instance ``name``: the one linked at or before it."""
     instance = store.instances.resolve(name)
