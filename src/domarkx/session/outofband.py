@@ -21,8 +21,9 @@ from domarkx.workspace.plugin import Plugin, Unsupported
 
 if TYPE_CHECKING:
     from domarkx.data.events import EventRow
+    from domarkx.data.models import SessionInstance
     from domarkx.session.instance import InstanceManager
-    from domarkx.workspace.manager import ToolOutcome, Workspace, WorkspaceManager
+    from domarkx.workspace.manager import ToolOutcome, Workspace, WorkspaceManager, WorkspaceVersion
     from domarkx.workspace.plugin import Resource
 
 COMMAND_LANG = "sh"
@@ -68,20 +69,36 @@ def exec_code(
             )
         before = instance.head_version
         outcome = manager.workspaces.run_code(workspace, target.name, code, stdin=stdin)
-        version = manager.workspaces.commit(workspace)
-        event = None
-        if version.id != before:
-            event = manager.store.events.record(
-                instance.id,
-                messages=len(instance.messages),
-                kind="exec",
-                resource=target.name,
-                detail={"code": code, "ok": outcome.ok, **_exit(outcome.output)},
-                before=before,
-                version=version.id,
-                stdin=stdin,
-            )
+        detail = {"code": code, "ok": outcome.ok, **_exit(outcome.output)}
+        version, event = _commit(manager, instance, workspace, "exec", target.name, detail, before, stdin)
     return Executed(outcome, version.id, event, version.notes)
+
+
+def _commit(
+    manager: InstanceManager,
+    instance: SessionInstance,
+    workspace: Workspace,
+    kind: str,
+    resource: str,
+    detail: dict[str, Any],
+    before: str | None,
+    stdin: bytes | None = None,
+) -> tuple[WorkspaceVersion, EventRow | None]:
+    """Commit the change and, when it changed anything, record it as an event that moves the head."""
+    version = manager.workspaces.commit(workspace)
+    if version.id == before:
+        return version, None  # a read-only command or a copy of identical bytes leaves no trace
+    event = manager.store.events.record(
+        instance.id,
+        messages=len(instance.messages),
+        kind=kind,
+        resource=resource,
+        detail=detail,
+        before=before,
+        version=version.id,
+        stdin=stdin,
+    )
+    return version, event
 
 
 def code_target(workspaces: WorkspaceManager, workspace: Workspace, named: str | None) -> Resource:
@@ -136,18 +153,8 @@ def copy_in(
         before = instance.head_version
         manager.store.workspaces.touch(target.id)  # the next commit must look at it
         _plugin_copy(lambda: manager.workspaces.plugin(target.type).copy_in(target.id, source, path), target)
-        version = manager.workspaces.commit(workspace)
-        event = None
-        if version.id != before:
-            event = manager.store.events.record(
-                instance.id,
-                messages=len(instance.messages),
-                kind="cp",
-                resource=target.name,
-                detail={"source": paths.escape(os.fsencode(source)), "path": paths.escape(path)},
-                before=before,
-                version=version.id,
-            )
+        detail = {"source": paths.escape(os.fsencode(source)), "path": paths.escape(path)}
+        version, event = _commit(manager, instance, workspace, "cp", target.name, detail, before)
     return target.name, version.id, event, version.notes
 
 
