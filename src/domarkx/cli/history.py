@@ -120,10 +120,10 @@ def fork(ref: str, at: int, name: str | None, as_json: bool, quiet: bool) -> Non
     from domarkx.cli._session import managers
     from domarkx.session.rewind import unrestorable_in
 
-    manager, sessions = managers()
+    manager, _ = managers()
     with manager.store:
         parent = manager.resolve(ref)
-        new = sessions.fork(parent, at, name=name)
+        new = manager.fork(parent, at, name=name)
         warnings = [item.warning() for item in unrestorable_in(manager, parent)]
     for warning in warnings:
         click.secho(f"warning: {warning}", err=True, fg="yellow")
