@@ -170,7 +170,8 @@ def summary(row: HistoryRow, width: int = 72) -> str:
         )
         text = f"{row.content} → {shown}" if row.content else f"→ {shown}"
     elif row.role == "tool":
-        text = ("" if row.tool_ok else "error: ") + row.content
+        # Most failed results already say "error: …" (the workspace's and setup-scripts' own); say it once.
+        text = row.content if row.tool_ok else "error: " + row.content.lstrip().removeprefix("error: ")
     else:
         text = row.content
         if not text and row.code_text is not None:
