@@ -162,11 +162,21 @@ def of(snapshot: SessionSnapshot) -> DocumentTrust:
     return DocumentTrust(snapshot, is_trusted(snapshot))
 
 
+def ungranted(snapshot: SessionSnapshot, config: WorkspaceConfig) -> Power | None:
+    """The first power the document's setup or resources ask for without trust, if any.
+
+    The one check behind ``run`` (:func:`require`) and ``load``/``pull``
+    (:mod:`domarkx.transfer.install`), which each say it their own way.
+    """
+    found = workspace_powers(snapshot, config)
+    return found[0] if found and not is_trusted(snapshot) else None
+
+
 def require(snapshot: SessionSnapshot, config: WorkspaceConfig) -> None:
     """Refuse, before anything is made, a document whose setup or resources need trust it does not have."""
-    found = workspace_powers(snapshot, config)
-    if found and not is_trusted(snapshot):
-        raise refusal(snapshot, found[0])
+    power = ungranted(snapshot, config)
+    if power is not None:
+        raise refusal(snapshot, power)
 
 
 def refusal(snapshot: SessionSnapshot, power: Power) -> DocumentError:

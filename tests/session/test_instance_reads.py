@@ -85,6 +85,19 @@ def test_a_fork_records_its_parent_and_ls_shows_it(cli, made: tuple[InstanceMana
     assert "lineage@1" in table  # the parent by name
 
 
+def test_a_fork_remembers_its_parents_settings_whoever_forks_it(made: tuple[InstanceManager, str]) -> None:
+    """InstanceManager.fork itself copies them: the UI, the MCP server and ``edit`` call it directly."""
+    instances, instance_id = made
+    assert instances.settings(instances.fork("lineage", 1).id) == {}
+    remembered = {"model": "openai:fake-model", "approve": True, "max_steps": 3}
+    instances.set_settings(instance_id, remembered)
+
+    fork = instances.fork("lineage", 1, name="remembers")
+    assert instances.settings(fork.id) == remembered
+    instances.set_settings(fork.id, {"model": "openai:other"})  # its own from then on
+    assert instances.settings(instance_id) == remembered
+
+
 @pytest.mark.usefixtures("made")
 def test_inspect_shows_where_each_resource_works(cli) -> None:  # type: ignore[no-untyped-def]
     data = json.loads(cli("instances", "inspect", "lineage", "--json").out)

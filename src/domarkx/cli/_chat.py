@@ -123,7 +123,7 @@ class Chat:
             at = int(argument) if argument else last
         except ValueError:
             raise UsageError(f"/fork takes a message number, not {argument!r}", hint="see `domarkx log`") from None
-        new = self.sessions.fork(self.instance.id, at)
+        new = self.sessions.instances.fork(self.instance.id, at)
         progress(f"forked {label(self.instance)} at message {at} as {label(new)}; now chatting there")
         self.instance = new
 

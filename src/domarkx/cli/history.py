@@ -120,10 +120,10 @@ def fork(ref: str, at: int, name: str | None, as_json: bool, quiet: bool) -> Non
     from domarkx.cli._session import managers
     from domarkx.session.rewind import unrestorable_in
 
-    manager, sessions = managers()
+    manager, _ = managers()
     with manager.store:
         parent = manager.resolve(ref)
-        new = sessions.fork(parent, at, name=name)
+        new = manager.fork(parent, at, name=name)
         warnings = [item.warning() for item in unrestorable_in(manager, parent)]
     for warning in warnings:
         click.secho(f"warning: {warning}", err=True, fg="yellow")
@@ -170,7 +170,8 @@ def summary(row: HistoryRow, width: int = 72) -> str:
         )
         text = f"{row.content} → {shown}" if row.content else f"→ {shown}"
     elif row.role == "tool":
-        text = ("" if row.tool_ok else "error: ") + row.content
+        # Most failed results already say "error: …" (the workspace's and setup-scripts' own); say it once.
+        text = row.content if row.tool_ok else "error: " + row.content.lstrip().removeprefix("error: ")
     else:
         text = row.content
         if not text and row.code_text is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from typing import IO, TYPE_CHECKING
 import click
 
 from domarkx import ids
-from domarkx.cli._common import emit_json, human_size, json_option, open_store
+from domarkx.cli._common import emit_json, human_size, json_option, open_store, trust_option
 from domarkx.errors import UsageError
 
 if TYPE_CHECKING:
@@ -74,24 +75,27 @@ def save_cmd(refs: tuple[str, ...], output: str | None) -> None:
 
 @click.command("load")
 @click.argument("file", metavar="FILE.tar")
+@trust_option
 @json_option
 def load_cmd(file: str, as_json: bool) -> None:
     """Check a bundle whole, then add its sessions to this home (`-` reads stdin).
 
     Nothing is added unless everything checks out (every blob against its
-    digest, every id against its content); what is already here is skipped,
-    so loading twice changes nothing. Prints the id of each session named
-    when the bundle was saved.
+    digest, every id against its content, every instance's powers against
+    your trust, as `run` checks them); what is already here is skipped, so
+    loading twice changes nothing. Prints the id of each session named when
+    the bundle was saved.
 
     \b
     Examples:
       domarkx load session.tar
+      domarkx load --trust my-own-unconfined-session.tar
       curl -s https://example.org/session.tar | domarkx load -
     """
     from domarkx import transfer
 
     with open_store() as store, _input(file) as source:
-        loaded = transfer.load(store, source, where=f"bundle {file}")
+        loaded = transfer.load(store, source, where=f"bundle {file}", again=f"domarkx load --trust {shlex.quote(file)}")
     _report(loaded, as_json)
 
 
@@ -196,14 +200,17 @@ def push_cmd(ref: str, target: str, fresh: bool, insecure: bool, ca_file: Path |
 @click.argument("source", metavar="REGISTRY/REPO[:TAG|@DIGEST]")
 @insecure_option
 @ca_file_option
+@trust_option
 @json_option
 def pull_cmd(source: str, insecure: bool, ca_file: Path | None, as_json: bool) -> None:
     """Pull sessions pushed with `domarkx push` into this home, workspaces included.
 
     Every blob is checked against its digest and nothing is stored unless all
-    of it is good. A snapshot pulled by tag is tagged here with the reference
-    (like `docker pull`). Prints the id of each session pulled; then `run`,
-    `fork` and `export` work on it as on one made here.
+    of it is good; an instance whose document asks for a power you have not
+    trusted is refused, as `run` refuses it (--trust: allow it). A snapshot
+    pulled by tag is tagged here with the reference (like `docker pull`).
+    Prints the id of each session pulled; then `run`, `fork` and `export`
+    work on it as on one made here.
 
     \b
     Examples:
@@ -213,7 +220,8 @@ def pull_cmd(source: str, insecure: bool, ca_file: Path | None, as_json: bool) -
     from domarkx.transfer.remote import pull
 
     with open_store() as store:
-        loaded = pull(store, source, _connection(insecure, ca_file))
+        again = shlex.join(["domarkx", "pull", "--trust", source] + (["--insecure"] if insecure else []))
+        loaded = pull(store, source, _connection(insecure, ca_file), again=again)
     _report(loaded, as_json)
 
 

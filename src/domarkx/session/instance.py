@@ -301,7 +301,11 @@ class InstanceManager:
     # -- time travel -----------------------------------------------------------
 
     def fork(self, ref: str, at: int, *, name: str | None = None) -> SessionInstance:
-        """A new instance with messages 0..``at`` and the workspace as it was then; it records its parent."""
+        """A new instance with messages 0..``at`` and the workspace as it was then; it records its parent.
+
+        It remembers what its parent does (model, approval, max steps: :meth:`settings`),
+        whoever forks it (``fork``, ``edit``, the chat, the UI, the MCP server).
+        """
         source = self.get(ref)
         if not 0 <= at < len(source.messages):
             raise UsageError(
@@ -315,8 +319,10 @@ class InstanceManager:
                 fork = self._new(source.snapshot_id, workspace, name)
                 fork.messages = [m.model_copy(deep=True) for m in source.messages[: at + 1]]
                 fork.head_version = version
-                self._insert(fork, self.initial_version(source), parent=(source.id, at))
-                self.store.events.copy(source.id, fork.id, at)
+                with self.store.write():  # one transaction: the row, its events and its settings
+                    self._insert(fork, self.initial_version(source), parent=(source.id, at))
+                    self.store.events.copy(source.id, fork.id, at)
+                    self.set_settings(fork.id, self.settings(source.id))
             except BaseException:
                 self.workspaces.destroy(workspace)
                 raise

@@ -136,15 +136,6 @@ class SessionManager:
             return bool(remembered)
         return self.snapshot(instance).session_config.get("approve") is True
 
-    def fork(self, ref: str, at: int, *, name: str | None = None) -> SessionInstance:
-        """:meth:`InstanceManager.fork`, and the fork remembers what its parent did."""
-        source = self.instances.get(ref)
-        new = self.instances.fork(source.id, at, name=name)
-        settings = self.settings(source)
-        if settings:
-            self.instances.set_settings(new.id, settings)
-        return new
-
     # -- turns -----------------------------------------------------------------------------
 
     def send(

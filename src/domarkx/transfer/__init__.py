@@ -40,15 +40,18 @@ def save(store: Store, refs: Sequence[str], out: IO[bytes]) -> list[Root]:
         return pkg.records.roots
 
 
-def load(store: Store, source: IO[bytes], *, where: str) -> Loaded:
-    """Check a bundle whole, then bring its sessions into the home (nothing if it fails anywhere)."""
+def load(store: Store, source: IO[bytes], *, where: str, again: str) -> Loaded:
+    """Check a bundle whole, then bring its sessions into the home (nothing if it fails anywhere).
+
+    ``again``: the command that loads it with ``--trust``, for the hint when a power is refused.
+    """
     from domarkx.transfer.bundle import read_bundle
     from domarkx.transfer.install import install
     from domarkx.transfer.scratch import scratch
 
     with scratch(store) as tmp:
         layout = read_bundle(source, tmp, where=where)
-        return install(store, layout, where=where)
+        return install(store, layout, where=where, again=again)
 
 
 __all__ = ["Loaded", "Named", "Root", "load", "resolve", "save"]

@@ -3,7 +3,9 @@
 ``load`` and ``pull`` both end here with a :class:`Layout` whose blobs already
 match their digests. The order keeps the home consistent whatever happens:
 
-1. check the records (every id recomputed, every link present) — nothing written;
+1. check the records (every id recomputed, every link present) and that each new
+   instance's document is trusted with the powers its workspace asks for, as
+   ``run`` checks (:func:`domarkx.trust.ungranted`) — nothing written;
 2. hand each plugin its layers (``import_versions``: content-addressed and
    idempotent, so a kill leaves at most unreferenced data) and ask it whether
    every version the records name is now here;
@@ -22,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from domarkx import ids
+from domarkx import ids, trust
 from domarkx.data import transfer as rows
 from domarkx.data.events import EventRow
 from domarkx.data.instances import InstanceRow
@@ -30,7 +32,7 @@ from domarkx.data.models import SessionSnapshot
 from domarkx.data.snapshots import NewSnapshot
 from domarkx.data.store import Store
 from domarkx.data.versions import VersionRow
-from domarkx.errors import ContentError, DomarkxError
+from domarkx.errors import ContentError, DomarkxError, UsageError, one_line
 from domarkx.transfer.artifact import DOCUMENT, PLUGIN_KEY, Layout
 from domarkx.transfer.layouts import INDEX_PART, LAYOUT_KEY, implode
 from domarkx.transfer.records import InstanceRecord, Records, Root, VersionRecord, check, parse
@@ -53,8 +55,11 @@ class Loaded:
     notes: list[str] = field(default_factory=list)
 
 
-def install(store: Store, layout: Layout, *, where: str, tags: dict[str, str] | None = None) -> Loaded:
-    """Bring the sessions of ``layout`` into the home; ``tags`` (tag → snapshot id) are set as well."""
+def install(store: Store, layout: Layout, *, where: str, again: str, tags: dict[str, str] | None = None) -> Loaded:
+    """Bring the sessions of ``layout`` into the home; ``tags`` (tag → snapshot id) are set as well.
+
+    ``again`` is the command that would load it with ``--trust``, for the hint of a refusal.
+    """
     from domarkx.workspace.manager import WorkspaceManager
 
     manifest = layout.manifest
@@ -69,7 +74,9 @@ def install(store: Store, layout: Layout, *, where: str, tags: dict[str, str] | 
     new_snapshots = [s for s in snapshots if s.id in absent[0]]
     new_instances = [i for i in records.instances if i.id in absent[1]]
     workspaces = WorkspaceManager(store)
-    _check_workspaces(workspaces, new_instances, {s.id: s for s in snapshots}, where)
+    by_id = {s.id: s for s in snapshots}
+    _check_workspaces(workspaces, new_instances, by_id, where)
+    _check_trust(new_instances, by_id, where, again)
     with store.provisioning():  # until the rows link what the plugins took in, prune must not judge it unused
         _import_layers(workspaces.plugin, records, layout, where)
         versions = [_version_row(v) for v in records.workspace_versions]
@@ -153,6 +160,31 @@ def _check_workspaces(
                 f"{where}: instance {record.id[:12]} has a workspace its document does not ask for",
                 hint="the bundle or artifact was altered; do not use it",
             )
+
+
+def _check_trust(
+    instances: list[InstanceRecord], snapshots: dict[str, SessionSnapshot], where: str, again: str
+) -> None:
+    """Refuse an arriving instance whose document asks for a power you have not granted.
+
+    Its workspace is recreated here with those options, and the next ``send``
+    uses them, so a stranger's instance is judged as ``run`` judges a document,
+    before anything is made. A snapshot alone runs nothing until ``run``,
+    which checks it then.
+    """
+    for record in instances:
+        snapshot = snapshots[record.snapshot]
+        power = trust.ungranted(snapshot, record.workspace)
+        if power is None:
+            continue
+        about = [ids.short(record.id)] + ([f"from {snapshot.source}"] if snapshot.source else [])
+        session = f"instance {record.name + ' ' if record.name else ''}({', '.join(about)})"
+        doc = snapshot.source or "DOC"
+        raise UsageError(
+            one_line(f"{where}: {session} asks for {power.what}; its document has not been trusted with that"),
+            hint=f"if you trust it, pass --trust (`{again}`) or trust its document first (`domarkx trust {doc}`); "
+            "see docs/security.md",
+        )
 
 
 def _import_layers(plugin_for: Callable[[str], Plugin], records: Records, layout: Layout, where: str) -> None:

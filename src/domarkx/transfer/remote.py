@@ -147,8 +147,11 @@ def _records(registry: RegistryClient, repository: str, manifest: Manifest) -> R
         return parse(path.read_bytes(), where=f"{registry.registry}/{repository}@{manifest.digest}")
 
 
-def pull(store: Store, source: str, connection: Connection) -> Loaded:
-    """Pull ``REGISTRY/REPO[:TAG|@DIGEST]`` into the home; a pulled snapshot is tagged with the reference."""
+def pull(store: Store, source: str, connection: Connection, *, again: str) -> Loaded:
+    """Pull ``REGISTRY/REPO[:TAG|@DIGEST]`` into the home; a pulled snapshot is tagged with the reference.
+
+    ``again``: the command that pulls it with ``--trust``, for the hint when a power is refused.
+    """
     reference = parse_reference(source)
     with connection.client(reference) as registry:
         got = registry.get_manifest(reference.repository, reference.target)
@@ -165,7 +168,7 @@ def pull(store: Store, source: str, connection: Connection) -> Loaded:
                 return Loaded(roots=records.roots)
             require_plugins(store, records, where=where)
             _download(registry, reference.repository, layout, manifest.layers)
-            loaded = install(store, layout, where=where, tags=tags)
+            loaded = install(store, layout, where=where, again=again, tags=tags)
     for root in records.roots:
         _remember(store, reference, root, manifest.digest)
     return loaded

@@ -18,7 +18,6 @@ from domarkx.data.models import ConversationMessage
 from domarkx.data.store import Store
 from domarkx.errors import ReferenceNotFound, UsageError
 from domarkx.session.instance import InstanceManager
-from domarkx.session.manager import SessionManager
 from domarkx.ui import markdown
 from domarkx.ui.security import workspace_path
 from domarkx.workspace.plugin import Plugin, Unsupported
@@ -233,7 +232,7 @@ def fork(ctx: Context, ref: str, body: dict[str, Any]) -> dict[str, Any]:
     name = body.get("name") or None
     if name is not None and not isinstance(name, str):
         raise UsageError("name must be text")
-    new = SessionManager(ctx.instances).fork(ref, at, name=name)  # the fork remembers its parent's model
+    new = ctx.instances.fork(ref, at, name=name)  # the fork remembers its parent's model
     return {"id": new.id, "name": new.name, "at": at}
 
 
