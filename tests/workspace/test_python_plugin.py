@@ -7,6 +7,7 @@ one resource; tests about versions and restarts get their own.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 
 from domarkx import _entrypoints
 from domarkx.data.store import Store
-from domarkx.errors import ReferenceNotFound, UsageError
+from domarkx.errors import PathEscapeError, ReferenceNotFound, UsageError
 from domarkx.workspace.plugin import PluginContext, ToolError
 from domarkx.workspace.plugins.python import PythonPlugin
 
@@ -219,3 +220,47 @@ def test_sandbox_bwrap_is_refused_where_it_cannot_run(plugin: PythonPlugin, monk
         plugin.create_resource({"sandbox": "bwrap"})
     assert PythonPlugin.powers({"sandbox": "none"}) == ["sandbox: none (the kernel runs unconfined, as you)"]
     assert PythonPlugin.powers({}) == []
+
+
+# -- domarkx cp: the kernel's work dir is hostile ground -------------------------------------------
+
+
+def test_cp_keeps_a_link_out_of_the_work_dir_a_link(plugin: PythonPlugin, resource: str, tmp_path: Path) -> None:
+    """A symlink the kernel made to a host directory is copied as a link, and no path passes through it."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("host file")
+    run(plugin, resource, f"import os\nos.symlink({str(outside)!r}, 'esc')\nopen(b'caf\\xe9.txt', 'wb').write(b'odd')")
+    given = tmp_path / "given.txt"
+    given.write_text("planted")
+
+    with pytest.raises(PathEscapeError, match="esc is a symlink"):
+        plugin.copy_out(resource, b"esc/secret.txt", tmp_path / "stolen.txt")
+    with pytest.raises(PathEscapeError, match="esc is a symlink"):
+        plugin.copy_in(resource, given, b"esc/planted.txt")
+    with pytest.raises(PathEscapeError, match="leaves the work tree"):
+        plugin.copy_out(resource, b"../state.json", tmp_path / "state.json")
+    plugin.copy_out(resource, b"esc", tmp_path / "link")
+    plugin.copy_out(resource, b"caf\xe9.txt", tmp_path)
+
+    assert os.readlink(tmp_path / "link") == str(outside)
+    assert sorted(os.listdir(outside)) == ["secret.txt"]
+    assert (tmp_path / os.fsdecode(b"caf\xe9.txt")).read_bytes() == b"odd"
+    assert not (tmp_path / "stolen.txt").exists()
+
+
+def test_cp_refuses_a_fifo_either_way(plugin: PythonPlugin, resource: str, tmp_path: Path) -> None:
+    """Reading a FIFO would block ``domarkx cp`` forever: it is refused before anything is written."""
+    run(plugin, resource, "import os\nos.makedirs('d')\nopen('d/a.txt', 'w').write('a')\nos.mkfifo('d/pipe')")
+    host_fifo = tmp_path / "host-pipe"
+    os.mkfifo(host_fifo)
+
+    with pytest.raises(UsageError, match=r"^d/pipe is not a regular file, directory or symlink: not copied$"):
+        plugin.copy_out(resource, b"d/pipe", tmp_path / "out")
+    with pytest.raises(UsageError, match=r"^d/pipe is not a regular file"):
+        plugin.copy_out(resource, b"d", tmp_path / "out")
+    with pytest.raises(UsageError, match="host-pipe is not a regular file"):
+        plugin.copy_in(resource, host_fifo, b"pipe")
+
+    assert not (tmp_path / "out").exists()
+    assert run(plugin, resource, "sorted(os.listdir('.'))") == "[result]\n['d']"
