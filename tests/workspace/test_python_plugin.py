@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -264,3 +265,41 @@ def test_cp_refuses_a_fifo_either_way(plugin: PythonPlugin, resource: str, tmp_p
 
     assert not (tmp_path / "out").exists()
     assert run(plugin, resource, "sorted(os.listdir('.'))") == "[result]\n['d']"
+
+
+# -- prune ---------------------------------------------------------------------------------------------
+
+
+def git_objects(plugin: PythonPlugin) -> int:
+    out = subprocess.run(
+        ["git", "count-objects", "-v"],
+        env={"GIT_DIR": str(plugin._git.git_dir), "PATH": os.environ["PATH"]},
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    fields = dict(line.split(": ") for line in out.splitlines())
+    return int(fields["count"]) + int(fields["in-pack"])
+
+
+def test_collect_drops_the_files_no_live_version_or_index_needs(tmp_path: Path) -> None:
+    """Files of dropped versions leave the git store; those of live ones and those staged in an index stay."""
+    with Store(tmp_path / "home") as store:
+        plugin = PythonPlugin(PluginContext(home=store.home, store=store))
+        keep = plugin.create_resource({}).id
+        keep_work = Path(plugin.location(keep))
+        (keep_work / "keep.txt").write_text("kept")
+        kept = plugin.commit_version(keep)
+        gone = plugin.create_resource({}).id
+        (Path(plugin.location(gone)) / "big.bin").write_bytes(os.urandom(1 << 20))
+        dropped = plugin.commit_version(gone)
+        plugin.destroy_resource(gone)
+        (keep_work / "staged.txt").write_text("added to the index, never committed")
+        plugin._git.stage(keep_work, keep_work.parent / "index")
+        before = git_objects(plugin)
+
+        freed = plugin.collect({kept})
+
+        assert freed > 1 << 19
+        assert git_objects(plugin) < before
+        assert plugin.missing_versions([kept, dropped]) == {dropped}
+        assert plugin.commit_version(keep) != kept  # the staged blob survived: the commit can be written
+        assert plugin.read_version(kept, b"keep.txt") == b"kept"

@@ -387,17 +387,21 @@ class PythonPlugin(Plugin):
         ckpt.import_layers(self._git, self.context.store, layers, f"plugin:{self.type}")
 
     def collect(self, live: Collection[str]) -> int:
-        """Keep references only to the blobs live versions need; ``prune`` then deletes the rest.
+        """Keep only what live versions need: their checkpoint blobs, and their files' git objects.
 
-        Returns 0: the bytes are freed (and counted) by the store's prune. The
-        git objects of dead versions' files stay (the object store is shared).
+        The blobs are let go of here and deleted (and counted) by the store's
+        prune; the git objects go at once, as ``local_shell``'s do, except those
+        a resource's index holds (files staged by a commit still under way).
+        Returns the bytes the git store freed.
         """
         store = self.context.store
-        keep, _commits = ckpt.needed(store, [v for v in live if v not in self.missing_versions([v])])
+        keep, commits = ckpt.needed(store, [v for v in live if v not in self.missing_versions([v])])
         with store.write():
             store.drop_refs(f"plugin:{self.type}")
             store.add_refs(f"plugin:{self.type}", keep)
-        return 0
+        resources = self.context.home / "resources"
+        indexes = sorted(resources.glob(f"{self.type}-*/index")) if resources.is_dir() else []
+        return self._git.collect(commits, indexes)
 
     # -- restore -------------------------------------------------------------------
 
