@@ -17,7 +17,7 @@ import pytest
 from domarkx import _entrypoints
 from domarkx.data.store import Store
 from domarkx.errors import PathEscapeError, ReferenceNotFound, UsageError
-from domarkx.workspace.plugin import PluginContext, ToolError
+from domarkx.workspace.plugin import PluginContext, ToolError, streaming_to
 from domarkx.workspace.plugins.python import PythonPlugin
 
 
@@ -303,3 +303,34 @@ def test_collect_drops_the_files_no_live_version_or_index_needs(tmp_path: Path) 
         assert plugin.missing_versions([kept, dropped]) == {dropped}
         assert plugin.commit_version(keep) != kept  # the staged blob survived: the commit can be written
         assert plugin.read_version(kept, b"keep.txt") == b"kept"
+
+
+# -- output as it comes ----------------------------------------------------------------------------------
+
+WAIT_FOR_THE_LISTENER = """\
+import os, sys, time
+print('first', flush=True)
+end = time.monotonic() + 30
+while not os.path.exists('go') and time.monotonic() < end:
+    time.sleep(0.02)
+print('second, after the listener answered:', os.path.exists('go'), file=sys.stderr)
+42
+"""
+
+
+def test_a_cell_streams_to_the_listener_while_it_runs(plugin: PythonPlugin, resource: str) -> None:
+    """The cell waits for a file the listener writes on seeing its first line: only a streamed line gets it."""
+    seen: list[str] = []
+
+    def listen(chunk: str) -> None:
+        if not seen:
+            (Path(plugin.location(resource)) / "go").write_text("")
+        seen.append(chunk)
+
+    with streaming_to(listen):
+        result = run(plugin, resource, WAIT_FOR_THE_LISTENER)
+    run(plugin, resource, "print('nobody listens')")  # and nothing breaks
+
+    assert seen[0] == "first\n"
+    assert "".join(seen) == "first\nsecond, after the listener answered: True\n42\n"  # the value, shown last
+    assert result == "[stdout]\nfirst\n[stderr]\nsecond, after the listener answered: True\n[result]\n42"

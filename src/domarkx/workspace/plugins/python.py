@@ -54,6 +54,7 @@ from domarkx.workspace.plugin import (
     ToolError,
     ToolSpec,
     Unsupported,
+    emit_output,
     note,
     report_progress,
     resource_path,
@@ -207,7 +208,7 @@ class PythonPlugin(Plugin):
         notices = self._take_notes(resource_id)
         self._mark_dirty(resource_id)
         try:
-            out = kernel.execute(code, timeout=limit, limit=config.max_output)
+            out = kernel.execute(code, timeout=limit, limit=config.max_output, on_output=emit_output)
         except KernelDied as exc:
             _KERNELS.pop(self._dir(resource_id), None)
             raise ToolError(
