@@ -6,6 +6,7 @@ Through the real entry point (in-process, and the installed script for standard 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -175,9 +176,11 @@ def test_a_resource_that_runs_no_code_and_an_unknown_one(cli: Cli, made: str) ->
 
 
 def piped(args: list[str], data: bytes, home: Path) -> subprocess.CompletedProcess[bytes]:
-    """The installed script with ``data`` on its standard input, as a shell pipe gives it."""
+    """The installed script with ``data`` on its standard input, as a shell pipe gives it (the code under test)."""
     beside = Path(sys.executable).parent / "domarkx"
     env = {"DOMARKX_HOME": str(home), "PATH": "/usr/bin:/bin"}
+    if "PYTHONPATH" in os.environ:  # a checkout other than the installed one
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return subprocess.run([str(beside), *args], input=data, capture_output=True, env=env, check=False)
 
 
@@ -197,13 +200,32 @@ def test_binary_standard_input(made: str, domarkx_home: Path, cli: Cli) -> None:
     assert as_code.stderr.decode().splitlines()[0] == (
         "error: the code on standard input is not UTF-8 text (byte 0x80 at offset 128)"
     )
-    to_command = piped(["exec", made, "-i", "--", "wc", "-c"], binary, domarkx_home)
-    assert to_command.returncode == 2
-    assert to_command.stderr.decode().splitlines() == [
-        "error: sh (local_shell) takes no standard input",
+    to_sql = piped(["exec", made, "-r", "db", "-i", "--", "SELECT 1"], binary, domarkx_home)
+    assert to_sql.returncode == 2
+    assert to_sql.stderr.decode().splitlines() == [
+        "error: db (sqlite) takes no standard input",
         "  hint: drop -i, or give the data as a file (`domarkx cp`)",
     ]
     assert [e for e in log_json(cli, made) if e["role"] == "exec"] == []  # nothing ran, nothing recorded
+
+
+def test_standard_input_reaches_a_shell_command_and_is_kept_with_its_event(
+    made: str, domarkx_home: Path, cli: Cli
+) -> None:
+    binary = bytes(range(256)) * 4
+
+    counted = piped(["exec", made, "-i", "--", "wc", "-c"], binary, domarkx_home)
+    kept = piped(["exec", made, "-i", "--", "sh", "-c", "tee in.bin | wc -c"], binary, domarkx_home)
+
+    assert (counted.returncode, counted.stdout) == (0, b"1024\n"), counted.stderr
+    assert (kept.returncode, kept.stdout) == (0, b"1024\n"), kept.stderr
+    events = [e for e in log_json(cli, made) if e["role"] == "exec"]
+    assert [e["detail"]["code"] for e in events] == ["sh -c 'tee in.bin | wc -c'"]  # wc alone changed nothing
+    assert Store(domarkx_home).get_blob(events[0]["detail"]["stdin"]) == binary
+    assert cli("log", made).out.splitlines()[-1].endswith("[sh] sh -c 'tee in.bin | wc -c' < 1024 bytes")
+    copied = domarkx_home.parent / "in.bin"
+    assert cli("cp", f"{made}:in.bin", str(copied)).code == 0
+    assert copied.read_bytes() == binary
 
 
 def test_no_command_and_no_input_is_a_usage_error(cli: Cli, made: str) -> None:

@@ -133,6 +133,29 @@ def test_output_flood_keeps_head_and_tail(tmp_path: Path) -> None:
     assert len(out) < 2100
 
 
+def test_input_reaches_the_command_byte_for_byte(tmp_path: Path) -> None:
+    binary = bytes(range(256)) * 4
+    result = shell.run_command("wc -c; echo done", cwd=str(tmp_path), input=binary)
+    assert result == {"exit_code": 0, "stdout": "1024\ndone\n", "stderr": "", "timed_out": False}
+    assert shell.run_command("cat > got.bin", cwd=str(tmp_path), input=binary)["exit_code"] == 0
+    assert (tmp_path / "got.bin").read_bytes() == binary
+
+
+def test_input_larger_than_a_pipe_while_the_command_floods_its_output(tmp_path: Path) -> None:
+    """Writing all the input before reading any output would deadlock: the command writes before it reads."""
+    data = b"x" * (4 << 20)
+    result = shell.run_command("seq 1 200000; wc -c", cwd=str(tmp_path), input=data, max_output=2000, timeout=60)
+    assert result["timed_out"] is False
+    assert result["stdout"].endswith(f"200000\n{len(data)}\n")
+
+
+def test_input_a_command_never_reads_holds_nothing_up(tmp_path: Path) -> None:
+    unread = shell.run_command("echo ignored", cwd=str(tmp_path), input=b"y" * (4 << 20), timeout=30)
+    assert unread == {"exit_code": 0, "stdout": "ignored\n", "stderr": "", "timed_out": False}
+    waiting = shell.run_command("sleep 100", cwd=str(tmp_path), input=b"z" * (4 << 20), timeout=0.3)
+    assert waiting["timed_out"] is True
+
+
 def test_run_command_rejects_an_empty_command(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="non-empty"):
         shell.run_command("  ", cwd=str(tmp_path))

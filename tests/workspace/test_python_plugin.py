@@ -7,6 +7,8 @@ one resource; tests about versions and restarts get their own.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +16,8 @@ import pytest
 
 from domarkx import _entrypoints
 from domarkx.data.store import Store
-from domarkx.errors import ReferenceNotFound, UsageError
-from domarkx.workspace.plugin import PluginContext, ToolError
+from domarkx.errors import PathEscapeError, ReferenceNotFound, UsageError
+from domarkx.workspace.plugin import PluginContext, ToolError, streaming_to
 from domarkx.workspace.plugins.python import PythonPlugin
 
 
@@ -219,3 +221,116 @@ def test_sandbox_bwrap_is_refused_where_it_cannot_run(plugin: PythonPlugin, monk
         plugin.create_resource({"sandbox": "bwrap"})
     assert PythonPlugin.powers({"sandbox": "none"}) == ["sandbox: none (the kernel runs unconfined, as you)"]
     assert PythonPlugin.powers({}) == []
+
+
+# -- domarkx cp: the kernel's work dir is hostile ground -------------------------------------------
+
+
+def test_cp_keeps_a_link_out_of_the_work_dir_a_link(plugin: PythonPlugin, resource: str, tmp_path: Path) -> None:
+    """A symlink the kernel made to a host directory is copied as a link, and no path passes through it."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("host file")
+    run(plugin, resource, f"import os\nos.symlink({str(outside)!r}, 'esc')\nopen(b'caf\\xe9.txt', 'wb').write(b'odd')")
+    given = tmp_path / "given.txt"
+    given.write_text("planted")
+
+    with pytest.raises(PathEscapeError, match="esc is a symlink"):
+        plugin.copy_out(resource, b"esc/secret.txt", tmp_path / "stolen.txt")
+    with pytest.raises(PathEscapeError, match="esc is a symlink"):
+        plugin.copy_in(resource, given, b"esc/planted.txt")
+    with pytest.raises(PathEscapeError, match="leaves the work tree"):
+        plugin.copy_out(resource, b"../state.json", tmp_path / "state.json")
+    plugin.copy_out(resource, b"esc", tmp_path / "link")
+    plugin.copy_out(resource, b"caf\xe9.txt", tmp_path)
+
+    assert os.readlink(tmp_path / "link") == str(outside)
+    assert sorted(os.listdir(outside)) == ["secret.txt"]
+    assert (tmp_path / os.fsdecode(b"caf\xe9.txt")).read_bytes() == b"odd"
+    assert not (tmp_path / "stolen.txt").exists()
+
+
+def test_cp_refuses_a_fifo_either_way(plugin: PythonPlugin, resource: str, tmp_path: Path) -> None:
+    """Reading a FIFO would block ``domarkx cp`` forever: it is refused before anything is written."""
+    run(plugin, resource, "import os\nos.makedirs('d')\nopen('d/a.txt', 'w').write('a')\nos.mkfifo('d/pipe')")
+    host_fifo = tmp_path / "host-pipe"
+    os.mkfifo(host_fifo)
+
+    with pytest.raises(UsageError, match=r"^d/pipe is not a regular file, directory or symlink: not copied$"):
+        plugin.copy_out(resource, b"d/pipe", tmp_path / "out")
+    with pytest.raises(UsageError, match=r"^d/pipe is not a regular file"):
+        plugin.copy_out(resource, b"d", tmp_path / "out")
+    with pytest.raises(UsageError, match="host-pipe is not a regular file"):
+        plugin.copy_in(resource, host_fifo, b"pipe")
+
+    assert not (tmp_path / "out").exists()
+    assert run(plugin, resource, "sorted(os.listdir('.'))") == "[result]\n['d']"
+
+
+# -- prune ---------------------------------------------------------------------------------------------
+
+
+def git_objects(plugin: PythonPlugin) -> int:
+    out = subprocess.run(
+        ["git", "count-objects", "-v"],
+        env={"GIT_DIR": str(plugin._git.git_dir), "PATH": os.environ["PATH"]},
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    fields = dict(line.split(": ") for line in out.splitlines())
+    return int(fields["count"]) + int(fields["in-pack"])
+
+
+def test_collect_drops_the_files_no_live_version_or_index_needs(tmp_path: Path) -> None:
+    """Files of dropped versions leave the git store; those of live ones and those staged in an index stay."""
+    with Store(tmp_path / "home") as store:
+        plugin = PythonPlugin(PluginContext(home=store.home, store=store))
+        keep = plugin.create_resource({}).id
+        keep_work = Path(plugin.location(keep))
+        (keep_work / "keep.txt").write_text("kept")
+        kept = plugin.commit_version(keep)
+        gone = plugin.create_resource({}).id
+        (Path(plugin.location(gone)) / "big.bin").write_bytes(os.urandom(1 << 20))
+        dropped = plugin.commit_version(gone)
+        plugin.destroy_resource(gone)
+        (keep_work / "staged.txt").write_text("added to the index, never committed")
+        plugin._git.stage(keep_work, keep_work.parent / "index")
+        before = git_objects(plugin)
+
+        freed = plugin.collect({kept})
+
+        assert freed > 1 << 19
+        assert git_objects(plugin) < before
+        assert plugin.missing_versions([kept, dropped]) == {dropped}
+        assert plugin.commit_version(keep) != kept  # the staged blob survived: the commit can be written
+        assert plugin.read_version(kept, b"keep.txt") == b"kept"
+
+
+# -- output as it comes ----------------------------------------------------------------------------------
+
+WAIT_FOR_THE_LISTENER = """\
+import os, sys, time
+print('first', flush=True)
+end = time.monotonic() + 30
+while not os.path.exists('go') and time.monotonic() < end:
+    time.sleep(0.02)
+print('second, after the listener answered:', os.path.exists('go'), file=sys.stderr)
+42
+"""
+
+
+def test_a_cell_streams_to_the_listener_while_it_runs(plugin: PythonPlugin, resource: str) -> None:
+    """The cell waits for a file the listener writes on seeing its first line: only a streamed line gets it."""
+    seen: list[str] = []
+
+    def listen(chunk: str) -> None:
+        if not seen:
+            (Path(plugin.location(resource)) / "go").write_text("")
+        seen.append(chunk)
+
+    with streaming_to(listen):
+        result = run(plugin, resource, WAIT_FOR_THE_LISTENER)
+    run(plugin, resource, "print('nobody listens')")  # and nothing breaks
+
+    assert seen[0] == "first\n"
+    assert "".join(seen) == "first\nsecond, after the listener answered: True\n42\n"  # the value, shown last
+    assert result == "[stdout]\nfirst\n[stderr]\nsecond, after the listener answered: True\n[result]\n42"

@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -262,6 +263,23 @@ class CellOutput:
             self.traceback = strip_ansi("\n".join(content.get("traceback", [])))
 
 
+def shown(msg: dict[str, Any]) -> str:
+    """What a notebook would show of one output message: streamed text, a value's text, a traceback.
+
+    Values and tracebacks are shown too, not only stdout and stderr: a terminal
+    that watched a cell's output does not print its result again.
+    """
+    kind, content = msg["header"]["msg_type"], msg["content"]
+    if kind == "stream":
+        return str(content["text"])
+    data = content.get("data", {}) if kind in ("execute_result", "display_data") else {}
+    if "text/plain" in data and RESULT_MIME not in data:  # a tool executor's JSON value is not for people
+        return strip_ansi(data["text/plain"]) + "\n"
+    if kind == "error":
+        return strip_ansi("\n".join(content.get("traceback", []))) + "\n"
+    return ""
+
+
 def _manager(argv: list[str], sockets: Path) -> KernelManager:
     """A manager whose only kernelspec is ``argv``, talking over IPC sockets in ``sockets``."""
     from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
@@ -360,11 +378,21 @@ class Kernel:
     def is_alive(self) -> bool:
         return bool(self.manager.is_alive())
 
-    def execute(self, code: str, *, timeout: float, limit: int = 20_000, silent: bool = False) -> CellOutput:
+    def execute(
+        self,
+        code: str,
+        *,
+        timeout: float,
+        limit: int = 20_000,
+        silent: bool = False,
+        on_output: Callable[[str], None] | None = None,
+    ) -> CellOutput:
         """Run ``code`` and collect its output; interrupt it after ``timeout`` seconds.
 
-        Raises :class:`KernelDied` when the kernel exits mid-cell, or ignores the
-        interrupt and has to be killed; the kernel is shut down either way.
+        ``on_output`` is given what the cell shows as it comes (:func:`shown`),
+        uncapped, so a person can watch a long cell. Raises :class:`KernelDied`
+        when the kernel exits mid-cell, or ignores the interrupt and has to be
+        killed; the kernel is shut down either way.
         """
         out = CellOutput(limit)
         msg_id = self.client.execute(code, silent=silent, store_history=not silent, allow_stdin=False)
@@ -392,6 +420,8 @@ class Kernel:
             if msg["header"]["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
                 break
             out.collect(msg)
+            if on_output is not None and (text := shown(msg)):
+                on_output(text)
         self._drain_reply(msg_id)
         return out
 

@@ -43,6 +43,7 @@ def run_command(
     env: Mapping[str, str] | None = None,
     wrapper: Sequence[str] = (),
     on_output: Callable[[str], None] | None = None,
+    input: bytes | None = None,
 ) -> dict[str, Any]:
     """Run ``command`` with ``bash -c`` in ``cwd``.
 
@@ -50,8 +51,11 @@ def run_command(
     removed afterwards. ``wrapper`` is an argv prefix (a sandbox such as
     bubblewrap) the shell is started through. ``on_output`` is given stdout and
     stderr text as it is produced, uncapped, so a person can watch a long
-    command. The result has ``exit_code`` (``None`` after a time-out),
-    ``stdout``, ``stderr`` and ``timed_out``.
+    command. ``input`` is the command's standard input (``None``: an empty
+    one); it is written as the command reads it, under the same time-out, so a
+    command that never reads it cannot hang the call. The result has
+    ``exit_code`` (``None`` after a time-out), ``stdout``, ``stderr`` and
+    ``timed_out``.
     """
     if not isinstance(command, str) or not command.strip():
         raise ValueError("command must be a non-empty string")
@@ -62,7 +66,7 @@ def run_command(
         private_home = tempfile.mkdtemp(prefix="domarkx-home-")
         env = minimal_env(private_home)
     try:
-        return _run([*wrapper, "bash", "-c", command], cwd, env, timeout, max_output, on_output)
+        return _run([*wrapper, "bash", "-c", command], cwd, env, timeout, max_output, on_output, input)
     finally:
         if private_home is not None:
             shutil.rmtree(private_home, ignore_errors=True)
@@ -75,12 +79,13 @@ def _run(
     timeout: float,
     max_output: int,
     on_output: Callable[[str], None] | None,
+    data: bytes | None,
 ) -> dict[str, Any]:
     proc = subprocess.Popen(
         argv,
         cwd=cwd,
         env=dict(env),
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL if data is None else subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
@@ -91,9 +96,10 @@ def _run(
         proc.stdout: _Capped(max_output // 2, on_output),
         proc.stderr: _Capped(max_output // 2, on_output),
     }
+    feed = _Feed(proc.stdin, data) if proc.stdin is not None else None
     deadline = time.monotonic() + timeout
     try:
-        timed_out = _pump(proc, streams, deadline)
+        timed_out = _pump(proc, streams, feed, deadline)
         if not timed_out:
             # The pipes closed, which the shell does a moment before it exits: wait for that
             # before killing leftovers, or the kill could land on the exiting shell.
@@ -103,6 +109,8 @@ def _run(
                 timed_out = True
     finally:
         _kill_group(proc)
+        if feed is not None:
+            feed.close()
         for stream, capped in streams.items():
             stream.close()
             capped.done()
@@ -115,14 +123,22 @@ def _run(
     }
 
 
-def _pump(proc: subprocess.Popen[bytes], streams: dict[IO[bytes], _Capped], deadline: float) -> bool:
-    """Read both pipes until they close; kill the group at the deadline. True if it timed out."""
+def _pump(
+    proc: subprocess.Popen[bytes], streams: dict[IO[bytes], _Capped], feed: _Feed | None, deadline: float
+) -> bool:
+    """Read both pipes until they close, writing the input as the command takes it; kill the group at the deadline.
+
+    True if it timed out. Reading and writing in one loop means a command that
+    writes a lot before it reads (or reads before it writes) never deadlocks us.
+    """
     grace_end: float | None = None
     timed_out = False
     with selectors.DefaultSelector() as sel:
         for stream in streams:
             sel.register(stream, selectors.EVENT_READ)
-        while sel.get_map():
+        if feed is not None:
+            sel.register(feed.pipe, selectors.EVENT_WRITE)
+        while any(key.fileobj in streams for key in sel.get_map().values()):
             now = time.monotonic()
             if grace_end is None and (now >= deadline or _exited(proc)):
                 # The shell is gone (or out of time): kill what it left behind so the pipes close.
@@ -132,6 +148,11 @@ def _pump(proc: subprocess.Popen[bytes], streams: dict[IO[bytes], _Capped], dead
             if grace_end is not None and now >= grace_end:
                 break
             for key, _ in sel.select(_POLL):
+                if feed is not None and key.fileobj is feed.pipe:
+                    if not feed.write():
+                        sel.unregister(feed.pipe)
+                        feed.close()
+                    continue
                 data = os.read(key.fd, 65536)
                 if data:
                     streams[key.fileobj].add(data)  # type: ignore[index]
@@ -155,6 +176,31 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     """Kill every process left in the command's group (its id stays reserved while any is alive)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+class _Feed:
+    """The command's standard input, written in pieces as the pipe takes them (never blocking)."""
+
+    def __init__(self, pipe: IO[bytes], data: bytes | None) -> None:
+        self.pipe = pipe
+        self.data = memoryview(data or b"")
+        self.sent = 0
+        os.set_blocking(pipe.fileno(), False)
+
+    def write(self) -> bool:
+        """Write what the pipe takes now; False once everything is written or the command closed its end."""
+        try:
+            self.sent += os.write(self.pipe.fileno(), self.data[self.sent : self.sent + 65536])
+        except BlockingIOError:
+            return True
+        except BrokenPipeError:  # the command stopped reading: the rest is not wanted
+            return False
+        return self.sent < len(self.data)
+
+    def close(self) -> None:
+        """End of input for the command (safe to call twice)."""
+        with contextlib.suppress(OSError):
+            self.pipe.close()
 
 
 class _Capped:

@@ -371,10 +371,18 @@ class LocalShellPlugin(Plugin):
         return list(TOOLS)
 
     def execute_tool(self, resource_id: str, tool_name: str, **kwargs: Any) -> Any:
+        return self._call(resource_id, tool_name, kwargs)
+
+    def run_code(self, resource_id: str, code: str, *, stdin: bytes | None = None) -> Any:
+        """``domarkx exec``: the command run as ``run_command`` runs it (sandbox, time-out, caps), fed ``stdin``."""
+        return self._call(resource_id, "run_command", {"command": code}, stdin=stdin)
+
+    def _call(self, resource_id: str, tool_name: str, kwargs: dict[str, Any], *, stdin: bytes | None = None) -> Any:
+        """Run a tool; ``stdin`` reaches ``run_command`` only from :meth:`run_code`, never from a model."""
         state = read_state(self._dir(resource_id), _State)
         work = self.work_dir(resource_id)
         handlers: dict[str, Callable[..., Any]] = {
-            "run_command": lambda command, timeout=None: self._run_command(work, state.config, command, timeout),
+            "run_command": lambda command, timeout=None: self._run_command(work, state.config, command, timeout, stdin),
             "read_file": lambda path: files.read_file(path, root=str(work), max_bytes=state.config.max_output),
             "write_file": lambda path, content: files.write_file(_check_writable(path, work), content, root=str(work)),
             "edit_file": lambda path, old_text, new_text: files.edit_file(
@@ -414,7 +422,9 @@ class LocalShellPlugin(Plugin):
             hint="write less, or remove files in the same command that makes them",
         )
 
-    def _run_command(self, work: Path, config: LocalShellConfig, command: str, timeout: Any) -> dict[str, Any]:
+    def _run_command(
+        self, work: Path, config: LocalShellConfig, command: str, timeout: Any, stdin: bytes | None
+    ) -> dict[str, Any]:
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)):
             raise ToolError("run_command: timeout must be a number of seconds")
         seconds = config.timeout if timeout is None else min(float(timeout), config.max_timeout)
@@ -429,6 +439,7 @@ class LocalShellPlugin(Plugin):
             env=env,
             wrapper=wrapper,
             on_output=emit_output,
+            input=stdin,
         )
 
 

@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from domarkx import ids
+from domarkx import ids, paths
 from domarkx.errors import DomarkxError, StoreError, UsageError
 from domarkx.tools.kernel import CellOutput, Kernel, KernelDied, confinement_available
 from domarkx.tools.schema import parameters_schema
@@ -54,10 +54,12 @@ from domarkx.workspace.plugin import (
     ToolError,
     ToolSpec,
     Unsupported,
+    emit_output,
     note,
     report_progress,
     resource_path,
 )
+from domarkx.workspace.plugins import _hostcopy
 from domarkx.workspace.plugins import _pycheckpoint as ckpt
 from domarkx.workspace.plugins._gitstore import GitStore, Snapshot, dirs_from_text, dirs_to_text, unreadable_note
 from domarkx.workspace.plugins._state import parse_config, read_state, write_state
@@ -206,7 +208,7 @@ class PythonPlugin(Plugin):
         notices = self._take_notes(resource_id)
         self._mark_dirty(resource_id)
         try:
-            out = kernel.execute(code, timeout=limit, limit=config.max_output)
+            out = kernel.execute(code, timeout=limit, limit=config.max_output, on_output=emit_output)
         except KernelDied as exc:
             _KERNELS.pop(self._dir(resource_id), None)
             raise ToolError(
@@ -344,19 +346,18 @@ class PythonPlugin(Plugin):
         return str(self._dir(resource_id) / "work")
 
     def copy_out(self, resource_id: str, path: bytes, dest: Path) -> None:
-        source = _inside(self._dir(resource_id) / "work", path)
-        if source.is_dir() and not source.is_symlink():
-            shutil.copytree(source, dest, symlinks=True)
-        else:
-            shutil.copy2(source, dest, follow_symlinks=False)
+        """The kernel wrote the work dir, so it is copied as ``local_shell``'s is: links as links, no FIFO."""
+        try:
+            _hostcopy.copy_out(self._dir(resource_id) / "work", path, dest)
+        except OSError as exc:
+            raise UsageError(f"cannot copy {paths.escape(path)} out: {exc.strerror or exc}") from exc
 
     def copy_in(self, resource_id: str, source: Path, path: bytes) -> None:
-        target = _inside(self._dir(resource_id) / "work", path)
-        self._mark_dirty(resource_id)
-        if source.is_dir():
-            shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
-        else:
-            shutil.copy2(source, target, follow_symlinks=False)
+        self._mark_dirty(resource_id)  # the next load must not trust the index
+        try:
+            _hostcopy.copy_in(self._dir(resource_id) / "work", source, path)
+        except OSError as exc:
+            raise UsageError(f"cannot copy {source} in: {exc.strerror or exc}") from exc
 
     def list_version(self, version_id: str, path: bytes = b"") -> list[Entry]:
         return ckpt.list_files(self._git, self._files_of(version_id), path)
@@ -387,17 +388,21 @@ class PythonPlugin(Plugin):
         ckpt.import_layers(self._git, self.context.store, layers, f"plugin:{self.type}")
 
     def collect(self, live: Collection[str]) -> int:
-        """Keep references only to the blobs live versions need; ``prune`` then deletes the rest.
+        """Keep only what live versions need: their checkpoint blobs, and their files' git objects.
 
-        Returns 0: the bytes are freed (and counted) by the store's prune. The
-        git objects of dead versions' files stay (the object store is shared).
+        The blobs are let go of here and deleted (and counted) by the store's
+        prune; the git objects go at once, as ``local_shell``'s do, except those
+        a resource's index holds (files staged by a commit still under way).
+        Returns the bytes the git store freed.
         """
         store = self.context.store
-        keep, _commits = ckpt.needed(store, [v for v in live if v not in self.missing_versions([v])])
+        keep, commits = ckpt.needed(store, [v for v in live if v not in self.missing_versions([v])])
         with store.write():
             store.drop_refs(f"plugin:{self.type}")
             store.add_refs(f"plugin:{self.type}", keep)
-        return 0
+        resources = self.context.home / "resources"
+        indexes = sorted(resources.glob(f"{self.type}-*/index")) if resources.is_dir() else []
+        return self._git.collect(commits, indexes)
 
     # -- restore -------------------------------------------------------------------
 
@@ -477,17 +482,6 @@ class PythonPlugin(Plugin):
 
     def _write_cells(self, resource_id: str, cells: list[Cell]) -> None:
         _write_json(self._dir(resource_id) / "cells.json", cells)
-
-
-def _inside(work: Path, path: bytes) -> Path:
-    """``path`` under ``work``, refused when it is absolute or climbs out (symlinks resolved)."""
-    from domarkx import paths
-
-    target = work / os.fsdecode(path)
-    real, base = os.path.realpath(target.parent), os.path.realpath(work)
-    if os.path.isabs(os.fsdecode(path)) or not (real == base or real.startswith(base + os.sep)):
-        raise UsageError(f"{paths.escape(path)} is outside the python resource's work directory")
-    return target
 
 
 def _megabytes(size: int) -> str:
