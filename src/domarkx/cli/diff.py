@@ -30,11 +30,11 @@ def diff_cmd(old: str, new: str, as_stat: bool, resources: tuple[str, ...], as_j
     """
     from domarkx.errors import UsageError
     from domarkx.workspace.compare import compare, render, resolve_point, stat, to_json
-    from domarkx.workspace.manager import WorkspaceManager
+    from domarkx.workspace.host import PluginHost  # not WorkspaceManager: reading versions needs no pydantic
 
     with open_store() as store:
         a, b = resolve_point(store, old), resolve_point(store, new)
-        found = compare(WorkspaceManager(store), a.version, b.version)
+        found = compare(PluginHost(store), a.version, b.version)
     if resources:
         unknown = sorted(set(resources) - {c.name for c in found})
         if unknown:
