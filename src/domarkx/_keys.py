@@ -18,7 +18,6 @@ the second start.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -56,6 +55,8 @@ def hand_over(args: Sequence[str]) -> None:
     command = _command(args)
     if not keys or not sys.platform.startswith("linux") or command is None or command in QUICK:
         return
+    import json  # here, as in _receive: a start with no key to hand over never needs it
+
     fd = os.memfd_create("domarkx-keys", 0)  # inherited by the next program, closed by it at once
     os.write(fd, json.dumps(keys).encode())
     os.lseek(fd, 0, os.SEEK_SET)
@@ -69,6 +70,8 @@ def hand_over(args: Sequence[str]) -> None:
 
 
 def _receive(fd_text: str) -> None:
+    import json
+
     try:
         fd = int(fd_text)
         with os.fdopen(fd, "rb") as fh:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -110,3 +113,23 @@ def test_one_instance_shows_what_exec_changed_since_the_last_message(cli, instan
 def test_one_argument_must_be_an_instance(cli, instance: str, ref: str) -> None:  # type: ignore[no-untyped-def]
     result = cli("diff", ref)
     assert result.code == 2 and result.err.startswith("error: ") and "Traceback" not in result.err, result
+
+
+UNNEEDED = ("pydantic", "domarkx.workspace.manager", "domarkx.data.models")
+PROBE = f"""
+import json, sys
+from domarkx.cli import main
+code = main(sys.argv[1:])
+print(json.dumps(sorted(m for m in {UNNEEDED!r} if m in sys.modules)), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("args", [("diff", "files@1", "files@2"), ("log", "files", "--stat")], ids=" ".join)
+def test_reading_versions_starts_without_pydantic(instance: str, domarkx_home: Path, args: tuple[str, ...]) -> None:
+    """Comparing versions validates no model: pydantic, the largest import these could pay for, stays out."""
+    env = {**os.environ, "DOMARKX_HOME": str(domarkx_home)}
+    done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "+TWO" in done.stdout or "a.txt" in done.stdout, done.stdout
+    assert json.loads(done.stderr.splitlines()[-1]) == [], f"{' '.join(args)} imported what it does not need"

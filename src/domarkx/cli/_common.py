@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -70,6 +69,8 @@ def low_disk_hint() -> str | None:
     checkout says only "unable to write file"), so a runtime failure on a disk
     this full gets the hint whatever the message says.
     """
+    import shutil  # here: only a failure needs it, and quick commands start without it
+
     from domarkx.data.store import DISK_FULL_HINT, default_home
 
     where = default_home()

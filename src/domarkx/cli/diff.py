@@ -33,7 +33,7 @@ def diff_cmd(old: str, new: str | None, as_stat: bool, resources: tuple[str, ...
     """
     from domarkx.errors import UsageError
     from domarkx.workspace.compare import compare, conversation_point, render, resolve_point, stat, to_json
-    from domarkx.workspace.manager import WorkspaceManager
+    from domarkx.workspace.host import PluginHost  # not WorkspaceManager: reading versions needs no pydantic
 
     with open_store() as store:
         if new is None:
@@ -42,7 +42,7 @@ def diff_cmd(old: str, new: str | None, as_stat: bool, resources: tuple[str, ...
             a, b = conversation_point(store, old), resolve_point(store, old)
         else:
             a, b = resolve_point(store, old), resolve_point(store, new)
-        found = compare(WorkspaceManager(store), a.version, b.version)
+        found = compare(PluginHost(store), a.version, b.version)
     if resources:
         unknown = sorted(set(resources) - {c.name for c in found})
         if unknown:

@@ -74,10 +74,10 @@ def log(ref: str, with_stat: bool, as_json: bool) -> None:
 def _changes(store: Store, instance_id: str, rows: list[HistoryRow]) -> dict[int, list[ResourceComparison]]:
     """Message index → what it changed in the workspace."""
     from domarkx.workspace.compare import steps
-    from domarkx.workspace.manager import WorkspaceManager
+    from domarkx.workspace.host import PluginHost
 
     initial = store.instances.row(instance_id).initial_version or ""
-    return steps(WorkspaceManager(store), initial, [(r.number, r.workspace_version) for r in rows])
+    return steps(PluginHost(store), initial, [(r.number, r.workspace_version) for r in rows])
 
 
 def _log_stat(rows: list[HistoryRow], changes: dict[int, list[ResourceComparison]]) -> None:

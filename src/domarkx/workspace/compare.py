@@ -18,7 +18,7 @@ from domarkx.workspace.plugin import Change, ResourceDiff, Unsupported
 
 if TYPE_CHECKING:
     from domarkx.data.store import Store
-    from domarkx.workspace.manager import WorkspaceManager
+    from domarkx.workspace.host import PluginHost
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class ResourceComparison:
         return self.old != self.new
 
 
-def compare(workspaces: WorkspaceManager, old: str, new: str) -> list[ResourceComparison]:
+def compare(workspaces: PluginHost, old: str, new: str) -> list[ResourceComparison]:
     """Every resource of workspace versions ``old`` and ``new``, by name, with its plugin's diff.
 
     Equal resource versions are equal states (content addressing), so they are
@@ -67,7 +67,7 @@ def compare(workspaces: WorkspaceManager, old: str, new: str) -> list[ResourceCo
     return found
 
 
-def _diff(workspaces: WorkspaceManager, kind: str, old: str, new: str) -> ResourceDiff:
+def _diff(workspaces: PluginHost, kind: str, old: str, new: str) -> ResourceDiff:
     plugin = workspaces.plugin(kind)
     try:
         return plugin.diff_versions(old, new)
@@ -246,7 +246,7 @@ def _change_json(change: Change, patches: bool) -> dict[str, object]:
 
 
 def steps(
-    workspaces: WorkspaceManager, initial: str, linked: list[tuple[int, str | None]]
+    workspaces: PluginHost, initial: str, linked: list[tuple[int, str | None]]
 ) -> dict[int, list[ResourceComparison]]:
     """What each message changed (``log --stat``): its linked version against the one linked before it.
 

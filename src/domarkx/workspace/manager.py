@@ -32,14 +32,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domarkx import _entrypoints, ids
 from domarkx.data.models import ResourceConfig, SessionSnapshot, WorkspaceConfig
-from domarkx.data.store import Store, disk_error
+from domarkx.data.store import disk_error
 from domarkx.data.versions import VersionRow
 from domarkx.data.workspaces import ResourceRow
 from domarkx.errors import DomarkxError, ReferenceNotFound, UsageError
+from domarkx.workspace.host import PluginHost
 from domarkx.workspace.plugin import (
     PLUGIN_MARKER,
     Plugin,
-    PluginContext,
     Resource,
     ToolSpec,
     Unsupported,
@@ -109,12 +109,8 @@ class PluginInfo(BaseModel):
     hint: str | None = None
 
 
-class WorkspaceManager:
+class WorkspaceManager(PluginHost):
     """Creates workspaces, routes tool calls to plugins, commits and loads versions."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._plugins: dict[str, Plugin] = {}
 
     # -- configuration -------------------------------------------------------------
 
@@ -133,17 +129,6 @@ class WorkspaceManager:
             raise UsageError('session-config "engine" must be a plugin name', hint=_known_plugins_hint())
         options = {key: settings[key] for key in ENGINE_OPTIONS if key in settings}
         return WorkspaceConfig(resources=[ResourceConfig.model_validate({"type": engine, **options})])
-
-    def plugin(self, plugin_type: str) -> Plugin:
-        """The plugin instance for a resource type (loaded once per manager)."""
-        found = self._plugins.get(plugin_type)
-        if found is None:
-            cls = _entrypoints.load(_entrypoints.PLUGINS, plugin_type, what="plugin")
-            if not (isinstance(cls, type) and issubclass(cls, Plugin)):
-                raise DomarkxError(f"plugin {plugin_type!r} is not a domarkx.workspace.plugin.Plugin")
-            found = cls(PluginContext(home=self.store.home, store=self.store, plugin_type=plugin_type))
-            self._plugins[plugin_type] = found
-        return found
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -401,21 +386,6 @@ class WorkspaceManager:
         if current is None:
             raise DomarkxError(f"workspace {workspace.id} has no version yet", hint="commit it first")
         return WorkspaceVersion(id=current, versions=self._version(current).versions)
-
-    def has_version(self, version_id: str) -> bool:
-        """Whether ``version_id`` is a stored workspace version."""
-        return self.store.versions.exists(version_id)
-
-    def version_info(self, version_id: str) -> dict[str, tuple[str, str]]:
-        """Resource name → (plugin type, resource version) of a stored workspace version."""
-        row = self._version(version_id)
-        return {name: (row.types[name], version) for name, version in row.versions.items()}
-
-    def _version(self, version_id: str) -> VersionRow:
-        found = self.store.versions.get(version_id)
-        if found is None:
-            raise ReferenceNotFound(f"no workspace version {version_id}")
-        return found
 
     def _record(
         self, workspace: Workspace, versions: dict[str, str], resource_versions: list[tuple[str, str]]

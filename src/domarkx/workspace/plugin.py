@@ -49,12 +49,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from domarkx.errors import DomarkxError
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from domarkx.data.store import Store
+    from domarkx.workspace._plugin_models import Resource as Resource
+    from domarkx.workspace._plugin_models import ToolSpec as ToolSpec
+
+_MODELS = frozenset({"Resource", "ToolSpec"})
+"""The protocol's pydantic models, defined in :mod:`._plugin_models` and imported from there on first use
+(:func:`__getattr__`): reading versions (``domarkx diff``) never builds one, so it never pays for pydantic."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODELS:
+        from domarkx.workspace import _plugin_models
+
+        return getattr(_plugin_models, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ToolError(DomarkxError):
@@ -66,30 +80,6 @@ class ToolError(DomarkxError):
 
 class Unsupported(DomarkxError):
     """A resource type that cannot do what was asked (an optional protocol method it lacks)."""
-
-
-class Resource(BaseModel):
-    """One resource of a workspace, as stored."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str
-    """Unique in the home: the plugin's key to the resource's state."""
-    name: str
-    """Unique in its workspace: prefixes tool names when a workspace has several resources."""
-    type: str
-    config: dict[str, Any] = Field(default_factory=dict)
-
-
-class ToolSpec(BaseModel):
-    """A tool a resource offers, described for a model's function calling."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    description: str
-    parameters: dict[str, Any]
-    """A JSON-schema object describing the keyword arguments."""
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,11 @@ import uuid
 from collections.abc import Callable, Collection, Sequence
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal, TypeVar
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from domarkx import ids, paths
 from domarkx.errors import StoreError, UsageError
 from domarkx.tools.portable import files, shell
-from domarkx.tools.schema import object_schema
 from domarkx.workspace.diff import text_change
 from domarkx.workspace.plugin import (
     Change,
@@ -30,10 +27,8 @@ from domarkx.workspace.plugin import (
     Entry,
     Layer,
     Plugin,
-    Resource,
     ResourceDiff,
     ToolError,
-    ToolSpec,
     emit_output,
     note,
     resource_path,
@@ -50,7 +45,11 @@ from domarkx.workspace.plugins._gitstore import (
     remove_path,
     unreadable_note,
 )
-from domarkx.workspace.plugins._state import parse_config, read_state, write_state
+from domarkx.workspace.plugins._state import LazyModel, parse_config, read_state, write_state
+
+if TYPE_CHECKING:
+    from domarkx.workspace.plugin import Resource, ToolSpec
+    from domarkx.workspace.plugins._local_shell_models import LocalShellConfig, LocalShellState
 
 TYPE = "local_shell"
 T = TypeVar("T")
@@ -63,84 +62,13 @@ LINK, EXECUTABLE, SUBMODULE, ABSENT = "120000", "100755", "160000", "000000"
 """Git tree modes: symlink, executable file, nested repository, and "not on this side" in a diff."""
 
 
-class LocalShellConfig(BaseModel):
-    """``workspace-config`` options of a ``local_shell`` resource."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # state.json is JSON: no infinities
-
-    timeout: float = Field(60.0, gt=0)
-    """Seconds a command may run when the call gives no ``timeout``."""
-    max_timeout: float = Field(600.0, gt=0)
-    """The most a call may ask for."""
-    max_output: int = Field(100_000, ge=1000, le=100_000_000)
-    """Bytes of output kept per command (head and tail), and of a file ``read_file`` returns."""
-    sandbox: Literal["auto", "bwrap", "none"] = "auto"
-    """``auto``: bubblewrap if it works here, else unconfined with a warning."""
-    max_size: int | None = Field(None, ge=1)
-    """Bytes the work tree may hold: no file a command writes grows past it, and a call that leaves
-    the tree larger is undone (its changes never reach the store). ``None``: no limit."""
-    files: dict[str, str] = Field(default_factory=dict)
-    """Files to start with: relative path → text."""
-
-
-class _State(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    config: LocalShellConfig
-    version: str | None = None
-    tree: str | None = None
-    empty_dirs: list[str] = Field(default_factory=list)
-    """Empty directories of the current version, each written with :func:`domarkx.paths.escape`."""
-    dirty: bool = False
-    """A tool may have changed the work tree since the last commit or load."""
-
-
-_PATH = {"type": "string", "description": "Path relative to the workspace directory."}
-TOOLS = [
-    ToolSpec(
-        name="run_command",
-        description="Run a bash command in the workspace directory; returns exit code, stdout and stderr.",
-        parameters=object_schema(
-            {
-                "command": {"type": "string", "description": "The command line, run with `bash -c`."},
-                "timeout": {"type": "number", "description": "Seconds before the command is killed."},
-            },
-            ["command"],
-        ),
-    ),
-    ToolSpec(
-        name="read_file",
-        description="Read a text file of the workspace.",
-        parameters=object_schema({"path": _PATH}, ["path"]),
-    ),
-    ToolSpec(
-        name="write_file",
-        description="Create or overwrite a file of the workspace with the given text.",
-        parameters=object_schema({"path": _PATH, "content": {"type": "string"}}, ["path", "content"]),
-    ),
-    ToolSpec(
-        name="edit_file",
-        description="Replace the single occurrence of old_text in a file with new_text.",
-        parameters=object_schema(
-            {"path": _PATH, "old_text": {"type": "string"}, "new_text": {"type": "string"}},
-            ["path", "old_text", "new_text"],
-        ),
-    ),
-    ToolSpec(
-        name="list_dir",
-        description="List a directory of the workspace (default: its top).",
-        parameters=object_schema({"path": _PATH}, []),
-    ),
-]
-
-
 class LocalShellPlugin(Plugin):
     """A private working directory with a shell, versioned with git, confined with bubblewrap."""
 
     code = CodeRunner(
         tool="run_command", argument="command", languages=frozenset({"sh", "shell", "bash", "zsh", "console"})
     )
-    config_model = LocalShellConfig
+    config_model = LazyModel("domarkx.workspace.plugins._local_shell_models:LocalShellConfig")
 
     @property
     def type(self) -> str:
@@ -148,6 +76,8 @@ class LocalShellPlugin(Plugin):
 
     @classmethod
     def describe_tools(cls) -> list[ToolSpec]:
+        from domarkx.workspace.plugins._local_shell_models import TOOLS
+
         return list(TOOLS)
 
     @classmethod
@@ -176,6 +106,9 @@ class LocalShellPlugin(Plugin):
     # -- lifecycle -----------------------------------------------------------------
 
     def create_resource(self, config: dict[str, Any]) -> Resource:
+        from domarkx.workspace.plugin import Resource
+        from domarkx.workspace.plugins._local_shell_models import LocalShellConfig, LocalShellState
+
         options = parse_config(LocalShellConfig, config, TYPE)
         if options.sandbox == "bwrap" and not _sandbox.bwrap_works():
             raise UsageError(
@@ -194,7 +127,7 @@ class LocalShellPlugin(Plugin):
             shutil.rmtree(base, ignore_errors=True)
             raise UsageError(f"local_shell files: {exc}") from exc
         try:
-            write_state(base, _State(config=options))
+            write_state(base, LocalShellState(config=options))
             self.commit_version(resource_id)
         except BaseException:  # a full disk, say: leave nothing behind that no row names
             remove_path(base)
@@ -207,7 +140,7 @@ class LocalShellPlugin(Plugin):
     # -- versions --------------------------------------------------------------------
 
     def get_version(self, resource_id: str) -> str:
-        state = read_state(self._dir(resource_id), _State)
+        state = _read_state(self._dir(resource_id))
         if state.version is None:
             raise UsageError(f"resource {resource_id} has no version yet")
         return state.version
@@ -221,7 +154,7 @@ class LocalShellPlugin(Plugin):
             return action(resource_id)
         except IndexDamaged:
             base = self._dir(resource_id)
-            state = read_state(base, _State)
+            state = _read_state(base)
             work, index = self._paths(resource_id)
             self._git.rebuild_index(work, index, state.tree or EMPTY_TREE)
             self._mark_dirty(base, state)  # the index no longer vouches for the work tree
@@ -229,7 +162,7 @@ class LocalShellPlugin(Plugin):
 
     def _commit(self, resource_id: str) -> str:
         base = self._dir(resource_id)
-        state = read_state(base, _State)
+        state = _read_state(base)
         work, index = self._paths(resource_id)
         snapshot, unreadable = self._git.stage(work, index)
         if unreadable:
@@ -256,7 +189,7 @@ class LocalShellPlugin(Plugin):
 
     def _load(self, resource_id: str, version_id: str) -> None:
         base = self._dir(resource_id)
-        state = read_state(base, _State)
+        state = _read_state(base)
         work, index = self._paths(resource_id)
         target = self._git.read(version_id)
         fresh = not state.dirty and state.tree == EMPTY_TREE and not state.empty_dirs
@@ -273,14 +206,14 @@ class LocalShellPlugin(Plugin):
         self._record(base, state, version_id, target)
 
     @staticmethod
-    def _record(base: Path, state: _State, commit: str, snapshot: Snapshot) -> None:
+    def _record(base: Path, state: LocalShellState, commit: str, snapshot: Snapshot) -> None:
         state.version, state.tree = commit, snapshot.tree
         state.empty_dirs = dirs_to_text(snapshot.empty_dirs)
         state.dirty = False
         write_state(base, state)
 
     @staticmethod
-    def _mark_dirty(base: Path, state: _State) -> None:
+    def _mark_dirty(base: Path, state: LocalShellState) -> None:
         if not state.dirty:
             state.dirty = True
             write_state(base, state)
@@ -295,7 +228,7 @@ class LocalShellPlugin(Plugin):
 
     def copy_in(self, resource_id: str, source: Path, path: bytes) -> None:
         base = self._dir(resource_id)
-        self._mark_dirty(base, read_state(base, _State))  # the next load must not trust the index
+        self._mark_dirty(base, _read_state(base))  # the next load must not trust the index
         try:
             _hostcopy.copy_in(self.work_dir(resource_id), source, path)
         except OSError as exc:
@@ -368,7 +301,7 @@ class LocalShellPlugin(Plugin):
     # -- tools -----------------------------------------------------------------------
 
     def list_tools(self, resource_id: str) -> list[ToolSpec]:
-        return list(TOOLS)
+        return self.describe_tools()
 
     def execute_tool(self, resource_id: str, tool_name: str, **kwargs: Any) -> Any:
         return self._call(resource_id, tool_name, kwargs)
@@ -379,7 +312,7 @@ class LocalShellPlugin(Plugin):
 
     def _call(self, resource_id: str, tool_name: str, kwargs: dict[str, Any], *, stdin: bytes | None = None) -> Any:
         """Run a tool; ``stdin`` reaches ``run_command`` only from :meth:`run_code`, never from a model."""
-        state = read_state(self._dir(resource_id), _State)
+        state = _read_state(self._dir(resource_id))
         work = self.work_dir(resource_id)
         handlers: dict[str, Callable[..., Any]] = {
             "run_command": lambda command, timeout=None: self._run_command(work, state.config, command, timeout, stdin),
@@ -478,11 +411,18 @@ def _file_change(change: Changed, contents: dict[str, bytes]) -> Change:
     return text_change(change.path, old, new)
 
 
-def _same(state: _State, snapshot: Snapshot) -> bool:
+def _read_state(base: Path) -> LocalShellState:
+    """A resource's state file, read with its model (and so pydantic) imported here: a diff never reads it."""
+    from domarkx.workspace.plugins._local_shell_models import LocalShellState
+
+    return read_state(base, LocalShellState)
+
+
+def _same(state: LocalShellState, snapshot: Snapshot) -> bool:
     return state.tree == snapshot.tree and _empty_dirs(state) == snapshot.empty_dirs
 
 
-def _empty_dirs(state: _State) -> tuple[bytes, ...]:
+def _empty_dirs(state: LocalShellState) -> tuple[bytes, ...]:
     return dirs_from_text(state.empty_dirs)
 
 
