@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from domarkx.cli.history import summary
 from domarkx.data.instances import HistoryRow
 
 Cli = Callable[..., Any]
@@ -47,5 +46,5 @@ def test_a_failed_tool_call_says_error_once(cli: Cli, tmp_path: Path) -> None:
 def test_a_failed_result_without_the_prefix_gets_it() -> None:
     """A plugin's failed result that does not say so itself is still marked."""
     row = HistoryRow(2, "tool", "exit code 1\nboom", [], False, None, None, None)
-    assert summary(row) == "error: exit code 1 boom"
-    assert summary(row._replace(tool_ok=True)) == "exit code 1 boom"
+    assert row.summary() == "error: exit code 1 boom"
+    assert row._replace(tool_ok=True).summary() == "exit code 1 boom"

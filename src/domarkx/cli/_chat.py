@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import click
 
 from domarkx.cli._session import label, progress
-from domarkx.cli._turn import Terminal, prepare, run_turn, turn_failed
+from domarkx.cli._turn import Terminal, run_turn, turn_failed
 from domarkx.errors import DomarkxError, ProviderError, UsageError
 from domarkx.session.manager import pending
 
@@ -52,7 +52,7 @@ class Chat:
 
     def open(self, model: str | None, approve: bool | None, max_steps: int | None) -> None:
         """Check the model, then talk until /exit or end of input."""
-        provider, self.steps, asking = prepare(self.sessions, self.instance, model, approve, max_steps)
+        provider, self.steps, asking = self.sessions.prepare(self.instance, model, approve, max_steps)
         self.provider = provider
         try:
             provider.check()  # a dead server is one line now, not after the first message

@@ -40,8 +40,6 @@ approve_option = click.option(
 )
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Show tool results in full.")
 
-DEFAULT_MAX_STEPS = 10
-
 
 def turn_options(command: F) -> F:
     """The options of every command that talks to the model (run, send, continue, chat)."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from domarkx.cli._session import DEFAULT_MAX_STEPS, label, progress
+from domarkx.cli._session import label, progress
 from domarkx.session._reply import printable
 from domarkx.session.manager import INTERRUPTED, TurnObserver
 
@@ -189,20 +189,6 @@ def _signals_interrupt() -> Iterator[None]:
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
-
-
-def prepare(
-    sessions: SessionManager,
-    instance: SessionInstance,
-    model: str | None,
-    approve: bool | None,
-    max_steps: int | None,
-) -> tuple[Provider, int, bool]:
-    """The model, step limit and approval for the next turn, remembered for the ones after it."""
-    provider = sessions.provider_for(instance, model)
-    sessions.remember(instance, model=model, approve=approve, max_steps=max_steps)
-    steps = max_steps or int(sessions.settings(instance).get("max_steps") or DEFAULT_MAX_STEPS)
-    return provider, steps, sessions.approval(instance)
 
 
 def turn_json(instance: SessionInstance, result: TurnResult | None) -> dict[str, Any]:

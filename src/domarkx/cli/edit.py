@@ -105,10 +105,10 @@ def _answer(
     quiet: bool,
 ) -> TurnResult:
     """Let the model answer the edited user message, shown like `domarkx continue`."""
-    from domarkx.cli._turn import Terminal, prepare, run_turn, turn_failed
+    from domarkx.cli._turn import Terminal, run_turn, turn_failed
     from domarkx.errors import ProviderError
 
-    provider, steps, asking = prepare(sessions, fork, model, approve, max_steps)
+    provider, steps, asking = sessions.prepare(fork, model, approve, max_steps)
     terminal = Terminal(quiet=quiet, verbose=verbose, approve=asking, text=not quiet)
     try:
         return run_turn(sessions, fork, None, provider, max_steps=steps, terminal=terminal)

@@ -40,7 +40,7 @@ def log(ref: str, with_stat: bool, as_json: bool) -> None:
         changes = _changes(store, instance_id, rows) if with_stat else {}
     if as_json:
         entries: list[dict[str, object]] = [
-            {"index": r.number, "role": r.role, "summary": summary(r), "workspace_version": r.workspace_version}
+            {"index": r.number, "role": r.role, "summary": r.summary(), "workspace_version": r.workspace_version}
             for r in rows
         ]
         if with_stat:
@@ -57,7 +57,7 @@ def log(ref: str, with_stat: bool, as_json: bool) -> None:
         ["#", "ROLE", "VERSION", "SUMMARY"],
         _events.with_events(
             [
-                [str(r.number), r.role, ids.short(r.workspace_version) if r.workspace_version else "-", summary(r)]
+                [str(r.number), r.role, ids.short(r.workspace_version) if r.workspace_version else "-", r.summary()]
                 for r in rows
             ],
             events,
@@ -86,7 +86,7 @@ def _log_stat(rows: list[HistoryRow], changes: dict[int, list[ResourceComparison
 
     for row in rows:
         version = ids.short(row.workspace_version) if row.workspace_version else "-"
-        click.echo(f"{row.number:<4} {row.role:<10} {version:<12}  {summary(row)}")
+        click.echo(f"{row.number:<4} {row.role:<10} {version:<12}  {row.summary()}")
         if any(c.changed for c in changes.get(row.number, [])):
             click.echo(stat(changes[row.number], indent="     "), nl=False)
 
@@ -158,23 +158,3 @@ def commit(ref: str, tags: tuple[str, ...], as_json: bool) -> None:
         emit_json({"id": snapshot_id, "created": created, "tags": list(tags)})
     else:
         click.echo(snapshot_id)
-
-
-def summary(row: HistoryRow, width: int = 72) -> str:
-    """One message in a line: its text, its tool calls, or its first code block."""
-    if row.tool_calls:
-        import json  # here, not at the top: only messages with tool calls need it (start-up time)
-
-        shown = ", ".join(
-            f"{c['name']}({json.dumps(c['arguments'], ensure_ascii=False, sort_keys=True)})" for c in row.tool_calls
-        )
-        text = f"{row.content} → {shown}" if row.content else f"→ {shown}"
-    elif row.role == "tool":
-        # Most failed results already say "error: …" (the workspace's and setup-scripts' own); say it once.
-        text = row.content if row.tool_ok else "error: " + row.content.lstrip().removeprefix("error: ")
-    else:
-        text = row.content
-        if not text and row.code_text is not None:
-            text = f"[{row.code_lang or 'code'}] {row.code_text}"
-    line = " ".join(text.split())
-    return line if len(line) <= width else line[: width - 1] + "…"

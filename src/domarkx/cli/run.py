@@ -131,13 +131,13 @@ def _first_turn(
     sessions: SessionManager, instance: SessionInstance, message: str | None, options: TurnOptions
 ) -> TurnResult | None:
     """Send -m's message, or answer a pending document when a model was named; else just remember it."""
-    from domarkx.cli._turn import Terminal, prepare, run_turn, turn_failed
+    from domarkx.cli._turn import Terminal, run_turn, turn_failed
     from domarkx.session.manager import pending
 
     if message is None and not (options.model is not None and pending(instance)):
         sessions.remember(instance, model=options.model, approve=options.approve, max_steps=options.max_steps)
         return None
-    provider, steps, asking = prepare(sessions, instance, options.model, options.approve, options.max_steps)
+    provider, steps, asking = sessions.prepare(instance, options.model, options.approve, options.max_steps)
     terminal = Terminal(quiet=options.quiet, verbose=options.verbose, approve=asking, text=options.text)
     try:
         return run_turn(sessions, instance, message, provider, max_steps=steps, terminal=terminal)

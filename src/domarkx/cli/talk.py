@@ -82,13 +82,13 @@ def _talk(
     as_json: bool,
     quiet: bool,
 ) -> None:
-    from domarkx.cli._turn import Terminal, prepare, run_turn, turn_failed, turn_json
+    from domarkx.cli._turn import Terminal, run_turn, turn_failed, turn_json
     from domarkx.errors import ProviderError
 
     instances, sessions = managers()
     with instances.store:
         instance = instances.get(ref)
-        provider, steps, asking = prepare(sessions, instance, model, approve, max_steps)
+        provider, steps, asking = sessions.prepare(instance, model, approve, max_steps)
         terminal = Terminal(quiet=quiet, verbose=verbose, approve=asking, text=not (quiet or as_json))
         try:
             result = run_turn(sessions, instance, text, provider, max_steps=steps, terminal=terminal)

@@ -51,6 +51,26 @@ class HistoryRow(NamedTuple):
     code_text: str | None
     workspace_version: str | None
 
+    def summary(self, width: int = 72) -> str:
+        """One message in a line: its text, its tool calls, or its first code block."""
+        if self.tool_calls:
+            import json  # here, not at the top: only messages with tool calls need it (start-up time)
+
+            shown = ", ".join(
+                f"{c['name']}({json.dumps(c['arguments'], ensure_ascii=False, sort_keys=True)})"
+                for c in self.tool_calls
+            )
+            text = f"{self.content} → {shown}" if self.content else f"→ {shown}"
+        elif self.role == "tool":
+            # Most failed results already say "error: …" (the workspace's and setup-scripts' own); say it once.
+            text = self.content if self.tool_ok else "error: " + self.content.lstrip().removeprefix("error: ")
+        else:
+            text = self.content
+            if not text and self.code_text is not None:
+                text = f"[{self.code_lang or 'code'}] {self.code_text}"
+        line = " ".join(text.split())
+        return line if len(line) <= width else line[: width - 1] + "…"
+
 
 _COUNTED = (
     "i.id, i.name, i.snapshot_id, i.workspace_id, i.status, i.created, i.head_version, i.initial_version,"

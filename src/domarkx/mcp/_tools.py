@@ -122,15 +122,13 @@ class SessionTools:
         return f"checkpoint {args.note!r} is message {point}: rewind(to={point}) brings the session and workspace back"
 
     def log(self, instance: SessionInstance) -> str:
-        from domarkx.cli.history import summary
-
         entries = self.instances.store.instances.history(instance.id)
         shown = entries[-LOG_LINES:]
         earlier = len(entries) - len(shown)
         lines = [f"({earlier} earlier messages: see `domarkx log`)"] if earlier else []
         for e in shown:
             version = ids.short(e.workspace_version) if e.workspace_version else "-"
-            lines.append(f"{e.number:>4}  {e.role:<9}  {version:<12}  {summary(e)}")
+            lines.append(f"{e.number:>4}  {e.role:<9}  {version:<12}  {e.summary()}")
         return "\n".join(lines) + "\n" if lines else "no messages yet\n"
 
     def diff(self, instance: SessionInstance, args: Diff) -> str:

@@ -41,6 +41,8 @@ PARTIAL_KEPT = 20_000
 OUTPUT_LABEL = "Output:"
 """What precedes a code block's recorded output in the text a model reads."""
 SETTINGS = ("model", "approve", "max_steps")
+DEFAULT_MAX_STEPS = 10
+"""Model calls in one turn when neither the command nor the instance says otherwise."""
 """What an instance remembers for its next turn (docs/sessions.md)."""
 _STOPPING: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 """Signals that stop a turn (the CLI turns SIGTERM and SIGHUP into Ctrl-C's KeyboardInterrupt)."""
@@ -136,6 +138,19 @@ class SessionManager:
             return bool(remembered)
         return self.snapshot(instance).session_config.get("approve") is True
 
+    def prepare(
+        self, instance: SessionInstance, model: str | None, approve: bool | None, max_steps: int | None
+    ) -> tuple[Provider, int, bool]:
+        """The model, step limit and approval for the next turn, remembered for the ones after it.
+
+        Every front end (the CLI's send/chat/run/edit, the web UI) starts a turn
+        this way, so a choice made in one is the default in the others.
+        """
+        provider = self.provider_for(instance, model)
+        self.remember(instance, model=model, approve=approve, max_steps=max_steps)
+        steps = max_steps or int(self.settings(instance).get("max_steps") or DEFAULT_MAX_STEPS)
+        return provider, steps, self.approval(instance)
+
     # -- turns -----------------------------------------------------------------------------
 
     def send(
@@ -144,7 +159,7 @@ class SessionManager:
         text: str,
         provider: Provider,
         *,
-        max_steps: int = 10,
+        max_steps: int = DEFAULT_MAX_STEPS,
         observer: TurnObserver | None = None,
     ) -> TurnResult:
         """Add a user message and let the model work until it answers without tool calls.
@@ -169,7 +184,7 @@ class SessionManager:
         instance: SessionInstance,
         provider: Provider,
         *,
-        max_steps: int = 10,
+        max_steps: int = DEFAULT_MAX_STEPS,
         observer: TurnObserver | None = None,
     ) -> TurnResult:
         """Let the model answer a pending conversation (``domarkx continue``)."""

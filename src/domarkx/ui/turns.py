@@ -167,7 +167,6 @@ class Turns:
         return turn
 
     def _run(self, turn: Turn, text: str | None, model: str | None, approve: bool | None) -> None:
-        from domarkx.cli._turn import prepare
         from domarkx.session.instance import InstanceManager
         from domarkx.session.manager import SessionManager
 
@@ -176,7 +175,7 @@ class Turns:
                 instances = InstanceManager(store)
                 sessions = SessionManager(instances)
                 instance = instances.get(turn.instance_id)
-                provider, steps, turn.approve = prepare(sessions, instance, model or None, approve, None)
+                provider, steps, turn.approve = sessions.prepare(instance, model or None, approve, None)
                 observer = Observer(turn)
                 with progress_to(lambda message: turn.emit("progress", message=message)):
                     if text is None:
