@@ -19,11 +19,10 @@ from pydantic import Field
 from domarkx import _keys
 from domarkx.errors import ModelConnectionError, ModelResponseError, ProviderError, UsageError
 from domarkx.llm import _http
+from domarkx.llm._retrying import RetryingProvider, RetryOptions
 from domarkx.llm.base import (
     ChatMessage,
     Completion,
-    Provider,
-    ProviderOptions,
     TextCallback,
     ToolCall,
     ToolDefinition,
@@ -33,7 +32,7 @@ from domarkx.llm.base import (
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 
 
-class AnthropicOptions(ProviderOptions):
+class AnthropicOptions(RetryOptions):
     """``model_options`` for the anthropic provider."""
 
     base_url: str | None = None
@@ -45,11 +44,10 @@ class AnthropicOptions(ProviderOptions):
     top_p: float | None = Field(default=None, ge=0, le=1)
     stop: list[str] | None = None
     timeout: float = Field(default=120.0, gt=0)
-    max_retries: int = Field(default=3, ge=0, le=10)
     stream: bool = True
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(RetryingProvider):
     """Messages API with streaming text, tool use and usage, retried by :mod:`domarkx.llm._http`."""
 
     name = "anthropic"
@@ -81,23 +79,6 @@ class AnthropicProvider(Provider):
             )
         self._key = key or "not-needed"
         self._client: Any = None
-
-    def complete(
-        self,
-        messages: Sequence[ChatMessage],
-        tools: Sequence[ToolDefinition],
-        *,
-        on_text: TextCallback | None = None,
-    ) -> Completion:
-        params = self._params(messages, tools)
-        return _http.with_retries(
-            lambda: self._attempt(params, on_text),
-            max_retries=self.options.max_retries,
-            sleep=self.sleep,
-        )
-
-    def check(self) -> None:
-        _http.reachable(self.base_url, url_hint=_URL_HINT)
 
     def close(self) -> None:
         if self._client is not None:
@@ -165,13 +146,13 @@ class AnthropicProvider(Provider):
             return _http.timeout_error(self.base_url, self.options.timeout, mid_stream=mid_stream)
         if isinstance(exc, self.httpx.HTTPError):
             cause = _http.one_line(str(exc) or type(exc).__name__, secrets=(self._key,))
-            return _http.connection_error(self.base_url, cause, mid_stream=mid_stream, url_hint=_URL_HINT)
+            return _http.connection_error(self.base_url, cause, mid_stream=mid_stream, url_hint=self.url_hint())
         return _http.sdk_error(
             exc,
             self.sdk,
             server=self.base_url,
             key_env=self.options.api_key_env,
-            url_hint=_URL_HINT,
+            url_hint=self.url_hint(),
             timeout=self.options.timeout,
             mid_stream=mid_stream,
             secrets=(self._key,),
@@ -201,9 +182,6 @@ class AnthropicProvider(Provider):
             model=message.model or self.model,
             finish_reason=message.stop_reason,
         )
-
-
-_URL_HINT = "ANTHROPIC_BASE_URL or model_options base_url"
 
 
 def to_anthropic(messages: Sequence[ChatMessage]) -> tuple[str, list[dict[str, Any]]]:

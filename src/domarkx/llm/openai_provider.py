@@ -31,11 +31,10 @@ from domarkx.errors import (
     UsageError,
 )
 from domarkx.llm import _http
+from domarkx.llm._retrying import RetryingProvider, RetryOptions
 from domarkx.llm.base import (
     ChatMessage,
     Completion,
-    Provider,
-    ProviderOptions,
     TextCallback,
     ToolCall,
     ToolDefinition,
@@ -50,7 +49,7 @@ NO_KEY_NEEDED = "not-needed"
 """Sent as the key to a custom base URL when none is set: local servers ignore it, the SDK insists."""
 
 
-class OpenAIOptions(ProviderOptions):
+class OpenAIOptions(RetryOptions):
     """``model_options`` for the openai provider."""
 
     base_url: str | None = None
@@ -64,14 +63,12 @@ class OpenAIOptions(ProviderOptions):
     stop: list[str] | None = None
     timeout: float = Field(default=120.0, gt=0)
     """Seconds to wait for the server to connect, and then between two pieces of the reply."""
-    max_retries: int = Field(default=3, ge=0, le=10)
-    """Retries after a 429, a 5xx or a refused connection, with exponential backoff."""
     stream: bool = True
     stream_usage: bool = True
     """Ask for token usage at the end of a stream; turn off for a server that rejects ``stream_options``."""
 
 
-class OpenAIProvider(Provider):
+class OpenAIProvider(RetryingProvider):
     """Chat completions with streaming, tool calls and usage, retried by :mod:`domarkx.llm._http`."""
 
     name = "openai"
@@ -98,23 +95,6 @@ class OpenAIProvider(Provider):
             )
         self._key = key or NO_KEY_NEEDED
         self._client: openai.OpenAI | None = None
-
-    def complete(
-        self,
-        messages: Sequence[ChatMessage],
-        tools: Sequence[ToolDefinition],
-        *,
-        on_text: TextCallback | None = None,
-    ) -> Completion:
-        params = self._params(messages, tools)
-        return _http.with_retries(
-            lambda: self._attempt(params, on_text),
-            max_retries=self.options.max_retries,
-            sleep=self.sleep,
-        )
-
-    def check(self) -> None:
-        _http.reachable(self.base_url, url_hint="OPENAI_BASE_URL or model_options base_url")
 
     def close(self) -> None:
         if self._client is not None:
@@ -236,7 +216,7 @@ class OpenAIProvider(Provider):
             openai,
             server=self.base_url,
             key_env=self.options.api_key_env,
-            url_hint="OPENAI_BASE_URL or model_options base_url",
+            url_hint=self.url_hint(),
             timeout=self.options.timeout,
             mid_stream=mid_stream,
             secrets=(self._key,),
