@@ -93,7 +93,7 @@ def test_a_domarkx_killed_mid_call_is_recovered_by_the_next_session(cli, tmp_pat
     anyio.run(next_session)
     log = json.loads(cli("log", instance, "--json").out)
     assert [e["role"] for e in log] == ["user", "assistant", "tool", "assistant", "tool"]
-    assert log[2]["summary"].startswith("error: error: interrupted: domarkx stopped before this call finished")
+    assert log[2]["summary"].startswith("error: interrupted: domarkx stopped before this call finished")
     # what the killed call did before it died is in the version its message links to
     assert log[1]["workspace_version"] != log[0]["workspace_version"] and log[1]["workspace_version"]
     fork = cli("fork", instance, "--at", "2", "-q").out.strip()
