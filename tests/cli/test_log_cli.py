@@ -1,4 +1,4 @@
-"""``domarkx log``: one line per message, a failed tool result marked ``error:`` once."""
+"""``domarkx log``: one line per message, a failed tool result marked ``error:`` once, a message whole."""
 
 from __future__ import annotations
 
@@ -48,3 +48,41 @@ def test_a_failed_result_without_the_prefix_gets_it() -> None:
     row = HistoryRow(2, "tool", "exit code 1\nboom", [], False, None, None, None)
     assert row.summary() == "error: exit code 1 boom"
     assert row._replace(tool_ok=True).summary() == "exit code 1 boom"
+
+
+CODE = """\
+## user
+
+> count
+
+## assistant
+
+> Counting:
+
+```bash
+printf 'one\\ntwo\\n' | wc -l
+```
+"""
+
+
+def test_a_message_whole_and_every_message_whole(cli: Cli, tmp_path: Path) -> None:
+    doc = tmp_path / "code.md"
+    doc.write_text(CODE)
+    assert cli("run", str(doc), "--name", "counted", "-q").code == 0
+
+    one = cli("log", "counted", "1")
+    assert one.code == 0, one
+    assert one.out.startswith("── message 1 ──\n## assistant\n")
+    assert "printf 'one\\ntwo\\n' | wc -l\n" in one.out and "```text output\n2\n```" in one.out
+    every = cli("log", "counted", "--full").out
+    assert every.index("── message 0 ──") < every.index("> count") < every.index("── message 1 ──")
+    assert json.loads(cli("log", "counted", "1", "--json").out)[0]["markdown"] in one.out
+    assert json.loads(cli("log", "counted", "--json").out)[1]["content"] == "Counting:"
+
+
+def test_a_message_out_of_range_is_a_usage_error(cli: Cli, tmp_path: Path) -> None:
+    doc = tmp_path / "code.md"
+    doc.write_text(CODE)
+    assert cli("run", str(doc), "--name", "counted", "-q").code == 0
+    result = cli("log", "counted", "5")
+    assert result.code == 2 and result.err.startswith("error: message 5 is out of range"), result

@@ -17,20 +17,28 @@ if TYPE_CHECKING:
 
 @click.command("log")
 @click.argument("ref", metavar="INSTANCE")
+@click.argument("message", type=int, required=False, metavar="[N]")
+@click.option("--full", is_flag=True, help="Every message whole: its code, outputs, tool calls and results.")
 @click.option("--stat", "with_stat", is_flag=True, help="Under each message, what it changed in the workspace.")
 @json_option
-def log(ref: str, with_stat: bool, as_json: bool) -> None:
+def log(ref: str, message: int | None, full: bool, with_stat: bool, as_json: bool) -> None:
     """One line per message: index, role, summary and linked workspace version.
 
     Changes made between messages with `exec` or `cp` show as `·` lines, with
-    the workspace version each left (the instance's head moved there).
+    the workspace version each left (the instance's head moved there). With N,
+    message N whole, as Markdown (`--full`: every message so); `--json` keeps
+    each message's full text under "content".
 
     \b
     Examples:
       domarkx log try1
+      domarkx log try1 4                # message 4 with its code, outputs and tool calls
       domarkx log try1 --stat
       domarkx log try1 --json | jq '.[] | select(.role == "assistant")'
     """
+    if message is not None or full:
+        _log_full(ref, message, as_json=as_json)
+        return
     from domarkx.cli import _events
 
     with open_store() as store, store.read():
@@ -40,7 +48,13 @@ def log(ref: str, with_stat: bool, as_json: bool) -> None:
         changes = _changes(store, instance_id, rows) if with_stat else {}
     if as_json:
         entries: list[dict[str, object]] = [
-            {"index": r.number, "role": r.role, "summary": r.summary(), "workspace_version": r.workspace_version}
+            {
+                "index": r.number,
+                "role": r.role,
+                "summary": r.summary(),
+                "content": r.content,
+                "workspace_version": r.workspace_version,
+            }
             for r in rows
         ]
         if with_stat:
@@ -69,6 +83,20 @@ def log(ref: str, with_stat: bool, as_json: bool) -> None:
         last = rows[-1].number
         which = f"message {first} is" if first == last else f"messages {first}-{last} are"
         click.secho(f"· {which} not answered yet: `domarkx continue {ref}` answers", err=True, dim=True)
+
+
+def _log_full(ref: str, message: int | None, *, as_json: bool) -> None:
+    """Messages whole, each under a header, as ``export`` writes them (``--json``: index and markdown)."""
+    from domarkx.session.instance import InstanceManager
+
+    with open_store() as store:
+        shown = InstanceManager(store).rendered(ref, only=message)
+    if as_json:
+        emit_json([{"index": index, "markdown": text} for index, text in shown])
+        return
+    for index, text in shown:
+        click.secho(f"── message {index} ──", dim=True)
+        click.echo(text.rstrip("\n") + "\n")
 
 
 def _changes(store: Store, instance_id: str, rows: list[HistoryRow]) -> dict[int, list[ResourceComparison]]:

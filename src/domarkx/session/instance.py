@@ -362,7 +362,7 @@ class InstanceManager:
     def export(self, ref: str, *, at: int | None = None) -> str:
         """The instance as Markdown that ``domarkx import`` takes back losslessly."""
         from domarkx.parsing.markdown import line_offsets
-        from domarkx.parsing.render import edit_raw, join_messages, render_message, with_format_marker
+        from domarkx.parsing.render import join_messages, with_format_marker
 
         instance = self.get(ref)
         if at is not None and not 0 <= at < len(instance.messages):
@@ -374,8 +374,21 @@ class InstanceManager:
         messages = instance.messages if at is None else instance.messages[: at + 1]
         offsets = line_offsets(snapshot.document)
         preamble = with_format_marker(snapshot.document[: offsets[snapshot.preamble_end]])
-        parts = [edit_raw(m) if m.raw is not None else render_message(m) for m in messages]
-        return join_messages(preamble, parts)
+        return join_messages(preamble, [_markdown(m) for m in messages])
+
+    def rendered(self, ref: str, *, only: int | None = None) -> list[tuple[int, str]]:
+        """Each message (or message ``only``) with its index, as the Markdown ``export`` writes it.
+
+        ``log --full`` and ``log INSTANCE N`` show a message whole (its code,
+        outputs, tool calls and results) in the form a person reads and edits.
+        """
+        instance = self.get(ref)
+        if only is None:
+            return [(index, _markdown(message)) for index, message in enumerate(instance.messages)]
+        from domarkx.session.rewind import check_index
+
+        check_index(instance, only, "message")
+        return [(only, _markdown(instance.messages[only]))]
 
     def commit(self, ref: str, *, tags: Sequence[str] = ()) -> tuple[str, bool]:
         """A new snapshot of the instance that starts from its current workspace (``docker commit``)."""
@@ -390,6 +403,13 @@ class InstanceManager:
         snapshot.id = ids.digest_json(manifest(snapshot))
         created = self.snapshots.save(snapshot, tags=tags)
         return snapshot.id, created
+
+
+def _markdown(message: ConversationMessage) -> str:
+    """A message as written in its document when it came from one, else in canonical form."""
+    from domarkx.parsing.render import edit_raw, render_message
+
+    return edit_raw(message) if message.raw is not None else render_message(message)
 
 
 @contextlib.contextmanager
