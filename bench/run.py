@@ -4,6 +4,7 @@
     python bench/run.py                  # everything, several minutes
     python bench/run.py --quick          # fewer runs, smaller sizes: a smoke test
     python bench/run.py --only turn --only scaling
+    eval "$(.ci/docker.sh start)"        # first, for the docker_sandbox figures (else that bench reports the error)
 
 Each bench module exposes ``figures(quick) -> dict``; they run in this process,
 one after another, and each figure is a median of several runs with its
@@ -43,6 +44,7 @@ BENCHES = {
     "push": "bench_push",
     "rerun": "bench_rerun",
     "diff": "bench_diff",
+    "docker": "bench_docker",  # needs a Docker engine: eval "$(.ci/docker.sh start)"
 }
 PLOT = "scaling.png"
 
