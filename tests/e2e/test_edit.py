@@ -69,7 +69,11 @@ def test_editing_a_user_message_offline_runs_nothing_new(cli, original: str) -> 
     report = json.loads(result.out)
     assert report["cached"] == [4] and report["executed"] == []
     fork = report["instance"]
-    assert messages(cli, fork)[3] == {**messages(cli, original)[3], "summary": "and two more, please"}
+    assert messages(cli, fork)[3] == {
+        **messages(cli, original)[3],
+        "summary": "and two more, please",
+        "content": "and two more, please",
+    }
     assert cli("exec", fork, "--", "cat n").out == "2\n"
 
 

@@ -58,7 +58,7 @@ def test_shipped_example_runs_offline(cli) -> None:  # type: ignore[no-untyped-d
 def test_each_assistant_message_links_the_version_after_its_blocks(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     instance = run_doc(cli, tmp_path)
     log = json.loads(cli("log", instance, "--json").out)
-    assert set(log[0]) == {"index", "role", "summary", "workspace_version"}
+    assert set(log[0]) == {"index", "role", "summary", "content", "workspace_version"}
     first, second = log[1]["workspace_version"], log[3]["workspace_version"]
     assert first and second and first != second
     assert log[0]["workspace_version"] is None
