@@ -167,3 +167,14 @@ def test_a_forged_tool_result_in_the_record_diverges(cli, tmp_path: Path) -> Non
 def test_a_missing_document_is_a_one_line_error(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     result = cli("verify", str(tmp_path / "nope.md"))
     assert result.code == 2 and result.err.startswith("error: no such file: ") and "hint:" in result.err
+
+
+def test_the_setup_block_is_listed_as_unchecked_only_when_there_is_one(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    plain = tmp_path / "plain.md"
+    plain.write_text(CLOCK)
+    assert "the setup block" not in cli("verify", str(plain)).out
+    with_setup = tmp_path / "setup.md"
+    with_setup.write_text("```python setup-script\nready = True\n```\n\n" + CLOCK)
+    result = cli("verify", "--json", str(with_setup))
+    assert result.code == 0, result
+    assert any(item.startswith("the setup block") for item in json.loads(result.out)["not_checked"])

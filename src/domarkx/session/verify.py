@@ -25,7 +25,7 @@ What a re-run cannot guarantee is listed per step (the capture manifest):
 calls to resources domarkx cannot restore are *replayed* from the record, not
 called; calls to tools no resource offers keep their recorded result; failures
 whose output names a network error ran without the network the record had.
-What is never checked is said in :data:`NOT_CHECKED`.
+What is never checked is said in :data:`NOT_CHECKED` (and :data:`SETUP_NOT_CHECKED` when there is a setup block).
 """
 
 from __future__ import annotations
@@ -52,12 +52,12 @@ Status = Literal["match", "diverged", "nondeterministic", "unchecked"]
 
 NOT_CHECKED = [
     "the model's replies: they are taken from the record, never asked again",
-    "the setup block: it runs again, but nothing of it is recorded to compare",
     "time and randomness: a step reading the clock (through the vDSO, which cannot be traced) or random numbers"
     " can differ between runs; only --twice finds such steps, and only if they differ between its two runs",
     "anything outside the workspace's resources: the network, services, the host's files",
     "processes a step left running in the background",
 ]
+SETUP_NOT_CHECKED = "the setup block: it runs again, but nothing of it is recorded to compare"
 NETWORK_ERRORS = (
     "Network is unreachable",
     "Temporary failure in name resolution",
@@ -99,6 +99,8 @@ class Verification:
     capture: list[Capture] = field(default_factory=list)
     rerun: int = 0
     """Assistant messages re-run before the check ended."""
+    not_checked: list[str] = field(default_factory=lambda: list(NOT_CHECKED))
+    """What no re-run of this record can check, for the report (only what applies to it)."""
 
     @property
     def ok(self) -> bool:
@@ -130,7 +132,7 @@ class Verification:
             "first_divergence": asdict(first) if first else None,
             "checks": [asdict(c) for c in self.checks],
             "capture": [asdict(c) for c in self.capture],
-            "not_checked": NOT_CHECKED,
+            "not_checked": self.not_checked,
         }
 
 
@@ -147,7 +149,10 @@ def verify(
             workspace = instances.workspaces.open(instance.workspace_id)
             options = RunOptions(cache=False, keep_going=True, replay_unrestorable=True, observer=observer)
             runner = Runner(instances, instance, workspace, options)
-            return _check_all(runner, record, source, twice)
+            result = _check_all(runner, record, source, twice)
+        if snapshot.setup is not None:
+            result.not_checked.insert(1, SETUP_NOT_CHECKED)
+        return result
     finally:
         instances.remove(instance.id, force=True)
         if not existed:
@@ -391,5 +396,5 @@ def report_lines(result: Verification, *, emit: Callable[[str], None]) -> None:
         for capture in result.capture:
             emit(f"  message {capture.message}, {capture.step}: {'; '.join(capture.caveats)}")
     emit("not checked:")
-    for item in NOT_CHECKED:
+    for item in result.not_checked:
         emit(f"  - {item}")
