@@ -166,6 +166,33 @@ def run_turn(
     return result
 
 
+def take_turn(
+    sessions: SessionManager,
+    instance: SessionInstance,
+    text: str | None,
+    *,
+    model: str | None,
+    approve: bool | None,
+    max_steps: int | None,
+    verbose: bool,
+    quiet: bool,
+    show_text: bool,
+) -> TurnResult:
+    """One turn as ``run``, ``send``, ``continue`` and ``edit`` take it: the settings for it remembered, the turn
+    shown on the terminal, a failed model call leaving the message kept and saying how to go on."""
+    from domarkx.errors import ProviderError
+
+    provider, steps, asking = sessions.prepare(instance, model, approve, max_steps)
+    terminal = Terminal(quiet=quiet, verbose=verbose, approve=asking, text=show_text)
+    try:
+        return run_turn(sessions, instance, text, provider, max_steps=steps, terminal=terminal)
+    except ProviderError as exc:
+        turn_failed(instance, exc)
+        raise
+    finally:
+        provider.close()
+
+
 def turn_failed(instance: SessionInstance, exc: ProviderError) -> None:
     """Tell the person their message is kept and how to get it answered (after a failed model call)."""
     line = f"your message is kept, not answered yet: `domarkx continue {label(instance)}` answers it"

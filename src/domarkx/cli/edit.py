@@ -105,15 +105,9 @@ def _answer(
     quiet: bool,
 ) -> TurnResult:
     """Let the model answer the edited user message, shown like `domarkx continue`."""
-    from domarkx.cli._turn import Terminal, run_turn, turn_failed
-    from domarkx.errors import ProviderError
+    from domarkx.cli._turn import take_turn
 
-    provider, steps, asking = sessions.prepare(fork, model, approve, max_steps)
-    terminal = Terminal(quiet=quiet, verbose=verbose, approve=asking, text=not quiet)
-    try:
-        return run_turn(sessions, fork, None, provider, max_steps=steps, terminal=terminal)
-    except ProviderError as exc:
-        turn_failed(fork, exc)
-        raise
-    finally:
-        provider.close()
+    return take_turn(
+        sessions, fork, None, model=model, approve=approve, max_steps=max_steps,
+        verbose=verbose, quiet=quiet, show_text=not quiet,
+    )  # fmt: skip

@@ -10,7 +10,7 @@ import click
 
 from domarkx.cli._common import emit_json, json_option
 from domarkx.cli._session import managers, progress, turn_options
-from domarkx.errors import DomarkxError, ProviderError, UsageError
+from domarkx.errors import DomarkxError, UsageError
 
 if TYPE_CHECKING:
     from domarkx.data.models import SessionInstance, SessionSnapshot
@@ -131,21 +131,16 @@ def _first_turn(
     sessions: SessionManager, instance: SessionInstance, message: str | None, options: TurnOptions
 ) -> TurnResult | None:
     """Send -m's message, or answer a pending document when a model was named; else just remember it."""
-    from domarkx.cli._turn import Terminal, run_turn, turn_failed
+    from domarkx.cli._turn import take_turn
     from domarkx.session.manager import pending
 
     if message is None and not (options.model is not None and pending(instance)):
         sessions.remember(instance, model=options.model, approve=options.approve, max_steps=options.max_steps)
         return None
-    provider, steps, asking = sessions.prepare(instance, options.model, options.approve, options.max_steps)
-    terminal = Terminal(quiet=options.quiet, verbose=options.verbose, approve=asking, text=options.text)
-    try:
-        return run_turn(sessions, instance, message, provider, max_steps=steps, terminal=terminal)
-    except ProviderError as exc:
-        turn_failed(instance, exc)
-        raise
-    finally:
-        provider.close()
+    return take_turn(
+        sessions, instance, message, model=options.model, approve=options.approve, max_steps=options.max_steps,
+        verbose=options.verbose, quiet=options.quiet, show_text=options.text,
+    )  # fmt: skip
 
 
 def _report(

@@ -82,21 +82,15 @@ def _talk(
     as_json: bool,
     quiet: bool,
 ) -> None:
-    from domarkx.cli._turn import Terminal, run_turn, turn_failed, turn_json
-    from domarkx.errors import ProviderError
+    from domarkx.cli._turn import take_turn, turn_json
 
     instances, sessions = managers()
     with instances.store:
         instance = instances.get(ref)
-        provider, steps, asking = sessions.prepare(instance, model, approve, max_steps)
-        terminal = Terminal(quiet=quiet, verbose=verbose, approve=asking, text=not (quiet or as_json))
-        try:
-            result = run_turn(sessions, instance, text, provider, max_steps=steps, terminal=terminal)
-        except ProviderError as exc:
-            turn_failed(instance, exc)
-            raise
-        finally:
-            provider.close()
+        result = take_turn(
+            sessions, instance, text, model=model, approve=approve, max_steps=max_steps,
+            verbose=verbose, quiet=quiet, show_text=not (quiet or as_json),
+        )  # fmt: skip
     if as_json:
         emit_json(turn_json(instance, result))
 
