@@ -94,9 +94,11 @@ def _log_full(ref: str, message: int | None, *, as_json: bool) -> None:
     if as_json:
         emit_json([{"index": index, "markdown": text} for index, text in shown])
         return
+    from domarkx.session._reply import printable
+
     for index, text in shown:
         click.secho(f"── message {index} ──", dim=True)
-        click.echo(text.rstrip("\n") + "\n")
+        click.echo(printable(text).rstrip("\n") + "\n")
 
 
 def _changes(store: Store, instance_id: str, rows: list[HistoryRow]) -> dict[int, list[ResourceComparison]]:

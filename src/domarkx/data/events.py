@@ -44,6 +44,16 @@ def _row(values: Sequence[Any]) -> EventRow:
     return EventRow(instance_id, seq, messages, kind, resource, json.loads(detail), before, version, created)
 
 
+_INSERT = f"INSERT INTO events({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608 - fixed names
+
+
+def _values(row: EventRow) -> tuple[Any, ...]:
+    """A row's column values, its detail as canonical JSON."""
+    import json
+
+    return (*row[:5], json.dumps(row.detail, sort_keys=True), *row[6:])
+
+
 def blob_owner(instance_id: str) -> str:
     """Who holds the blobs (standard input) of an instance's events."""
     return f"events:{instance_id}"
@@ -68,22 +78,17 @@ class Events:
         stdin: bytes | None = None,
     ) -> EventRow:
         """Store an event and move the instance's head to its version, in one transaction."""
-        import json
-
         with self.store.write() as db:
             if stdin is not None:
                 digest = self.store.put_blob(stdin)
                 self.store.add_refs(blob_owner(instance_id), [digest])
                 detail = {**detail, "stdin": digest, "stdin_bytes": len(stdin)}
             last = db.execute("SELECT MAX(seq) FROM events WHERE instance_id = ?", (instance_id,)).fetchone()[0]
-            row = EventRow(instance_id, (last or 0) + 1, messages, kind, resource, detail, before, version, 0.0)
-            row = row._replace(created=self.store.now())
-            db.execute(
-                f"INSERT INTO events({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 - fixed names
-                (*row[:5], json.dumps(detail, sort_keys=True), *row[6:]),
-            )
+            seq = (last or 0) + 1
+            row = EventRow(instance_id, seq, messages, kind, resource, detail, before, version, self.store.now())
+            db.execute(_INSERT, _values(row))
             db.execute("UPDATE instances SET head_version = ? WHERE id = ?", (version, instance_id))
-        return row._replace(detail=detail)
+        return row
 
     def listing(self, instance_id: str) -> list[EventRow]:
         """The instance's events, oldest first."""
@@ -109,13 +114,8 @@ class Events:
 
     def insert(self, rows: Sequence[EventRow]) -> None:
         """Store events as they were (``load``, ``pull``); joins a caller's write."""
-        import json
-
         with self.store.write() as db:
-            db.executemany(
-                f"INSERT INTO events({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 - fixed names
-                [(*row[:5], json.dumps(row.detail, sort_keys=True), *row[6:]) for row in rows],
-            )
+            db.executemany(_INSERT, [_values(row) for row in rows])
 
     def release(self, instance_id: str) -> None:
         """Drop the blobs of a removed instance's events (its rows go with it: ``ON DELETE CASCADE``)."""

@@ -108,5 +108,5 @@ def _insert_instance(store: Store, new: NewInstance, present: set[str], arriving
     if row.parent_id is not None and row.parent_id not in present | arriving:
         row = row._replace(parent_id=None, parent_at=None)  # its parent did not travel with it
     store.instances.insert(row, new.bodies)  # claims the workspace too
-    store.events.insert([event._replace(instance_id=row.id) for event in new.events])
+    store.events.insert(new.events)
     done.instances.append(row.id)
