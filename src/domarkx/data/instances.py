@@ -151,23 +151,28 @@ class Instances:
         )
         return [r[0] for r in rows]
 
-    def linked_version(self, instance_id: str, upto: int) -> str | None:
+    def linked_version(self, instance_id: str, upto: int, *, events: bool = True) -> str | None:
         """The workspace version the conversation stood at with message ``upto``, if this store has it.
 
         That is the version of the last assistant message at or before ``upto``,
         or of an ``exec``/``cp`` made after it and before message ``upto + 1``
-        (:mod:`domarkx.data.events`), whichever came later. A version a document
-        merely names (one this store never made, nor received with its content)
-        is never followed.
+        (:mod:`domarkx.data.events`), whichever came later; with ``events=False``
+        the assistant message's alone (what ``diff INSTANCE`` compares the head
+        with). A version a document merely names (one this store never made, nor
+        received with its content) is never followed.
         """
-        rows = self.store.query(
-            "SELECT id FROM (SELECT v.id, m.idx AS at, 0 AS seq FROM messages m JOIN workspace_versions v"
+        query = (
+            "SELECT v.id, m.idx AS at, 0 AS seq FROM messages m JOIN workspace_versions v"
             " ON v.id = json_extract(m.body, '$.workspace_version')"
             " WHERE m.instance_id = ? AND m.idx <= ? AND json_extract(m.body, '$.role') = 'assistant'"
-            " UNION ALL SELECT version, messages - 1, seq FROM events WHERE instance_id = ? AND messages - 1 <= ?)"
-            " ORDER BY at DESC, seq DESC LIMIT 1",
-            (instance_id, upto, instance_id, upto),
         )
+        params: tuple[object, ...] = (instance_id, upto)
+        if events:
+            query += (
+                " UNION ALL SELECT version, messages - 1, seq FROM events WHERE instance_id = ? AND messages - 1 <= ?"
+            )
+            params += (instance_id, upto)
+        rows = self.store.query(f"SELECT id FROM ({query}) ORDER BY at DESC, seq DESC LIMIT 1", params)  # noqa: S608
         return str(rows[0][0]) if rows else None
 
     def history(self, instance_id: str) -> list[HistoryRow]:

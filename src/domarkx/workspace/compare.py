@@ -164,12 +164,8 @@ def conversation_point(store: Store, ref: str) -> Point:
     work tree with the last commit: what was changed by hand since.
     """
     instance = store.instances.resolve(ref)
-    linked = [
-        row.workspace_version
-        for row in store.instances.history(instance)
-        if row.workspace_version and store.versions.exists(row.workspace_version)
-    ]
-    version = linked[-1] if linked else store.instances.row(instance).initial_version
+    row = store.instances.row(instance)
+    version = store.instances.linked_version(instance, row.messages - 1, events=False) or row.initial_version
     if version is None:
         raise UsageError(f"instance {ref} has no recorded workspace version", hint="run `domarkx doctor`")
     return Point(f"{ref}@conversation", version)
