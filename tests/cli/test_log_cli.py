@@ -86,3 +86,12 @@ def test_a_message_out_of_range_is_a_usage_error(cli: Cli, tmp_path: Path) -> No
     assert cli("run", str(doc), "--name", "counted", "-q").code == 0
     result = cli("log", "counted", "5")
     assert result.code == 2 and result.err.startswith("error: message 5 is out of range"), result
+
+
+def test_a_message_shown_whole_cannot_drive_the_terminal(cli: Cli, tmp_path: Path) -> None:
+    doc = tmp_path / "evil.md"
+    doc.write_text("## user\n\n> hi\n\n## assistant\n\n> evil \x1b]0;pwned\x07 reply\n")
+    assert cli("run", str(doc), "--name", "evil", "-q").code == 0
+    out = cli("log", "evil", "1").out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "> evil \\x1b]0;pwned\\x07 reply\n" in out

@@ -37,6 +37,11 @@ def shown(text: str | None, width: int = 80) -> str:
     return safe if len(safe) <= width and len(text) <= width * 8 else safe[: width - 1] + "…"
 
 
+def shown_lines(text: str) -> str:
+    """Stored text shown whole (a message by ``log N``): :func:`shown`'s escaping, but its lines and tabs kept."""
+    return _UNSAFE.sub(lambda m: m.group() if m.group() in "\n\t" else _escape(m), text)
+
+
 def _escape(match: re.Match[str]) -> str:
     code = ord(match.group())
     return {10: "\\n", 13: "\\r", 9: "\\t"}.get(code) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")

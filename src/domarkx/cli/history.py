@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from domarkx import ids
-from domarkx.cli._common import emit_json, json_option, open_store, table
+from domarkx.cli._common import emit_json, json_option, open_store, shown_lines, table
 
 if TYPE_CHECKING:
     from domarkx.data.instances import HistoryRow
@@ -94,11 +94,9 @@ def _log_full(ref: str, message: int | None, *, as_json: bool) -> None:
     if as_json:
         emit_json([{"index": index, "markdown": text} for index, text in shown])
         return
-    from domarkx.session._reply import printable
-
     for index, text in shown:
         click.secho(f"── message {index} ──", dim=True)
-        click.echo(printable(text).rstrip("\n") + "\n")
+        click.echo(shown_lines(text).rstrip("\n") + "\n")  # a stranger's reply must not drive the terminal
 
 
 def _changes(store: Store, instance_id: str, rows: list[HistoryRow]) -> dict[int, list[ResourceComparison]]:
