@@ -456,3 +456,26 @@ def test_rebuilding_instances_keeps_their_messages_and_orphans(tmp_path: Path) -
                 " VALUES ('new', ?, 'w', 'running', 0)",
                 (hex_id("beef"),),
             )
+
+
+def test_commands_opening_a_new_home_together_all_get_it(tmp_path: Path) -> None:
+    """SQLite refuses the switch to WAL at once while another connection makes it: the store waits instead."""
+    import threading
+
+    for attempt in range(60):  # the race is lost about one time in ten
+        home = tmp_path / str(attempt)
+        errors: list[BaseException] = []
+
+        def open_and_write(home: Path = home, errors: list[BaseException] = errors) -> None:
+            try:
+                with Store(home) as store, store.write():
+                    pass
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_and_write) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == [], f"attempt {attempt}: {errors[0]!r}"

@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 
 SYNCHRONOUS = "FULL"
 """SQLite syncs the WAL at every commit: a transaction that returned survives a power cut (docs/store.md)."""
+BUSY_TIMEOUT = 60
+"""Seconds a command waits for another one holding the store before it gives up."""
 HEX = frozenset("0123456789abcdef")
 DOCTOR_HINT = "run `domarkx doctor`"
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
@@ -107,7 +109,7 @@ class Store:
         try:
             os.makedirs(os.path.join(self._home, "blobs", "sha256"), exist_ok=True)
             os.makedirs(os.path.join(self._home, "tmp"), exist_ok=True)
-            self.db = sqlite3.connect(os.path.join(self._home, "store.db"), timeout=60, isolation_level=None)
+            self.db = sqlite3.connect(os.path.join(self._home, "store.db"), timeout=BUSY_TIMEOUT, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(
                 f"cannot open the store at {self._home}: {exc}",
@@ -115,10 +117,27 @@ class Store:
             ) from exc
         self.db.row_factory = sqlite3.Row
         with self._translate():
-            self.db.execute("PRAGMA journal_mode=WAL")
+            self._use_wal()
             self.db.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
             self._migrate()
             self.db.execute("PRAGMA foreign_keys=ON")
+
+    def _use_wal(self) -> None:
+        """Switch the database to WAL, waiting while another process switches a new home too.
+
+        SQLite answers this switch with "database is locked" at once instead of
+        waiting on its busy time-out, so two commands opening a fresh home
+        together (two `load`s, a script's parallel `run`s) would fail without it.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def close(self) -> None:
         self.db.close()
